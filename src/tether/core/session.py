@@ -1,0 +1,348 @@
+"""The session state machine and its three clocks.
+
+A session has three independent clocks, and whichever runs out first governs:
+
+* **presence** (refreshed by heartbeats, requests and attached connections):
+  with no connection attached, ``last_seen + presence_timeout`` ends it as
+  ``client_gone``;
+* **activity** (refreshed only by user activity): ``last_activity +
+  idle_timeout`` ends it as ``idle_timeout``;
+* **lifetime** (refreshed by nothing): ``created_at + max_duration`` ends it as
+  ``max_duration``.
+
+The idle and lifetime ends are announced ``warn_before`` ahead (state
+``warning``); a presence end is not, since nobody is there to see it. Activity
+during an idle warning moves the idle end out and so clears the warning;
+nothing clears a lifetime warning, because nothing can postpone that end.
+
+:class:`SessionRecord` is the mutable state one store keeps per live session.
+Its methods are the rules; they take ``now`` and do no I/O. The store calls
+:meth:`SessionRecord.advance` when a deadline it indexed comes due and re-arms
+the index at :meth:`SessionRecord.next_deadline`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from tether.core.policy import Policy
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+ACTIVE = SessionState.ACTIVE
+WARNING = SessionState.WARNING
+ENDED = SessionState.ENDED
+_IDLE = EndReason.IDLE_TIMEOUT
+_MAX = EndReason.MAX_DURATION
+_GONE = EndReason.CLIENT_GONE
+
+
+class ClockKind(StrEnum):
+    """The three clocks of a session."""
+
+    PRESENCE = "presence"
+    ACTIVITY = "activity"
+    LIFETIME = "lifetime"
+
+
+_CLOCK_OF = {_GONE: ClockKind.PRESENCE, _IDLE: ClockKind.ACTIVITY, _MAX: ClockKind.LIFETIME}
+
+
+class Action(StrEnum):
+    """What happens when a deadline comes due."""
+
+    WARN = "warn"
+    END = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The next thing that will happen to a session if nothing else does."""
+
+    at: float
+    action: Action
+    reason: EndReason
+
+    @property
+    def clock(self) -> ClockKind:
+        """Which of the three clocks governs this deadline."""
+        return _CLOCK_OF[self.reason]
+
+
+@dataclass(frozen=True, slots=True)
+class Warned:
+    """The session entered (or switched) its warning: it ends at ``ends_at``."""
+
+    reason: EndReason
+    ends_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reactivated:
+    """A warning no longer applies: the session is active again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The session ended for ``reason``."""
+
+    reason: EndReason
+
+
+Transition = Warned | Reactivated | Ended
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """An immutable snapshot of one session, as stores return it."""
+
+    id: SessionId
+    user: UserId
+    kind: str
+    state: SessionState
+    created_at: float
+    last_activity: float
+    last_seen: float
+    connections: int
+    message_count: int
+    config: dict[str, Any]
+    policy: Policy
+    warning: Warned | None
+    next_deadline: Deadline | None
+    ended_at: float | None
+    end_reason: EndReason | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the HTTP and WebSocket edges send it."""
+        deadline = self.next_deadline
+        return {
+            "id": self.id,
+            "user": self.user,
+            "kind": self.kind,
+            "state": self.state.value,
+            "created_at": self.created_at,
+            "last_activity": self.last_activity,
+            "last_seen": self.last_seen,
+            "connections": self.connections,
+            "message_count": self.message_count,
+            "config": self.config,
+            "warning": None
+            if self.warning is None
+            else {"reason": self.warning.reason.value, "ends_at": self.warning.ends_at},
+            "next_deadline": None
+            if deadline is None
+            else {
+                "at": deadline.at,
+                "action": deadline.action.value,
+                "reason": deadline.reason.value,
+                "clock": deadline.clock.value,
+            },
+            "ended_at": self.ended_at,
+            "end_reason": None if self.end_reason is None else self.end_reason.value,
+        }
+
+
+class SessionRecord:
+    """Mutable per-session state and the rules that move it.
+
+    Kept small on purpose (``__slots__``, shared ``Policy`` objects): a memory
+    store holds one per live session, and a million of them must fit.
+    """
+
+    __slots__ = (
+        "config",
+        "connections",
+        "created_at",
+        "end_reason",
+        "ended_at",
+        "ever_attached",
+        "id",
+        "kind",
+        "last_activity",
+        "last_seen",
+        "message_count",
+        "policy",
+        "state",
+        "user",
+        "warning_reason",
+    )
+
+    def __init__(
+        self,
+        id: SessionId,
+        user: UserId,
+        kind: str,
+        policy: Policy,
+        now: float,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.user = user
+        self.kind = kind
+        self.policy = policy
+        self.config = config
+        self.created_at = now
+        self.last_activity = now
+        self.last_seen = now
+        self.connections = 0
+        self.ever_attached = False
+        self.state = ACTIVE
+        self.warning_reason: EndReason | None = None
+        self.ended_at: float | None = None
+        self.end_reason: EndReason | None = None
+        self.message_count = 0
+
+    # -- the three clocks -------------------------------------------------
+
+    def idle_end(self) -> float:
+        """When the activity clock runs out."""
+        return self.last_activity + self.policy.idle_timeout
+
+    def lifetime_end(self) -> float:
+        """When the lifetime clock runs out."""
+        return self.created_at + self.policy.max_duration
+
+    def presence_end(self) -> float | None:
+        """When the presence clock runs out, or ``None`` while it is not running.
+
+        It runs only while no connection is attached. With a zero presence
+        timeout it runs only once a connection has been attached and closed:
+        "end when the last connection closes" must not end a session that was
+        started over HTTP and has not been connected to yet.
+        """
+        if self.connections > 0:
+            return None
+        timeout = self.policy.presence_timeout
+        if timeout == 0 and not self.ever_attached:
+            return None
+        return self.last_seen + timeout
+
+    def governing_end(self) -> tuple[float, EndReason]:
+        """The earliest end among the three clocks, and its reason.
+
+        Ties go to ``max_duration``, then ``idle_timeout``, then ``client_gone``.
+        """
+        at, reason = self.lifetime_end(), _MAX
+        idle = self.idle_end()
+        if idle < at:
+            at, reason = idle, _IDLE
+        presence = self.presence_end()
+        if presence is not None and presence < at:
+            at, reason = presence, _GONE
+        return at, reason
+
+    def expired(self, now: float) -> EndReason | None:
+        """The reason this session is already past its end at ``now``, if it is.
+
+        Deadlines are inclusive: at ``now == end`` the end has happened, so a
+        touch arriving at that instant cannot revive the session. This gives a
+        race between activity and the deadline one outcome, whatever order the
+        event loop runs them in.
+        """
+        at, reason = self.governing_end()
+        return reason if now >= at else None
+
+    def next_deadline(self) -> Deadline | None:
+        """The next warning or end, assuming nothing touches the session first."""
+        if self.state is ENDED:
+            return None
+        at, reason = self.governing_end()
+        best = Deadline(at, Action.END, reason)
+        warn_before = self.policy.warn_before
+        if self.state is ACTIVE and warn_before > 0:
+            for end, warned in ((self.lifetime_end(), _MAX), (self.idle_end(), _IDLE)):
+                if end - warn_before < best.at:
+                    best = Deadline(end - warn_before, Action.WARN, warned)
+        return best
+
+    def warning(self) -> Warned | None:
+        """The warning in force, with the end it announces."""
+        if self.state is not WARNING or self.warning_reason is None:
+            return None
+        end = self.lifetime_end() if self.warning_reason is _MAX else self.idle_end()
+        return Warned(self.warning_reason, end)
+
+    # -- inputs -----------------------------------------------------------
+
+    def touch(self, now: float, *, activity: bool) -> None:
+        """Record a sign of the client; ``activity`` also refreshes the idle clock.
+
+        Only timestamps change: any warning is reconciled by :meth:`advance`.
+        """
+        self.last_seen = now
+        if activity:
+            self.last_activity = now
+
+    def attach(self, now: float) -> None:
+        """A connection was attached: presence is held while any is."""
+        self.connections += 1
+        self.ever_attached = True
+        self.last_seen = now
+
+    def detach(self, now: float) -> None:
+        """A connection closed; with none left the presence clock starts now."""
+        if self.connections > 0:
+            self.connections -= 1
+        self.last_seen = now
+
+    def advance(self, now: float) -> Transition | None:
+        """Apply whatever is due at ``now``: an end, a warning, or a cleared warning.
+
+        Returns the transition made, or ``None`` when nothing changed. Ended
+        sessions never change again.
+        """
+        if self.state is ENDED:
+            return None
+        end_at, reason = self.governing_end()
+        if now >= end_at:
+            self.finish(now, reason)
+            return Ended(reason)
+        target: tuple[float, EndReason] | None = None
+        warn_before = self.policy.warn_before
+        if warn_before > 0:
+            for end, warned in ((self.lifetime_end(), _MAX), (self.idle_end(), _IDLE)):
+                if now >= end - warn_before and (target is None or end < target[0]):
+                    target = (end, warned)
+        if target is None:
+            if self.state is WARNING:
+                self.state = ACTIVE
+                self.warning_reason = None
+                return Reactivated()
+            return None
+        end, warned = target
+        if self.state is WARNING and self.warning_reason is warned:
+            return None
+        self.state = WARNING
+        self.warning_reason = warned
+        return Warned(warned, end)
+
+    def finish(self, now: float, reason: EndReason) -> bool:
+        """End the session for ``reason``. Returns ``False`` if it had already ended."""
+        if self.state is ENDED:
+            return False
+        self.state = ENDED
+        self.warning_reason = None
+        self.ended_at = now
+        self.end_reason = reason
+        return True
+
+    def snapshot(self) -> SessionInfo:
+        """An immutable copy for callers outside the store."""
+        return SessionInfo(
+            id=self.id,
+            user=self.user,
+            kind=self.kind,
+            state=self.state,
+            created_at=self.created_at,
+            last_activity=self.last_activity,
+            last_seen=self.last_seen,
+            connections=self.connections,
+            message_count=self.message_count,
+            config=dict(self.config) if self.config else {},
+            policy=self.policy,
+            warning=self.warning(),
+            next_deadline=self.next_deadline(),
+            ended_at=self.ended_at,
+            end_reason=self.end_reason,
+        )

@@ -1,0 +1,68 @@
+"""One exception tree for the whole project.
+
+::
+
+    TetherError
+    ├── ConfigError                 a setting or policy value is invalid
+    │   └── PolicyError             names the offending Policy field
+    ├── InvalidInput                a caller sent something malformed (bad user id, role, ...)
+    ├── SessionError                about one session
+    │   ├── SessionNotFound         unknown id (or not the caller's: same answer)
+    │   └── SessionEnded            the session has ended; carries the reason
+    └── StoreError                  the session store misbehaved
+        └── StoreUnavailable        the store cannot be reached right now
+
+Lower-layer errors (``OSError``, ``redis.RedisError``, ...) are translated into
+this tree once, at the seam where they occur, so callers catch only these.
+"""
+
+from __future__ import annotations
+
+from tether.types import EndReason
+
+
+class TetherError(Exception):
+    """Base of every error tether raises on purpose."""
+
+
+class ConfigError(TetherError):
+    """A configuration value is invalid."""
+
+
+class PolicyError(ConfigError):
+    """A :class:`tether.core.policy.Policy` field is invalid."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid policy: {field}: {message}")
+        self.field = field
+
+
+class InvalidInput(TetherError):
+    """A caller supplied malformed input; nothing was changed."""
+
+
+class SessionError(TetherError):
+    """An operation on one session failed."""
+
+
+class SessionNotFound(SessionError):
+    """No such session (or, at the service edge, not the caller's)."""
+
+    def __init__(self, message: str = "unknown session") -> None:
+        super().__init__(message)
+
+
+class SessionEnded(SessionError):
+    """The session has ended and accepts nothing more."""
+
+    def __init__(self, reason: EndReason) -> None:
+        super().__init__(f"session ended: {reason.value}")
+        self.reason = reason
+
+
+class StoreError(TetherError):
+    """The session store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The session store cannot be reached; nothing was changed."""

@@ -1,0 +1,41 @@
+"""Lifecycle hooks: application callbacks for started, warning, active and ended."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tether.core.session import SessionInfo
+
+log = logging.getLogger("tether.runtime")
+
+Hook = Callable[[SessionInfo], Awaitable[object] | object]
+H = TypeVar("H", bound=Hook)
+
+
+class Hooks:
+    """Registered callbacks; each receives the session's snapshot.
+
+    A hook may be a plain function or a coroutine function. One that raises
+    is logged and counted; it never disturbs the session or other hooks.
+    """
+
+    def __init__(self, on_failure: Callable[[], None]) -> None:
+        self._on_failure = on_failure
+        self.started: list[Hook] = []
+        self.warning: list[Hook] = []
+        self.active: list[Hook] = []
+        self.ended: list[Hook] = []
+
+    async def emit(self, hooks: list[Hook], info: SessionInfo) -> None:
+        """Call every hook in ``hooks`` with ``info``, in registration order."""
+        for hook in list(hooks):
+            try:
+                result = hook(info)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self._on_failure()
+                log.exception("hook %s failed", getattr(hook, "__qualname__", hook))

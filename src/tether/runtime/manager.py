@@ -1,0 +1,413 @@
+"""``SessionManager``: the asyncio driver around the pure core and a store.
+
+It owns one deadline scheduler, the fan-out to attached channels, the cleanup
+registry and the hooks, and it runs the end pipeline for every session it is
+the claimant of: tell attached clients, close them with the reason's close
+code, run cleanups, count, call ``on_ended``. Exactly one pipeline runs per
+session because only the store's single winner of an end starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from tether.clock import Clock, SystemClock
+from tether.core.events import (
+    Event,
+    SessionActive,
+    SessionConfig,
+    SessionEndedEvent,
+    SessionWarning,
+    TranscriptAppended,
+    close_code,
+)
+from tether.core.ids import log_ref, new_session_id, validate_user_id
+from tether.core.policy import Policy
+from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
+from tether.core.transcript import Message, Role, check_content, parse_role
+from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
+from tether.metrics.counters import SessionCounters
+from tether.metrics.sink import MetricsSink, Tee
+from tether.runtime.channel import Channel
+from tether.runtime.cleanup import Cleanup, CleanupRegistry
+from tether.runtime.fanout import Fanout
+from tether.runtime.hooks import H, Hooks
+from tether.runtime.scheduler import DeadlineScheduler
+from tether.runtime.tasks import TaskSet
+from tether.store.base import Claim, SessionStore
+from tether.store.memory import MemoryStore
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+log = logging.getLogger("tether.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerMetrics:
+    """What ``SessionManager.metrics()`` reports (the seeds' getMetrics, plus reasons)."""
+
+    active: int
+    total_created: int
+    total_ended: int
+    ended_by_reason: dict[EndReason, int]
+    warnings: int
+    extended_after_warning: int
+    cleanup_failures: int
+    hook_failures: int
+    oldest_age_s: float | None
+    newest_age_s: float | None
+
+
+class SessionManager:
+    """Starts, watches, warns, ends and cleans up sessions.
+
+    Use it as an async context manager (or call :meth:`open` and
+    :meth:`aclose`)::
+
+        async with SessionManager(policy=Policy(idle_timeout=300)) as manager:
+            session = await manager.start("alice", kind="interview")
+            manager.add_cleanup(session.id, media_stream.aclose)
+            await manager.activity(session.id)
+
+    Closing the manager ends every live session with ``server_shutdown`` and
+    waits for their pipelines.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore | None = None,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        max_sessions_per_user: int | None = 5,
+        cleanup_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+        claim_batch: int = 1000,
+        metrics: MetricsSink | None = None,
+        id_factory: Callable[[], SessionId] = new_session_id,
+    ) -> None:
+        if max_sessions_per_user is not None and max_sessions_per_user < 1:
+            raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
+        self.store: SessionStore = store if store is not None else MemoryStore()
+        self.policy = policy if policy is not None else Policy()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.max_sessions_per_user = max_sessions_per_user
+        self._counters = SessionCounters()
+        self._metrics: MetricsSink = (
+            self._counters if metrics is None else Tee(self._counters, metrics)
+        )
+        self._id_factory = id_factory
+        self._tasks = TaskSet()
+        self._fanout = Fanout(
+            self._tasks, self.clock, on_drop=self._on_channel_dropped, close_timeout=close_timeout
+        )
+        self._cleanups = CleanupRegistry(
+            self.clock, timeout=cleanup_timeout, on_failure=self._metrics.cleanup_failed
+        )
+        self._hooks = Hooks(self._metrics.hook_failed)
+        self._scheduler = DeadlineScheduler(
+            self.store, self.clock, self._dispatch, batch=claim_batch
+        )
+        self._pipelines: dict[SessionId, asyncio.Task[None]] = {}
+        self._open = False
+        self._closing = False
+
+    # -- lifecycle of the manager -------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the deadline scheduler."""
+        if not self._open:
+            self._open = True
+            self._scheduler.start()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """End every live session with ``server_shutdown`` and wait for all pipelines."""
+        if self._closing:
+            return
+        self._closing = True
+        await self._scheduler.stop()
+        for info in await self.store.list():
+            ended = await self.store.end(info.id, EndReason.SERVER_SHUTDOWN, self.clock.now())
+            if ended is not None:
+                self._start_pipeline(ended)
+        await self._tasks.join()
+        await self.store.aclose()
+
+    async def wait_idle(self) -> None:
+        """Return once every due transition is applied and every pipeline has finished.
+
+        Meant for tests driving a fake clock.
+        """
+        while True:
+            await self._scheduler.wait_idle()
+            if not self._tasks:
+                return
+            await self._tasks.join()
+
+    # -- hooks ----------------------------------------------------------------------
+
+    def on_started(self, hook: H) -> H:
+        """Register ``hook(session)`` for every start; usable as a decorator."""
+        self._hooks.started.append(hook)
+        return hook
+
+    def on_warning(self, hook: H) -> H:
+        """Register ``hook(session)`` for every warning (``session.warning`` says which)."""
+        self._hooks.warning.append(hook)
+        return hook
+
+    def on_active(self, hook: H) -> H:
+        """Register ``hook(session)`` for every warning cleared by activity."""
+        self._hooks.active.append(hook)
+        return hook
+
+    def on_ended(self, hook: H) -> H:
+        """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why)."""
+        self._hooks.ended.append(hook)
+        return hook
+
+    # -- commands -------------------------------------------------------------------
+
+    async def start(
+        self,
+        user: str,
+        *,
+        kind: str = "chat",
+        config: dict[str, Any] | None = None,
+        policy: Policy | None = None,
+    ) -> SessionInfo:
+        """Start a session for ``user``; beyond the per-user limit the oldest is ``replaced``."""
+        self._check_open()
+        user_id = validate_user_id(user)
+        if not isinstance(kind, str) or not kind or len(kind) > 64:
+            raise InvalidInput("kind must be a non-empty string of at most 64 characters")
+        if config is not None and not isinstance(config, dict):
+            raise InvalidInput("config must be an object")
+        record = SessionRecord(
+            self._id_factory(),
+            user_id,
+            kind,
+            policy if policy is not None else self.policy,
+            self.clock.now(),
+            dict(config) if config else None,
+        )
+        created = await self.store.create(record, max_per_user=self.max_sessions_per_user)
+        for replaced in created.replaced:
+            self._start_pipeline(replaced)
+        self._scheduler.poke(created.armed_at)
+        self._metrics.session_started(kind)
+        log.info("session started session=%s kind=%s", log_ref(record.id), kind)
+        self._tasks.spawn(self._hooks.emit(self._hooks.started, created.session))
+        return created.session
+
+    async def activity(self, session_id: SessionId) -> None:
+        """User activity: refreshes presence and the idle clock, clears an idle warning."""
+        await self._touch(session_id, activity=True)
+
+    async def heartbeat(self, session_id: SessionId) -> None:
+        """A sign of presence only: never postpones the idle end."""
+        await self._touch(session_id, activity=False)
+
+    async def _touch(self, session_id: SessionId, *, activity: bool) -> None:
+        claim = await self.store.touch(session_id, self.clock.now(), activity=activity)
+        if claim is not None:
+            self._dispatch([claim])
+            if isinstance(claim.transition, Ended):
+                raise SessionEnded(claim.transition.reason)
+
+    async def attach(self, session_id: SessionId, channel: Channel) -> SessionInfo:
+        """Attach ``channel``: it holds presence and receives the session's events.
+
+        It gets ``session.config`` at once, and the warning in force, if any.
+        """
+        self._check_open()
+        info = await self.store.attach(session_id, self.clock.now())
+        self._fanout.add(session_id, channel)
+        self._fanout.send(session_id, SessionConfig(info.config), channel)
+        if info.warning is not None:
+            self._fanout.send(session_id, self._warning_event(info.warning), channel)
+        return info
+
+    async def detach(self, session_id: SessionId, channel: Channel) -> None:
+        """Detach ``channel``; when it was the last, the presence clock starts."""
+        if self._fanout.remove(session_id, channel):
+            await self._release_connection(session_id)
+
+    async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
+        """Replace the session's config and send it to every attached channel."""
+        if not isinstance(config, dict):
+            raise InvalidInput("config must be an object")
+        info = await self.store.update_config(session_id, config)
+        self._fanout.send(session_id, SessionConfig(info.config))
+        return info
+
+    async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
+        """Replace the session's timeouts; a shorter one takes effect at once."""
+        armed = await self.store.update_policy(session_id, policy, self.clock.now())
+        if armed is not None:
+            self._scheduler.poke(armed)
+
+    async def append(
+        self,
+        session_id: SessionId,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append a transcript message and send it to every attached channel.
+
+        A ``user`` message is also activity. Returns the stored message with
+        its sequence number.
+        """
+        parsed = parse_role(role)
+        check_content(content, metadata)
+        if parsed is Role.USER:
+            await self._touch(session_id, activity=True)
+        message = await self.store.append(session_id, parsed, content, metadata, self.clock.now())
+        self._fanout.send(session_id, TranscriptAppended(message))
+        return message
+
+    async def transcript(
+        self, session_id: SessionId, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[Message]:
+        """The session's messages with ``seq > after``, oldest first."""
+        return await self.store.transcript(session_id, after=after, limit=limit)
+
+    async def end(self, session_id: SessionId, reason: EndReason = EndReason.CLIENT_ENDED) -> bool:
+        """End the session and wait for its pipeline.
+
+        Returns ``True`` if this call ended it, ``False`` if it had already
+        ended (in which case it still waits for a pipeline running here).
+        """
+        info = await self.store.end(session_id, EndReason(reason), self.clock.now())
+        task = self._start_pipeline(info) if info is not None else self._pipelines.get(session_id)
+        if task is not None:
+            await asyncio.shield(task)
+        return info is not None
+
+    async def add_cleanup(self, session_id: SessionId, callback: Cleanup) -> None:
+        """Run ``await callback()`` when the session ends (newest first, time-bounded).
+
+        Raises :class:`~tether.errors.SessionEnded` if the session has already
+        ended: the caller must then release the resource itself.
+        """
+        info = await self.get(session_id)
+        if info.state is SessionState.ENDED:
+            raise SessionEnded(info.end_reason or EndReason.ERROR)
+        self._cleanups.add(session_id, callback)
+
+    # -- queries ----------------------------------------------------------------------
+
+    async def get(self, session_id: SessionId) -> SessionInfo:
+        """The session, or :class:`~tether.errors.SessionNotFound`."""
+        info = await self.store.get(session_id)
+        if info is None:
+            raise SessionNotFound()
+        return info
+
+    async def list(
+        self, *, user: UserId | None = None, state: SessionState | None = None
+    ) -> builtins.list[SessionInfo]:
+        """Live sessions, oldest first, optionally one user's or in one state."""
+        return await self.store.list(user=user, state=state)
+
+    async def metrics(self) -> ManagerMetrics:
+        """Live count, totals by reason, and the ages of the oldest and newest session."""
+        stats = await self.store.stats()
+        counts = self._counters.snapshot()
+        now = self.clock.now()
+        return ManagerMetrics(
+            active=stats.live,
+            total_created=counts.total_created,
+            total_ended=counts.total_ended,
+            ended_by_reason=counts.ended_by_reason,
+            warnings=counts.warnings,
+            extended_after_warning=counts.extended_after_warning,
+            cleanup_failures=counts.cleanup_failures,
+            hook_failures=counts.hook_failures,
+            oldest_age_s=None if stats.oldest_created_at is None else now - stats.oldest_created_at,
+            newest_age_s=None if stats.newest_created_at is None else now - stats.newest_created_at,
+        )
+
+    def connections(self, session_id: SessionId) -> int:
+        """Channels attached to the session on this node."""
+        return self._fanout.count(session_id)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise TetherError("the session manager is shutting down")
+
+    def _warning_event(self, warned: Warned) -> SessionWarning:
+        left = max(0.0, warned.ends_at - self.clock.now())
+        return SessionWarning(warned.reason, left, warned.ends_at)
+
+    def _dispatch(self, claims: builtins.list[Claim]) -> None:
+        """Apply the effects of transitions this node won."""
+        for claim in claims:
+            info, transition = claim.session, claim.transition
+            event: Event
+            if isinstance(transition, Ended):
+                self._start_pipeline(info)
+                continue
+            if isinstance(transition, Warned):
+                event = self._warning_event(transition)
+                self._metrics.session_warned(transition.reason)
+                hooks = self._hooks.warning
+            else:
+                assert isinstance(transition, Reactivated)
+                event = SessionActive()
+                self._metrics.session_reactivated()
+                hooks = self._hooks.active
+            self._fanout.send(info.id, event)
+            self._tasks.spawn(self._hooks.emit(hooks, info))
+
+    def _start_pipeline(self, info: SessionInfo) -> asyncio.Task[None]:
+        task = self._tasks.spawn(self._end_pipeline(info), name="tether-end")
+        self._pipelines[info.id] = task
+        return task
+
+    async def _end_pipeline(self, info: SessionInfo) -> None:
+        """Notify, close, clean up, count, call hooks: once per ended session."""
+        reason = info.end_reason or EndReason.ERROR
+        try:
+            self._fanout.send(info.id, SessionEndedEvent(reason))
+            await self._fanout.close_all(info.id, close_code(reason), reason.value)
+            await self._cleanups.run(info.id)
+            duration = (info.ended_at or self.clock.now()) - info.created_at
+            self._metrics.session_ended(reason, duration)
+            log.info(
+                "session ended session=%s reason=%s duration=%.1fs",
+                log_ref(info.id),
+                reason.value,
+                duration,
+            )
+            await self._hooks.emit(self._hooks.ended, info)
+        finally:
+            self._pipelines.pop(info.id, None)
+
+    def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
+        self._tasks.spawn(self._release_connection(session_id))
+
+    async def _release_connection(self, session_id: SessionId) -> None:
+        armed = await self.store.detach(session_id, self.clock.now())
+        if armed is not None:
+            self._scheduler.poke(armed)

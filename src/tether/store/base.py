@@ -1,0 +1,142 @@
+"""The ``SessionStore`` port: what the runtime needs from storage.
+
+Every method is a single atomic step, so the semantics hold whether the store
+is a dict in this process or a Redis primary shared by many nodes (each step a
+Lua script there):
+
+* a transition (warning, cleared warning, end) is returned by exactly one call,
+  to exactly one caller: that caller is its *claimant* and applies its effects;
+* of racing enders, exactly one gets the ended session back;
+* a touch is O(1) and records timestamps; it returns a transition only when the
+  touch itself decided one (activity clearing a warning, or a touch that
+  arrived after the session's end was due, which ends it).
+
+Times are epoch seconds passed in by the caller (its injected clock); stores
+never read a clock themselves.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tether.core.policy import Policy
+from tether.core.session import SessionInfo, SessionRecord, Transition
+from tether.core.transcript import Message, Role
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A transition this caller won, with the session as it is after it."""
+
+    session: SessionInfo
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The result of :meth:`SessionStore.create`."""
+
+    session: SessionInfo
+    armed_at: float
+    """When the new session's first deadline falls (the scheduler may need waking)."""
+    replaced: builtins.list[SessionInfo] = field(default_factory=list)
+    """Sessions this create ended as ``replaced``; the creator is their claimant."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts for health and metrics."""
+
+    live: int
+    oldest_created_at: float | None
+    newest_created_at: float | None
+
+
+class SessionStore(Protocol):
+    """Atomic storage of sessions, their deadlines and their transcripts.
+
+    Unknown sessions raise :class:`~tether.errors.SessionNotFound`; writes to an
+    ended (but still retained) session raise :class:`~tether.errors.SessionEnded`
+    with its reason. Implementations translate their own failures into
+    :class:`~tether.errors.StoreUnavailable`.
+    """
+
+    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+        """Store a new session; first end the user's oldest beyond ``max_per_user - 1``."""
+        ...
+
+    async def get(self, session_id: SessionId) -> SessionInfo | None:
+        """The session (live, or ended and still retained), or ``None``."""
+        ...
+
+    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        """Record presence (and, with ``activity``, engagement) at ``now``."""
+        ...
+
+    async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
+        """Count one more attached connection."""
+        ...
+
+    async def detach(self, session_id: SessionId, now: float) -> float | None:
+        """Count one connection fewer; returns a newly armed, earlier deadline if any."""
+        ...
+
+    async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
+        """Apply and return up to ``limit`` transitions due at ``now``."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """The earliest armed deadline (possibly earlier than any true one), or ``None``."""
+        ...
+
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
+        """End the session; ``None`` if it had already ended (someone else won)."""
+        ...
+
+    async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
+        """Replace the session's config."""
+        ...
+
+    async def update_policy(
+        self, session_id: SessionId, policy: Policy, now: float
+    ) -> float | None:
+        """Replace the session's policy; returns a newly armed, earlier deadline if any."""
+        ...
+
+    async def append(
+        self,
+        session_id: SessionId,
+        role: Role,
+        content: str,
+        metadata: dict[str, Any] | None,
+        now: float,
+    ) -> Message:
+        """Append to the transcript and return the message with its ``seq``."""
+        ...
+
+    async def transcript(
+        self, session_id: SessionId, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[Message]:
+        """Messages with ``seq > after``, oldest first (live or retained sessions)."""
+        ...
+
+    async def list(
+        self, *, user: UserId | None = None, state: SessionState | None = None
+    ) -> builtins.list[SessionInfo]:
+        """Sessions, oldest first; live ones unless ``state`` is ``ended``."""
+        ...
+
+    async def stats(self) -> StoreStats:
+        """Live count and the creation times of the oldest and newest live session."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise ``StoreUnavailable`` otherwise."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and resources."""
+        ...

@@ -1,0 +1,305 @@
+"""``MemoryStore``: sessions in this process, with a lazily re-armed deadline index.
+
+The index is a binary heap of ``(at, session_id)`` holding, for every live
+session, one entry no later than the session's true next event. Touches never
+touch the heap: they only move deadlines later, so the entry stays a valid
+lower bound. When an entry comes due, the session's true next event is
+recomputed: if it is still in the future (the session was touched meanwhile)
+the entry is re-armed there, otherwise the transition is applied. Changes that
+move a deadline *earlier* (the last connection closing, a shorter policy) push
+a new entry; the superseded one is recognised as stale (its time no longer
+matches ``armed_at``) and dropped when it surfaces.
+
+So a touch is O(1), a claim of k due sessions out of n is O(k log n), and
+nothing ever scans all sessions. Every method runs without awaiting, which
+makes each one atomic with respect to the event loop.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+from collections import OrderedDict
+from typing import Any
+
+from tether.core.policy import Policy
+from tether.core.session import Ended, SessionInfo, SessionRecord, Warned
+from tether.core.transcript import Message, Role
+from tether.errors import SessionEnded, SessionNotFound
+from tether.store.base import Claim, Created, StoreStats
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+_WARNING = SessionState.WARNING
+_ENDED = SessionState.ENDED
+
+
+class _Live(SessionRecord):
+    """A live record plus the store's bookkeeping."""
+
+    __slots__ = ("armed_at", "messages")
+
+    def __init__(self, record: SessionRecord) -> None:
+        for name in SessionRecord.__slots__:
+            setattr(self, name, getattr(record, name))
+        self.armed_at = 0.0
+        self.messages: builtins.list[Message] | None = None
+
+
+class _Tombstone:
+    """What is kept of an ended session until its retention runs out."""
+
+    __slots__ = ("info", "messages")
+
+    def __init__(self, info: SessionInfo, messages: builtins.list[Message] | None) -> None:
+        self.info = info
+        self.messages = messages
+
+
+class MemoryStore:
+    """The default store: fast, single-process, nothing survives a restart.
+
+    ``ended_retention`` is how long an ended session is still answered (so a
+    late heartbeat learns *why* it ended) before it is forgotten.
+    """
+
+    def __init__(self, *, ended_retention: float = 3600.0) -> None:
+        self._live: dict[SessionId, _Live] = {}
+        self._by_user: dict[UserId, builtins.list[SessionId]] = {}
+        self._heap: builtins.list[tuple[float, SessionId]] = []
+        self._ended: OrderedDict[SessionId, _Tombstone] = OrderedDict()
+        self._ended_retention = ended_retention
+
+    # -- lookups ------------------------------------------------------------
+
+    def _require(self, session_id: SessionId) -> _Live:
+        record = self._live.get(session_id)
+        if record is None:
+            tomb = self._ended.get(session_id)
+            if tomb is not None and tomb.info.end_reason is not None:
+                raise SessionEnded(tomb.info.end_reason)
+            raise SessionNotFound()
+        return record
+
+    async def get(self, session_id: SessionId) -> SessionInfo | None:
+        record = self._live.get(session_id)
+        if record is not None:
+            return record.snapshot()
+        tomb = self._ended.get(session_id)
+        return tomb.info if tomb is not None else None
+
+    async def list(
+        self, *, user: UserId | None = None, state: SessionState | None = None
+    ) -> builtins.list[SessionInfo]:
+        # Listing is proportional to its answer plus, without a user filter,
+        # the live count: it is an admin operation, not a hot path.
+        if state is _ENDED:
+            return [t.info for t in self._ended.values() if user is None or t.info.user == user]
+        if user is not None:
+            records = [self._live[sid] for sid in self._by_user.get(user, ())]
+        else:
+            records = list(self._live.values())
+        return [r.snapshot() for r in records if state is None or r.state is state]
+
+    async def stats(self) -> StoreStats:
+        live = self._live
+        if not live:
+            return StoreStats(0, None, None)
+        # Insertion order is creation order, so both ends are O(1) (amortised).
+        oldest = live[next(iter(live))].created_at
+        newest = live[next(reversed(live))].created_at
+        return StoreStats(len(live), oldest, newest)
+
+    async def transcript(
+        self, session_id: SessionId, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[Message]:
+        record = self._live.get(session_id)
+        if record is not None:
+            messages = record.messages
+        else:
+            tomb = self._ended.get(session_id)
+            if tomb is None:
+                raise SessionNotFound()
+            messages = tomb.messages
+        if not messages:
+            return []
+        # seq n lives at index n - 1
+        selected = messages[max(0, after) :]
+        return selected if limit is None else selected[:limit]
+
+    async def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    # -- writes ---------------------------------------------------------------
+
+    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+        if record.id in self._live or record.id in self._ended:
+            raise ValueError("duplicate session id")  # ids are 128 random bits
+        now = record.created_at
+        replaced: builtins.list[SessionInfo] = []
+        ids = self._by_user.get(record.user)
+        if ids is not None and max_per_user is not None:
+            while len(ids) >= max(1, max_per_user):
+                oldest = self._live[ids[0]]
+                oldest.finish(now, EndReason.REPLACED)
+                replaced.append(self._retire(oldest, now))
+                ids = self._by_user.get(record.user)
+                if ids is None:
+                    break
+        live = _Live(record)
+        self._live[live.id] = live
+        self._by_user.setdefault(live.user, []).append(live.id)
+        armed = self._arm(live)
+        return Created(live.snapshot(), armed, replaced)
+
+    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        record = self._live.get(session_id)
+        if record is None:
+            self._require(session_id)  # raises the right error
+        assert record is not None
+        # Fast path: before the armed entry nothing can be due, so no full
+        # deadline computation is needed to know this touch is in time.
+        if now >= record.armed_at and record.expired(now) is not None:
+            return self._apply(record, now)
+        record.last_seen = now
+        if activity:
+            record.last_activity = now
+            if record.state is _WARNING:
+                return self._apply(record, now)
+        return None
+
+    async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
+        record = self._require(session_id)
+        record.attach(now)
+        return record.snapshot()
+
+    async def detach(self, session_id: SessionId, now: float) -> float | None:
+        record = self._live.get(session_id)
+        if record is None:
+            return None  # ended meanwhile: nothing to count any more
+        record.detach(now)
+        return self._rearm_if_earlier(record)
+
+    async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
+        heap, live, out = self._heap, self._live, []
+        # ``limit`` bounds entries examined, not claims returned, so one call
+        # never holds the event loop for long even when most entries re-arm.
+        for _ in range(limit):
+            if not heap or heap[0][0] > now:
+                break
+            at, session_id = heapq.heappop(heap)
+            record = live.get(session_id)
+            if record is None or record.armed_at != at:
+                continue  # stale: the session ended, or an earlier entry replaced this one
+            claim = self._apply(record, now, armed=False)
+            if claim is not None:
+                out.append(claim)
+        return out
+
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
+        record = self._live.get(session_id)
+        if record is None:
+            if session_id in self._ended:
+                return None
+            raise SessionNotFound()
+        record.finish(now, reason)
+        return self._retire(record, now)
+
+    async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
+        record = self._require(session_id)
+        record.config = dict(config) if config else None
+        return record.snapshot()
+
+    async def update_policy(
+        self, session_id: SessionId, policy: Policy, now: float
+    ) -> float | None:
+        record = self._require(session_id)
+        record.policy = policy
+        return self._rearm_if_earlier(record)
+
+    async def append(
+        self,
+        session_id: SessionId,
+        role: Role,
+        content: str,
+        metadata: dict[str, Any] | None,
+        now: float,
+    ) -> Message:
+        record = self._require(session_id)
+        message = Message(record.message_count + 1, role, content, now, metadata or None)
+        if record.messages is None:
+            record.messages = []
+        record.messages.append(message)
+        record.message_count = message.seq
+        return message
+
+    # -- index bookkeeping -----------------------------------------------------
+
+    def _arm(self, record: _Live) -> float:
+        deadline = record.next_deadline()
+        assert deadline is not None  # only live records are armed
+        record.armed_at = deadline.at
+        heapq.heappush(self._heap, (deadline.at, record.id))
+        return deadline.at
+
+    def _rearm_if_earlier(self, record: _Live) -> float | None:
+        deadline = record.next_deadline()
+        if deadline is None or deadline.at >= record.armed_at:
+            return None
+        record.armed_at = deadline.at
+        heapq.heappush(self._heap, (deadline.at, record.id))
+        self._compact_if_mostly_stale()
+        return deadline.at
+
+    def _apply(self, record: _Live, now: float, *, armed: bool = True) -> Claim | None:
+        """Advance ``record`` at ``now``; re-arm or retire it; return the claim, if any.
+
+        ``armed`` says whether ``record``'s current index entry is still in the
+        heap (a touch) or was just popped (a claim).
+        """
+        transition = record.advance(now)
+        if isinstance(transition, Ended):
+            info = self._retire(record, now)
+            return Claim(info, transition)
+        if not armed:
+            self._arm(record)
+        elif isinstance(transition, Warned):
+            # A switched warning may end sooner than the armed entry.
+            self._rearm_if_earlier(record)
+        if transition is None:
+            return None
+        return Claim(record.snapshot(), transition)
+
+    def _retire(self, record: _Live, now: float) -> SessionInfo:
+        """Move an ended record out of the live indexes into retention."""
+        del self._live[record.id]
+        ids = self._by_user[record.user]
+        ids.remove(record.id)
+        if not ids:
+            del self._by_user[record.user]
+        info = record.snapshot()
+        self._ended[record.id] = _Tombstone(info, record.messages)
+        self._evict_ended(now)
+        self._compact_if_mostly_stale()
+        return info
+
+    def _evict_ended(self, now: float) -> None:
+        ended, horizon = self._ended, now - self._ended_retention
+        while ended:
+            first = next(iter(ended.values()))
+            if first.info.ended_at is None or first.info.ended_at > horizon:
+                break
+            ended.popitem(last=False)
+
+    def _compact_if_mostly_stale(self) -> None:
+        # Ended and superseded entries stay in the heap until they surface; when
+        # they outnumber live sessions, rebuild so memory tracks live sessions.
+        # Amortised O(1): a rebuild of n entries follows at least n stale ones.
+        if len(self._heap) > 2 * len(self._live) + 1024:
+            self._heap = [(r.armed_at, r.id) for r in self._live.values()]
+            heapq.heapify(self._heap)
