@@ -37,7 +37,7 @@ from tether.metrics.sink import MetricsSink, Tee
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupRegistry
 from tether.runtime.fanout import Fanout
-from tether.runtime.hooks import H, Hooks
+from tether.runtime.hooks import H, Hook, Hooks
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, SessionStore
@@ -214,7 +214,7 @@ class SessionManager:
         self._scheduler.poke(created.armed_at)
         self._metrics.session_started(kind)
         log.info("session started session=%s kind=%s", log_ref(record.id), kind)
-        self._tasks.spawn(self._hooks.emit(self._hooks.started, created.session))
+        self._emit(self._hooks.started, created.session)
         return created.session
 
     async def activity(self, session_id: SessionId) -> None:
@@ -378,7 +378,12 @@ class SessionManager:
                 self._metrics.session_reactivated()
                 hooks = self._hooks.active
             self._fanout.send(info.id, event)
-            self._tasks.spawn(self._hooks.emit(hooks, info))
+            self._emit(hooks, info)
+
+    def _emit(self, hooks: builtins.list[Hook], info: SessionInfo) -> None:
+        # No task at all when nothing listens: starts are a hot path.
+        if hooks:
+            self._tasks.spawn(self._hooks.emit(hooks, info), name="tether-hook")
 
     def _start_pipeline(self, info: SessionInfo) -> asyncio.Task[None]:
         task = self._tasks.spawn(self._end_pipeline(info), name="tether-end")

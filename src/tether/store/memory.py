@@ -64,7 +64,10 @@ class MemoryStore:
 
     def __init__(self, *, ended_retention: float = 3600.0) -> None:
         self._live: dict[SessionId, _Live] = {}
-        self._by_user: dict[UserId, builtins.list[SessionId]] = {}
+        # A user's live sessions in creation order. Most users have exactly one,
+        # so that case stores the bare id: a list per user would cost ~70 bytes
+        # per session at a million sessions.
+        self._by_user: dict[UserId, SessionId | builtins.list[SessionId]] = {}
         self._heap: builtins.list[tuple[float, SessionId]] = []
         self._ended: OrderedDict[SessionId, _Tombstone] = OrderedDict()
         self._ended_retention = ended_retention
@@ -95,7 +98,7 @@ class MemoryStore:
         if state is _ENDED:
             return [t.info for t in self._ended.values() if user is None or t.info.user == user]
         if user is not None:
-            records = [self._live[sid] for sid in self._by_user.get(user, ())]
+            records = [self._live[sid] for sid in self._user_sessions(user)]
         else:
             records = list(self._live.values())
         return [r.snapshot() for r in records if state is None or r.state is state]
@@ -142,18 +145,22 @@ class MemoryStore:
             raise ValueError("duplicate session id")  # ids are 128 random bits
         now = record.created_at
         replaced: builtins.list[SessionInfo] = []
-        ids = self._by_user.get(record.user)
-        if ids is not None and max_per_user is not None:
+        if max_per_user is not None:
+            ids = self._user_sessions(record.user)
             while len(ids) >= max(1, max_per_user):
                 oldest = self._live[ids[0]]
                 oldest.finish(now, EndReason.REPLACED)
                 replaced.append(self._retire(oldest, now))
-                ids = self._by_user.get(record.user)
-                if ids is None:
-                    break
+                ids = self._user_sessions(record.user)
         live = _Live(record)
         self._live[live.id] = live
-        self._by_user.setdefault(live.user, []).append(live.id)
+        held = self._by_user.get(live.user)
+        if held is None:
+            self._by_user[live.user] = live.id
+        elif isinstance(held, str):
+            self._by_user[live.user] = [held, live.id]
+        else:
+            held.append(live.id)
         armed = self._arm(live)
         return Created(live.snapshot(), armed, replaced)
 
@@ -238,6 +245,12 @@ class MemoryStore:
         record.message_count = message.seq
         return message
 
+    def _user_sessions(self, user: UserId) -> builtins.list[SessionId]:
+        held = self._by_user.get(user)
+        if held is None:
+            return []
+        return [held] if isinstance(held, str) else held
+
     # -- index bookkeeping -----------------------------------------------------
 
     def _arm(self, record: _Live) -> float:
@@ -278,10 +291,13 @@ class MemoryStore:
     def _retire(self, record: _Live, now: float) -> SessionInfo:
         """Move an ended record out of the live indexes into retention."""
         del self._live[record.id]
-        ids = self._by_user[record.user]
-        ids.remove(record.id)
-        if not ids:
+        held = self._by_user[record.user]
+        if isinstance(held, str):
             del self._by_user[record.user]
+        else:
+            held.remove(record.id)
+            if len(held) == 1:
+                self._by_user[record.user] = held[0]
         info = record.snapshot()
         self._ended[record.id] = _Tombstone(info, record.messages)
         self._evict_ended(now)
