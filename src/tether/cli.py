@@ -27,6 +27,6 @@ def demo(idle: float, warn: float, max_duration: float) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     policy = Policy(
-        idle_timeout=idle, warn_before=warn, max_duration=max_duration, presence_timeout=3.0
+        idle_timeout=idle, warn_before=warn, max_duration=max_duration, presence_timeout=1.5
     )
     asyncio.run(run_demo(SessionManager(policy=policy)))

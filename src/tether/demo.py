@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import click
 
 from tether.core.events import Event
 from tether.core.session import SessionInfo
+from tether.errors import SessionEnded
 from tether.runtime.manager import SessionManager
 
 
@@ -57,9 +59,10 @@ async def run_demo(manager: SessionManager) -> None:
         walker = await open_session("walker")  # closes its tab: client_gone
 
         async def keep_busy() -> None:
-            while (await manager.get(busy.id)).state != "ended":
-                await manager.activity(busy.id)
-                await asyncio.sleep(0.5)
+            with contextlib.suppress(SessionEnded):
+                while True:
+                    await manager.activity(busy.id)
+                    await asyncio.sleep(0.5)
 
         async def rescue() -> None:
             await asyncio.sleep(p.idle_timeout - p.warn_before / 2)
@@ -74,19 +77,18 @@ async def run_demo(manager: SessionManager) -> None:
             channels["walker"]._say("-> tab closed (connection detached)")
             await manager.detach(walker.id, channels["walker"])
 
-        ended = asyncio.Event()
+        remaining = {idle.id, busy.id, rescued.id, walker.id}
+        all_ended = asyncio.Event()
 
         @manager.on_ended
-        def _count(info: SessionInfo) -> None:
-            if not manager_has_live[0]:
-                return
+        def _track(info: SessionInfo) -> None:
+            reason = info.end_reason.value if info.end_reason else "?"
+            channels[info.user]._say(f"on_ended hook: {reason}")
             remaining.discard(info.id)
             if not remaining:
-                ended.set()
+                all_ended.set()
 
-        manager_has_live = [True]
-        remaining = {idle.id, busy.id, rescued.id, walker.id}
-        await asyncio.gather(keep_busy(), rescue(), walk_away(), ended.wait())
+        await asyncio.gather(keep_busy(), rescue(), walk_away(), all_ended.wait())
         m = await manager.metrics()
         click.echo(
             f"\nmetrics: active={m.active} created={m.total_created} ended={m.total_ended} "
