@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from tether.clock import Clock, SystemClock
 from tether.core.events import (
@@ -45,6 +45,7 @@ from tether.store.memory import MemoryStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
 log = logging.getLogger("tether.runtime")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,16 @@ class SessionManager:
             self._dispatch([claim])
             if isinstance(claim.transition, Ended):
                 raise SessionEnded(claim.transition.reason)
+            if claim.session.next_deadline is not None:
+                self._scheduler.poke(claim.session.next_deadline.at)
+
+    async def _due_aware(self, write: Awaitable[T]) -> T:
+        """Await a store write; if it found the session's end already due, claim it now."""
+        try:
+            return await write
+        except SessionEnded:
+            self._scheduler.poke()
+            raise
 
     async def attach(self, session_id: SessionId, channel: Channel) -> SessionInfo:
         """Attach ``channel``: it holds presence and receives the session's events.
@@ -238,7 +249,7 @@ class SessionManager:
         It gets ``session.config`` at once, and the warning in force, if any.
         """
         self._check_open()
-        info = await self.store.attach(session_id, self.clock.now())
+        info = await self._due_aware(self.store.attach(session_id, self.clock.now()))
         self._fanout.add(session_id, channel)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
@@ -260,7 +271,9 @@ class SessionManager:
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""
-        armed = await self.store.update_policy(session_id, policy, self.clock.now())
+        armed = await self._due_aware(
+            self.store.update_policy(session_id, policy, self.clock.now())
+        )
         if armed is not None:
             self._scheduler.poke(armed)
 
@@ -280,7 +293,9 @@ class SessionManager:
         check_content(content, metadata)
         if parsed is Role.USER:
             await self._touch(session_id, activity=True)
-        message = await self.store.append(session_id, parsed, content, metadata, self.clock.now())
+        message = await self._due_aware(
+            self.store.append(session_id, parsed, content, metadata, self.clock.now())
+        )
         self._fanout.send(session_id, TranscriptAppended(message))
         return message
 
@@ -296,7 +311,14 @@ class SessionManager:
         Returns ``True`` if this call ended it, ``False`` if it had already
         ended (in which case it still waits for a pipeline running here).
         """
-        info = await self.store.end(session_id, EndReason(reason), self.clock.now())
+        try:
+            reason = EndReason(reason)
+        except ValueError:
+            allowed = ", ".join(r.value for r in EndReason)
+            raise InvalidInput(
+                f"invalid end reason {reason!r}: expected one of {allowed}"
+            ) from None
+        info = await self.store.end(session_id, reason, self.clock.now())
         task = self._start_pipeline(info) if info is not None else self._pipelines.get(session_id)
         if task is not None:
             await asyncio.shield(task)

@@ -77,11 +77,20 @@ class SessionStore(Protocol):
         ...
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
-        """Count one more attached connection."""
+        """Count one more attached connection.
+
+        Raises ``SessionEnded`` if the session's end is already due at ``now``
+        (it is not revived; ``claim_due`` will apply the end). ``update_policy``
+        and ``append`` refuse in the same way.
+        """
         ...
 
     async def detach(self, session_id: SessionId, now: float) -> float | None:
-        """Count one connection fewer; returns a newly armed, earlier deadline if any."""
+        """Count one connection fewer; returns a newly armed, earlier deadline if any.
+
+        Tolerates ended and unknown sessions (returns ``None``): connections
+        close after their session ends.
+        """
         ...
 
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
@@ -126,7 +135,7 @@ class SessionStore(Protocol):
     async def list(
         self, *, user: UserId | None = None, state: SessionState | None = None
     ) -> builtins.list[SessionInfo]:
-        """Sessions, oldest first; live ones unless ``state`` is ``ended``."""
+        """Live sessions oldest first, or with ``state=ended`` retained ones in end order."""
         ...
 
     async def stats(self) -> StoreStats:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 from tether.core.policy import Policy
-from tether.core.session import Ended, SessionInfo, SessionRecord, Warned
+from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound
 from tether.store.base import Claim, Created, StoreStats
@@ -81,6 +81,18 @@ class MemoryStore:
             if tomb is not None and tomb.info.end_reason is not None:
                 raise SessionEnded(tomb.info.end_reason)
             raise SessionNotFound()
+        return record
+
+    def _require_in_time(self, session_id: SessionId, now: float) -> _Live:
+        """The live record, refusing one whose end is already due at ``now``.
+
+        Such a session has ended in all but bookkeeping: a late attach or
+        write must not revive it. It stays due, and the next ``claim_due``
+        applies the end, so its pipeline still runs exactly once.
+        """
+        record = self._require(session_id)
+        if now >= record.armed_at and (reason := record.expired(now)) is not None:
+            raise SessionEnded(reason)
         return record
 
     async def get(self, session_id: SessionId) -> SessionInfo | None:
@@ -181,7 +193,7 @@ class MemoryStore:
         return None
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
-        record = self._require(session_id)
+        record = self._require_in_time(session_id, now)
         record.attach(now)
         return record.snapshot()
 
@@ -225,7 +237,7 @@ class MemoryStore:
     async def update_policy(
         self, session_id: SessionId, policy: Policy, now: float
     ) -> float | None:
-        record = self._require(session_id)
+        record = self._require_in_time(session_id, now)
         record.policy = policy
         return self._rearm_if_earlier(record)
 
@@ -237,7 +249,7 @@ class MemoryStore:
         metadata: dict[str, Any] | None,
         now: float,
     ) -> Message:
-        record = self._require(session_id)
+        record = self._require_in_time(session_id, now)
         message = Message(record.message_count + 1, role, content, now, metadata or None)
         if record.messages is None:
             record.messages = []
@@ -281,8 +293,10 @@ class MemoryStore:
             return Claim(info, transition)
         if not armed:
             self._arm(record)
-        elif isinstance(transition, Warned):
-            # A switched warning may end sooner than the armed entry.
+        elif transition is not None:
+            # The next event may now precede the armed entry: a switched warning
+            # ends sooner, and a cleared warning's next warning can come before
+            # the end the entry was armed for.
             self._rearm_if_earlier(record)
         if transition is None:
             return None
