@@ -269,21 +269,31 @@ class SessionRecord:
         """Record a sign of the client; ``activity`` also refreshes the idle clock.
 
         Only timestamps change: any warning is reconciled by :meth:`advance`.
+        An ended session ignores it.
         """
+        if self.state is ENDED:
+            return
         self.last_seen = now
         if activity:
             self.last_activity = now
 
     def attach(self, now: float) -> None:
         """A connection was attached: presence is held while any is."""
+        if self.state is ENDED:
+            return
         self.connections += 1
         self.ever_attached = True
         self.last_seen = now
 
     def detach(self, now: float) -> None:
-        """A connection closed; with none left the presence clock starts now."""
-        if self.connections > 0:
-            self.connections -= 1
+        """A connection closed; with none left the presence clock starts now.
+
+        A detach with nothing attached (a duplicate close) changes nothing, so
+        it cannot stretch the presence grace.
+        """
+        if self.state is ENDED or self.connections == 0:
+            return
+        self.connections -= 1
         self.last_seen = now
 
     def advance(self, now: float) -> Transition | None:
