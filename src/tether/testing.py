@@ -106,7 +106,11 @@ class FakeClock:
 
 
 async def settle(max_rounds: int = 10_000) -> None:
-    """Let the event loop run until no callback is ready (tasks waiting on timers stay put)."""
+    """Let the event loop run until no callback is ready (tasks waiting on timers stay put).
+
+    Call it from one task at a time: two concurrent ``settle()`` calls each see
+    the other as work still to do and never finish.
+    """
     loop = asyncio.get_running_loop()
     ready = getattr(loop, "_ready", None)  # CPython's queue of runnable callbacks
     for _ in range(max_rounds):

@@ -461,6 +461,20 @@ class StoreContract:
         assert results[1:] == [None, None]
         assert (await get_live(store, info.id)).end_reason is EndReason.ADMIN
 
+    async def test_an_end_at_the_deadline_instant_carries_the_timeout_reason(
+        self, store: SessionStore
+    ) -> None:
+        """Deadlines are inclusive: ``end`` at the idle instant ends it as ``idle_timeout``."""
+        info = await new_session(store, policy=SHORT_IDLE)
+        just_before = await new_session(store, policy=SHORT_IDLE, user=U2)
+        ended = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 100.0)
+        assert ended is not None
+        assert ended.end_reason is EndReason.IDLE_TIMEOUT
+        earlier = await store.end(just_before.id, EndReason.CLIENT_ENDED, T0 + 99.0)
+        assert earlier is not None
+        assert earlier.end_reason is EndReason.CLIENT_ENDED
+        assert await store.claim_due(T0 + 200.0, 100) == []
+
     async def test_concurrent_ends_have_exactly_one_winner(self, store: SessionStore) -> None:
         """Of many concurrent ``end`` calls on one session exactly one gets it back."""
         info = await new_session(store)

@@ -2,8 +2,10 @@
 
 Each channel has its own outbox and, while the outbox is non-empty, its own
 writer task, so a slow or stuck channel never delays the others. A channel
-whose outbox overflows is dropped (closed with 1011, so its client reconnects
-and resumes) rather than allowed to grow memory without bound.
+whose writer is blocked in a send while its outbox is full is dropped (closed
+with 1011, so its client reconnects and resumes) rather than allowed to grow
+memory without bound. A full outbox whose writer simply has not had a turn yet
+(a producer appending in a tight loop) is not a slow channel and is kept.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ SLOW_CONSUMER_CODE = 1011
 
 
 class _Outbox:
-    __slots__ = ("channel", "queue", "writer")
+    __slots__ = ("channel", "queue", "sending", "writer")
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.queue: deque[Event] = deque()
         self.writer: asyncio.Task[None] | None = None
+        self.sending = False  # the writer is inside channel.send, waiting on the peer
 
 
 class Fanout:
@@ -80,7 +83,7 @@ class Fanout:
         for box in list(self._boxes.get(session_id, ())):
             if channel is not None and box.channel is not channel:
                 continue
-            if len(box.queue) >= self._queue_limit:
+            if box.sending and len(box.queue) >= self._queue_limit:
                 self._drop(session_id, box, "slow consumer")
                 continue
             box.queue.append(event)
@@ -90,7 +93,9 @@ class Fanout:
     async def _write(self, session_id: SessionId, box: _Outbox) -> None:
         try:
             while box.queue:
+                box.sending = True
                 await box.channel.send(box.queue.popleft())
+                box.sending = False
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -152,9 +152,11 @@ class SessionManager:
         await self.store.aclose()
 
     async def wait_idle(self) -> None:
-        """Return once every due transition is applied and every pipeline has finished.
+        """Return once every due transition is applied and every background task finished.
 
-        Meant for tests driving a fake clock.
+        Meant for tests. Channel writers count as background tasks, so a
+        channel whose sends are held blocks this; use ``tether.testing.settle``
+        there instead.
         """
         while True:
             await self._scheduler.wait_idle()

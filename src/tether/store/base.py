@@ -102,7 +102,11 @@ class SessionStore(Protocol):
         ...
 
     async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
-        """End the session; ``None`` if it had already ended (someone else won)."""
+        """End the session; ``None`` if it had already ended (someone else won).
+
+        If one of its clocks has already run out at ``now``, the end carries
+        that clock's reason instead of ``reason``: the timeout came first.
+        """
         ...
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:

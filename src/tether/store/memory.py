@@ -226,6 +226,10 @@ class MemoryStore:
             if session_id in self._ended:
                 return None
             raise SessionNotFound()
+        # Deadlines are inclusive: if a clock has already run out, that is why
+        # the session ended, whether or not the scheduler got there first.
+        if now >= record.armed_at:
+            reason = record.expired(now) or reason
         record.finish(now, reason)
         return self._retire(record, now)
 
