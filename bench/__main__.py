@@ -1,0 +1,66 @@
+"""Run the benches: ``python -m bench [--quick] [touch] [expiry] [lateness] [memory]``.
+
+With no names, every bench runs. ``--quick`` is a smoke run: smaller n and
+fewer repeats, so its verdicts are only indicative. Progress goes to stderr;
+the table to stdout and, with the raw samples, to ``bench/results/lifecycle.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from bench import expiry, lateness, memory, touch
+from bench.common import Row, table, write_json
+
+BENCHES: dict[str, Callable[[bool], list[Row]]] = {
+    "touch": touch.run,
+    "expiry": expiry.run,
+    "lateness": lateness.run,
+    "memory": memory.run,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("benches", nargs="*", metavar="BENCH", help=", ".join(BENCHES))
+    parser.add_argument("--quick", action="store_true", help="smaller n, fewer repeats")
+    args = parser.parse_args()
+    names = args.benches or list(BENCHES)
+    unknown = sorted(set(names) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown bench(es): {', '.join(unknown)} (choose from {', '.join(BENCHES)})")
+
+    started = time.perf_counter()
+    rows: list[Row] = []
+    for name in names:
+        print(f"bench: {name}...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        rows += BENCHES[name](args.quick)
+        print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    wall = time.perf_counter() - started
+
+    meta = {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "benches": names,
+        "quick": args.quick,
+        "wall_s": round(wall, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    kind = "QUICK smoke run (small n: verdicts indicative only)" if args.quick else "full run"
+    print(f"tether benchmarks, {kind}; ratio = baseline / median, >1 beats the baseline")
+    print(table(rows))
+    path = write_json(rows, meta)
+    missed = sum(row.passed is False for row in rows)
+    print(f"\n{missed} target(s) missed; wall time {wall:.0f} s; results in {path}")
+
+
+if __name__ == "__main__":
+    main()
