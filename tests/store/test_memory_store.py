@@ -1,7 +1,7 @@
 """MemoryStore's own promises: the hot paths never scan, and its indexes stay small.
 
 The contract suite (test_store_contract.py) proves what MemoryStore does; these
-tests look inside it (``_heap``, ``_live``, ``_by_user``) to prove how cheaply:
+tests look inside it (``_index``, ``_live``, ``_by_user``) to prove how cheaply:
 a touch is O(1) and never touches the deadline index, a claim of k due sessions
 out of n advances only those k, stale index entries are compacted away, and
 ended sessions are forgotten once their retention has run out.
@@ -89,7 +89,7 @@ async def test_claim_due_re_arms_touched_sessions_without_scanning(
         await store.touch(session_id, T0 + 50.0, activity=True)
     assert await store.claim_due(T0 + 100.0, BIG) == []
     assert sorted(advanced) == sorted(due)
-    assert len(store._heap) == len(store._live)
+    assert len(store._index) == len(store._live)
     assert await store.next_due() == T0 + 150.0
 
 
@@ -98,7 +98,7 @@ async def test_touch_before_the_armed_deadline_does_no_deadline_work(
 ) -> None:
     """1000 touches push no heap entry and never compute a deadline (O(1) fast path)."""
     ids = await add_many(store, 100, policy=SHORT_IDLE)
-    heap_before = list(store._heap)
+    heap_before = sorted(store._index.entries())
     computed: list[SessionId] = []
     original = SessionRecord.governing_end
 
@@ -109,7 +109,7 @@ async def test_touch_before_the_armed_deadline_does_no_deadline_work(
     monkeypatch.setattr(_Live, "governing_end", counting)
     for i in range(1000):
         await store.touch(ids[i % 100], T0 + i * 0.05, activity=i % 2 == 0)
-    assert store._heap == heap_before
+    assert sorted(store._index.entries()) == heap_before
     assert computed == []
     assert advanced == []
 
@@ -117,14 +117,14 @@ async def test_touch_before_the_armed_deadline_does_no_deadline_work(
 async def test_one_index_entry_per_live_session(store: MemoryStore) -> None:
     """After creates, touches and re-arming claims the heap holds one entry per live session."""
     ids = await add_many(store, 500, policy=SHORT_IDLE)
-    assert len(store._heap) == len(store._live) == 500
+    assert len(store._index) == len(store._live) == 500
     for session_id in ids:
         await store.touch(session_id, T0 + 60.0, activity=True)
         await store.touch(session_id, T0 + 70.0, activity=False)
-    assert len(store._heap) == 500
+    assert len(store._index) == 500
     assert await store.claim_due(T0 + 100.0, BIG) == []  # every entry re-armed
-    assert len(store._heap) == 500
-    assert sorted(at for at, _ in store._heap) == [T0 + 160.0] * 500
+    assert len(store._index) == 500
+    assert sorted(at for at, _ in store._index.entries()) == [T0 + 160.0] * 500
 
 
 async def test_claim_due_examines_at_most_limit_entries_stale_ones_included(
@@ -134,9 +134,9 @@ async def test_claim_due_examines_at_most_limit_entries_stale_ones_included(
     ids = await add_many(store, 50, policy=SHORT_IDLE)
     for session_id in ids[:40]:
         await store.end(session_id, EndReason.ADMIN, T0 + 1.0)
-    assert len(store._heap) == 50  # ended entries linger until they surface
+    assert len(store._index) == 50  # ended entries linger until they surface
     claims = await store.claim_due(T0 + 100.0, 10)
-    assert len(store._heap) == 40
+    assert len(store._index) == 40
     assert len(claims) <= 10
     # an all-stale batch comes back empty: next_due, not an empty batch, says when to stop
     for _ in range(10):
@@ -145,7 +145,7 @@ async def test_claim_due_examines_at_most_limit_entries_stale_ones_included(
             break
         await store.claim_due(T0 + 100.0, 10)
     assert store._live == {}
-    assert store._heap == []
+    assert store._index.entries() == []
 
 
 async def test_superseded_entries_are_dropped_without_advancing(
@@ -166,7 +166,7 @@ async def test_superseded_entries_are_dropped_without_advancing(
     assert len(advanced) == 2
     assert await store.claim_due(T0 + 600.0, BIG) == []  # the superseded +600 entry
     assert len(advanced) == 2
-    assert store._heap == [(T0 + 800.0, info.id)]
+    assert store._index.entries() == [(T0 + 800.0, info.id)]
 
 
 # -- compaction --------------------------------------------------------------------------
@@ -177,9 +177,9 @@ async def test_stale_entries_are_compacted_as_sessions_end(store: MemoryStore) -
     ids = await add_many(store, 6000)
     for i, session_id in enumerate(ids[:5000]):
         await store.end(session_id, EndReason.ADMIN, T0 + i * 0.001)
-        assert len(store._heap) <= 2 * len(store._live) + 1024
+        assert len(store._index) <= 2 * len(store._live) + 1024
     assert len(store._live) == 1000
-    assert len(store._heap) < 6000  # the rebuild happened
+    assert len(store._index) < 6000  # the rebuild happened
     claims = await store.claim_due(T0 + 600.0, BIG)
     assert sorted(c.session.id for c in claims) == sorted(ids[5000:])
     assert all(c.transition == Ended(EndReason.IDLE_TIMEOUT) for c in claims)
@@ -196,8 +196,8 @@ async def test_entries_superseded_by_earlier_deadlines_are_compacted(
         idle -= 0.25
         policy = Policy(idle_timeout=idle, warn_before=0.0, presence_timeout=0.0)
         assert await store.update_policy(info.id, policy, T0) == T0 + idle
-        assert len(store._heap) <= 2 * len(store._live) + 1024
-    assert len(store._heap) < 2000  # the rebuild happened
+        assert len(store._index) <= 2 * len(store._live) + 1024
+    assert len(store._index) < 2000  # the rebuild happened
     assert await store.claim_due(T0 + idle - 0.1, BIG) == []
     claims = await store.claim_due(T0 + idle, BIG)
     assert [(c.session.id, c.transition) for c in claims] == [
@@ -213,7 +213,7 @@ async def test_compaction_inside_claim_due_loses_and_repeats_nothing(store: Memo
     for session_id in victims:
         await store.end(session_id, EndReason.ADMIN, T0 + 1.0)
     # just below the rebuild threshold: the next two ends inside claim_due cross it
-    assert len(store._heap) == 2 * len(store._live) + 1023
+    assert len(store._index) == 2 * len(store._live) + 1023
     claims = await store.claim_due(T0 + 100.0, BIG)
     claimed = [c.session.id for c in claims]
     assert sorted(claimed) == sorted(due)

@@ -220,22 +220,28 @@ class SessionManager:
         self._emit(self._hooks.started, created.session)
         return created.session
 
+    # activity() and heartbeat() are the hottest calls: each is one coroutine
+    # over the store's touch, and the rare case (a transition) is a plain call.
+
     async def activity(self, session_id: SessionId) -> None:
         """User activity: refreshes presence and the idle clock, clears an idle warning."""
-        await self._touch(session_id, activity=True)
+        claim = await self.store.touch(session_id, self.clock.now(), activity=True)
+        if claim is not None:
+            self._touched(claim)
 
     async def heartbeat(self, session_id: SessionId) -> None:
         """A sign of presence only: never postpones the idle end."""
-        await self._touch(session_id, activity=False)
-
-    async def _touch(self, session_id: SessionId, *, activity: bool) -> None:
-        claim = await self.store.touch(session_id, self.clock.now(), activity=activity)
+        claim = await self.store.touch(session_id, self.clock.now(), activity=False)
         if claim is not None:
-            self._dispatch([claim])
-            if isinstance(claim.transition, Ended):
-                raise SessionEnded(claim.transition.reason)
-            if claim.session.next_deadline is not None:
-                self._scheduler.poke(claim.session.next_deadline.at)
+            self._touched(claim)
+
+    def _touched(self, claim: Claim) -> None:
+        """Apply a transition a touch decided; raise if it was the end."""
+        self._dispatch([claim])
+        if isinstance(claim.transition, Ended):
+            raise SessionEnded(claim.transition.reason)
+        if claim.session.next_deadline is not None:
+            self._scheduler.poke(claim.session.next_deadline.at)
 
     async def _due_aware(self, write: Awaitable[T]) -> T:
         """Await a store write; if it found the session's end already due, claim it now."""
@@ -294,7 +300,7 @@ class SessionManager:
         parsed = parse_role(role)
         check_content(content, metadata)
         if parsed is Role.USER:
-            await self._touch(session_id, activity=True)
+            await self.activity(session_id)
         message = await self._due_aware(
             self.store.append(session_id, parsed, content, metadata, self.clock.now())
         )

@@ -1,7 +1,7 @@
 """``MemoryStore``: sessions in this process, with a lazily re-armed deadline index.
 
-The index is a binary heap of ``(at, session_id)`` holding, for every live
-session, one entry no later than the session's true next event. Touches never
+The index (:class:`~tether.store.index.DeadlineIndex`) holds, for every live
+session, one ``(at, session_id)`` entry no later than its true next event. Touches never
 touch the heap: they only move deadlines later, so the entry stays a valid
 lower bound. When an entry comes due, the session's true next event is
 recomputed: if it is still in the future (the session was touched meanwhile)
@@ -18,7 +18,6 @@ makes each one atomic with respect to the event loop.
 from __future__ import annotations
 
 import builtins
-import heapq
 from collections import OrderedDict
 from typing import Any
 
@@ -27,6 +26,7 @@ from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound
 from tether.store.base import Claim, Created, StoreStats
+from tether.store.index import DeadlineIndex
 from tether.types import EndReason, SessionId, SessionState, UserId
 
 _WARNING = SessionState.WARNING
@@ -68,7 +68,7 @@ class MemoryStore:
         # so that case stores the bare id: a list per user would cost ~70 bytes
         # per session at a million sessions.
         self._by_user: dict[UserId, SessionId | builtins.list[SessionId]] = {}
-        self._heap: builtins.list[tuple[float, SessionId]] = []
+        self._index = DeadlineIndex()
         self._ended: OrderedDict[SessionId, _Tombstone] = OrderedDict()
         self._ended_retention = ended_retention
 
@@ -142,7 +142,7 @@ class MemoryStore:
         return selected if limit is None else selected[:limit]
 
     async def next_due(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        return self._index.peek()
 
     async def ping(self) -> None:
         return None
@@ -205,13 +205,15 @@ class MemoryStore:
         return self._rearm_if_earlier(record)
 
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
-        heap, live, out = self._heap, self._live, []
+        index, live, out = self._index, self._live, []
+        index.release(now)
         # ``limit`` bounds entries examined, not claims returned, so one call
         # never holds the event loop for long even when most entries re-arm.
         for _ in range(limit):
-            if not heap or heap[0][0] > now:
+            entry = index.pop_due(now)
+            if entry is None:
                 break
-            at, session_id = heapq.heappop(heap)
+            at, session_id = entry
             record = live.get(session_id)
             if record is None or record.armed_at != at:
                 continue  # stale: the session ended, or an earlier entry replaced this one
@@ -273,7 +275,7 @@ class MemoryStore:
         deadline = record.next_deadline()
         assert deadline is not None  # only live records are armed
         record.armed_at = deadline.at
-        heapq.heappush(self._heap, (deadline.at, record.id))
+        self._index.push(deadline.at, record.id)
         return deadline.at
 
     def _rearm_if_earlier(self, record: _Live) -> float | None:
@@ -281,7 +283,7 @@ class MemoryStore:
         if deadline is None or deadline.at >= record.armed_at:
             return None
         record.armed_at = deadline.at
-        heapq.heappush(self._heap, (deadline.at, record.id))
+        self._index.push(deadline.at, record.id)
         self._compact_if_mostly_stale()
         return deadline.at
 
@@ -331,9 +333,8 @@ class MemoryStore:
             ended.popitem(last=False)
 
     def _compact_if_mostly_stale(self) -> None:
-        # Ended and superseded entries stay in the heap until they surface; when
-        # they outnumber live sessions, rebuild so memory tracks live sessions.
+        # Ended and superseded entries stay in the index until they surface; when
+        # they outnumber live sessions, rebuild it so memory tracks live sessions.
         # Amortised O(1): a rebuild of n entries follows at least n stale ones.
-        if len(self._heap) > 2 * len(self._live) + 1024:
-            self._heap = [(r.armed_at, r.id) for r in self._live.values()]
-            heapq.heapify(self._heap)
+        if len(self._index) > 2 * len(self._live) + 1024:
+            self._index.rebuild([(r.armed_at, r.id) for r in self._live.values()])
