@@ -80,3 +80,18 @@ def test_rebuild_keeps_released_entries_poppable() -> None:
     index.rebuild(index.entries())
     assert [index.pop_due(T0 + 9.0) for _ in range(4)] == [(T0 + n, sid(n)) for n in range(1, 5)]
     assert len(index) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(pushes=st.lists(times, min_size=1, max_size=40), now=times)
+def test_floor_is_always_a_lower_bound_of_every_entry(pushes: list[float], now: float) -> None:
+    """After pushes, a release and partial pops, floor never exceeds any remaining entry."""
+    index = DeadlineIndex(1.0)
+    for n, at in enumerate(pushes):
+        index.push(at, sid(n))
+        assert index.floor <= min(at for at, _ in index.entries())
+    drain(index, now)
+    remaining = index.entries()
+    if remaining:
+        assert index.floor <= min(at for at, _ in remaining)
+        assert index.peek() == index.floor

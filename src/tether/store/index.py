@@ -41,6 +41,10 @@ class DeadlineIndex:
         # release() has moved them.
         self._horizon = -math.inf
         self._size = 0
+        self.floor = math.inf
+        """A lower bound of every entry (``inf`` when empty), kept valid on every
+        change and tightened by :meth:`peek`. A plain attribute so the hottest
+        caller (a touch asking "could anything be due yet?") pays no call."""
 
     def __len__(self) -> int:
         return self._size
@@ -50,8 +54,12 @@ class DeadlineIndex:
         self._size += 1
         if at < self._horizon:
             heapq.heappush(self._near, (at, session_id))
+            if at < self.floor:
+                self.floor = at
             return
         slot = int(at // self._span)
+        if slot * self._span < self.floor:
+            self.floor = slot * self._span
         bucket = self._far.get(slot)
         if bucket is None:
             self._far[slot] = [(at, session_id)]
@@ -60,10 +68,11 @@ class DeadlineIndex:
             bucket.append((at, session_id))
 
     def peek(self) -> float | None:
-        """A time no later than any entry, or ``None`` when empty."""
+        """A time no later than any entry, or ``None`` when empty; tightens :attr:`floor`."""
         best = self._near[0][0] if self._near else math.inf
         if self._far_slots:
             best = min(best, self._far_slots[0] * self._span)
+        self.floor = best
         return None if best == math.inf else best
 
     def release(self, now: float) -> None:
@@ -96,6 +105,7 @@ class DeadlineIndex:
         when a rebuild happens in the middle of a claim.
         """
         self._near, self._far, self._far_slots, self._size = [], {}, [], 0
+        self.floor = math.inf
         for at, session_id in entries:
             self.push(at, session_id)
 

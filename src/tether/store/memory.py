@@ -181,9 +181,11 @@ class MemoryStore:
         if record is None:
             self._require(session_id)  # raises the right error
         assert record is not None
-        # Fast path: before the armed entry nothing can be due, so no full
-        # deadline computation is needed to know this touch is in time.
-        if now >= record.armed_at and record.expired(now) is not None:
+        # Fast path: before the index's floor no session can be due, and
+        # before its own armed entry this one cannot; only past both is the
+        # full deadline computed. (The floor is hot in cache; at a million
+        # sessions the record's armed_at is usually not.)
+        if now >= self._index.floor and now >= record.armed_at and record.expired(now) is not None:
             return self._apply(record, now)
         record.last_seen = now
         if activity:
@@ -220,6 +222,7 @@ class MemoryStore:
             claim = self._apply(record, now, armed=False)
             if claim is not None:
                 out.append(claim)
+        index.peek()  # tighten the floor that touches test against
         return out
 
     async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
