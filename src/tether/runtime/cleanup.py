@@ -34,10 +34,6 @@ class CleanupRegistry:
         """Register ``callback`` to run when ``session_id`` ends."""
         self._stacks.setdefault(session_id, []).append(callback)
 
-    def discard(self, session_id: SessionId) -> None:
-        """Forget the session's callbacks without running them."""
-        self._stacks.pop(session_id, None)
-
     async def run(self, session_id: SessionId) -> int:
         """Run and forget the session's callbacks, newest first; returns how many failed."""
         failures = 0

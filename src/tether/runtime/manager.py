@@ -40,7 +40,7 @@ from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.tasks import TaskSet
-from tether.store.base import Claim, SessionStore
+from tether.store.base import Claim, NowaitTouch, SessionStore
 from tether.store.memory import MemoryStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -72,7 +72,7 @@ class SessionManager:
 
         async with SessionManager(policy=Policy(idle_timeout=300)) as manager:
             session = await manager.start("alice", kind="interview")
-            manager.add_cleanup(session.id, media_stream.aclose)
+            await manager.add_cleanup(session.id, media_stream.aclose)
             await manager.activity(session.id)
 
     Closing the manager ends every live session with ``server_shutdown`` and
@@ -103,8 +103,12 @@ class SessionManager:
             self._counters if metrics is None else Tee(self._counters, metrics)
         )
         self._id_factory = id_factory
-        # Bound once: the two hottest calls skip two attribute lookups each.
+        # Bound once: the two hottest calls skip attribute lookups, and skip a
+        # coroutine altogether on stores that can touch without waiting.
         self._store_touch = self.store.touch
+        self._touch_nowait = (
+            self.store.touch_nowait if isinstance(self.store, NowaitTouch) else None
+        )
         self._now = self.clock.now
         self._tasks = TaskSet()
         self._fanout = Fanout(
@@ -228,13 +232,19 @@ class SessionManager:
 
     async def activity(self, session_id: SessionId) -> None:
         """User activity: refreshes presence and the idle clock, clears an idle warning."""
-        claim = await self._store_touch(session_id, self._now(), activity=True)
+        if self._touch_nowait is not None:
+            claim = self._touch_nowait(session_id, self._now(), activity=True)
+        else:
+            claim = await self._store_touch(session_id, self._now(), activity=True)
         if claim is not None:
             self._touched(claim)
 
     async def heartbeat(self, session_id: SessionId) -> None:
         """A sign of presence only: never postpones the idle end."""
-        claim = await self._store_touch(session_id, self._now(), activity=False)
+        if self._touch_nowait is not None:
+            claim = self._touch_nowait(session_id, self._now(), activity=False)
+        else:
+            claim = await self._store_touch(session_id, self._now(), activity=False)
         if claim is not None:
             self._touched(claim)
 

@@ -1,6 +1,6 @@
 """Session storage: the :class:`SessionStore` port and its implementations."""
 
-from tether.store.base import Claim, Created, SessionStore, StoreStats
+from tether.store.base import Claim, Created, NowaitTouch, SessionStore, StoreStats
 from tether.store.memory import MemoryStore
 
-__all__ = ["Claim", "Created", "MemoryStore", "SessionStore", "StoreStats"]
+__all__ = ["Claim", "Created", "MemoryStore", "NowaitTouch", "SessionStore", "StoreStats"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tether.core.policy import Policy
 from tether.core.session import SessionInfo, SessionRecord, Transition
@@ -53,6 +53,19 @@ class StoreStats:
     live: int
     oldest_created_at: float | None
     newest_created_at: float | None
+
+
+@runtime_checkable
+class NowaitTouch(Protocol):
+    """Optional: a store whose touch never waits may offer it synchronously.
+
+    The manager uses ``touch_nowait`` when a store has it, saving a coroutine
+    on the hottest call; semantics are exactly those of ``touch``.
+    """
+
+    def touch_nowait(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        """Same as :meth:`SessionStore.touch`, without awaiting."""
+        ...
 
 
 class SessionStore(Protocol):

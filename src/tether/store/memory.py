@@ -177,6 +177,10 @@ class MemoryStore:
         return Created(live.snapshot(), armed, replaced)
 
     async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        return self.touch_nowait(session_id, now, activity=activity)
+
+    def touch_nowait(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        """:meth:`touch` without a coroutine: this store never waits (see ``NowaitTouch``)."""
         record = self._live.get(session_id)
         if record is None:
             self._require(session_id)  # raises the right error
