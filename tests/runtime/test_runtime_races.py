@@ -3,17 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
 from tether.core.events import SessionEndedEvent
 from tether.core.policy import Policy
 from tether.errors import SessionEnded
-from tether.testing import DEFAULT_START, RecordingChannel, fake_manager, settle
-from tether.types import EndReason, SessionState
+from tether.testing import DEFAULT_START, FakeKit, RecordingChannel, fake_manager, settle
+from tether.types import EndReason, SessionId, SessionState
 
 T0 = DEFAULT_START
 QUIET = Policy(idle_timeout=600, warn_before=0, max_duration=1800, presence_timeout=0)
+T = TypeVar("T")
+
+
+class BeforeScheduler:
+    """Runs ``action(session_id)`` at the idle deadline instant, ahead of the scheduler.
+
+    The timer is registered before the session exists, so at the shared instant
+    it fires first and the action's task runs before the scheduler's pass.
+    ``seen`` records the session's state at the moment the action began.
+    """
+
+    def __init__(self, kit: FakeKit, action: Callable[[SessionId], Awaitable[T]]) -> None:
+        self.kit = kit
+        self.action = action
+        self.tasks: list[asyncio.Task[T]] = []
+        self.seen: list[SessionState] = []
+        self.session_id: SessionId | None = None
+        kit.clock.call_later(600, lambda: self.tasks.append(asyncio.ensure_future(self._run())))
+
+    async def _run(self) -> T:
+        assert self.session_id is not None
+        info = await self.kit.store.get(self.session_id)  # same loop step as the action
+        assert info is not None
+        self.seen.append(info.state)
+        return await self.action(self.session_id)
+
+    async def start(self) -> tuple[SessionId, RecordingChannel]:
+        """Start the session and attach a channel; the action is armed at its idle end."""
+        session = await self.kit.manager.start("alice")
+        self.session_id = session.id
+        channel = RecordingChannel()
+        await self.kit.manager.attach(session.id, channel)
+        return session.id, channel
 
 
 async def test_activity_after_scheduler_at_deadline_instant_raises_idle_timeout() -> None:
@@ -38,31 +73,14 @@ async def test_activity_before_scheduler_at_deadline_instant_still_ends_idle() -
     async with fake_manager(policy=QUIET) as kit:
         ended = []
         kit.manager.on_ended(ended.append)
-        touches: list[asyncio.Task[None]] = []
-        sid_box: list[str] = []
-        seen: list[SessionState] = []
-
-        async def touch_at_deadline() -> None:
-            info = await kit.store.get(sid_box[0])  # same loop step as the touch below
-            assert info is not None
-            seen.append(info.state)
-            await kit.manager.activity(sid_box[0])
-
-        # Registered before the session exists, so at the shared instant it fires before
-        # the scheduler's timer: the activity task runs before the scheduler's pass.
-        kit.clock.call_later(
-            600, lambda: touches.append(asyncio.ensure_future(touch_at_deadline()))
-        )
-        session = await kit.manager.start("alice")
-        sid_box.append(session.id)
-        channel = RecordingChannel()
-        await kit.manager.attach(session.id, channel)
+        race = BeforeScheduler(kit, kit.manager.activity)
+        session_id, channel = await race.start()
         await kit.advance(599.5)
-        assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE
+        assert (await kit.manager.get(session_id)).state is SessionState.ACTIVE
         await kit.advance(0.5)
-        assert seen == [SessionState.ACTIVE]  # the touch really came before the scheduler
+        assert race.seen == [SessionState.ACTIVE]  # the touch really came before the scheduler
         with pytest.raises(SessionEnded) as caught:
-            await touches[0]
+            await race.tasks[0]
         assert caught.value.reason is EndReason.IDLE_TIMEOUT
         await kit.manager.wait_idle()
         assert [s.end_reason for s in ended] == [EndReason.IDLE_TIMEOUT]
@@ -233,29 +251,16 @@ async def test_explicit_end_before_scheduler_at_idle_instant_ends_once() -> None
     async with fake_manager(policy=QUIET) as kit:
         ended = []
         kit.manager.on_ended(ended.append)
-        enders: list[asyncio.Task[bool]] = []
-        sid_box: list[str] = []
-        seen: list[SessionState] = []
-
-        async def end_at_deadline() -> bool:
-            info = await kit.store.get(sid_box[0])  # same loop step as the end below
-            assert info is not None
-            seen.append(info.state)
-            return await kit.manager.end(sid_box[0])
-
-        kit.clock.call_later(600, lambda: enders.append(asyncio.ensure_future(end_at_deadline())))
-        session = await kit.manager.start("alice")
-        sid_box.append(session.id)
-        channel = RecordingChannel()
-        await kit.manager.attach(session.id, channel)
+        race = BeforeScheduler(kit, kit.manager.end)
+        session_id, channel = await race.start()
         await kit.advance(600)
         await kit.manager.wait_idle()
-        assert seen == [SessionState.ACTIVE]  # end() really came before the scheduler
-        assert await enders[0] is True
+        assert race.seen == [SessionState.ACTIVE]  # end() really came before the scheduler
+        assert await race.tasks[0] is True
         reasons = [e.reason for e in channel.events if isinstance(e, SessionEndedEvent)]
         assert reasons == [EndReason.IDLE_TIMEOUT]  # deadlines are inclusive
         assert [s.end_reason for s in ended] == reasons
-        assert (await kit.manager.get(session.id)).end_reason is reasons[0]
+        assert (await kit.manager.get(session_id)).end_reason is reasons[0]
         metrics = await kit.manager.metrics()
         assert metrics.total_ended == 1
         assert metrics.ended_by_reason[reasons[0]] == 1
