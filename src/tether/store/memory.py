@@ -1,9 +1,9 @@
 """``MemoryStore``: sessions in this process, with a lazily re-armed deadline index.
 
 The index (:class:`~tether.store.index.DeadlineIndex`) holds, for every live
-session, one ``(at, session_id)`` entry no later than its true next event. Touches never
-touch the heap: they only move deadlines later, so the entry stays a valid
-lower bound. When an entry comes due, the session's true next event is
+session, one ``(at, session_id)`` entry no later than its true next event.
+Touches never touch the index: they only move deadlines later, so the entry
+stays a valid lower bound. When an entry comes due, the session's true next event is
 recomputed: if it is still in the future (the session was touched meanwhile)
 the entry is re-armed there, otherwise the transition is applied. Changes that
 move a deadline *earlier* (the last connection closing, a shorter policy) push
@@ -297,8 +297,8 @@ class MemoryStore:
     def _apply(self, record: _Live, now: float, *, armed: bool = True) -> Claim | None:
         """Advance ``record`` at ``now``; re-arm or retire it; return the claim, if any.
 
-        ``armed`` says whether ``record``'s current index entry is still in the
-        heap (a touch) or was just popped (a claim).
+        ``armed`` says whether ``record``'s current entry is still in the index
+        (a touch) or was just popped from it (a claim).
         """
         transition = record.advance(now)
         if isinstance(transition, Ended):
