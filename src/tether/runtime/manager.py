@@ -227,8 +227,9 @@ class SessionManager:
         self._emit(self._hooks.started, created.session)
         return created.session
 
-    # activity() and heartbeat() are the hottest calls: each is one coroutine
-    # over the store's touch, and the rare case (a transition) is a plain call.
+    # activity() and heartbeat() are the hottest calls: on a store with
+    # touch_nowait they create no coroutine beyond their own, and the rare case
+    # (a transition) is a plain call.
 
     async def activity(self, session_id: SessionId) -> None:
         """User activity: refreshes presence and the idle clock, clears an idle warning."""
