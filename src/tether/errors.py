@@ -9,8 +9,11 @@
     ├── SessionError                about one session
     │   ├── SessionNotFound         unknown id (or not the caller's: same answer)
     │   └── SessionEnded            the session has ended; carries the reason
-    └── StoreError                  the session store misbehaved
-        └── StoreUnavailable        the store cannot be reached right now
+    ├── StoreError                  the session store misbehaved
+    │   └── StoreUnavailable        the store cannot be reached right now
+    └── ArchiveError                journals and archives on disk
+        ├── ArchiveNotFound         no such archive for that user
+        └── JournalCorrupt          a journal is damaged beyond its torn tail
 
 Lower-layer errors (``OSError``, ``redis.RedisError``, ...) are translated into
 this tree once, at the seam where they occur, so callers catch only these.
@@ -66,3 +69,22 @@ class StoreError(TetherError):
 
 class StoreUnavailable(StoreError):
     """The session store cannot be reached; nothing was changed."""
+
+
+class ArchiveError(TetherError):
+    """Writing or reading a journal or an archive failed."""
+
+
+class ArchiveNotFound(ArchiveError):
+    """No archive with that id for that user."""
+
+    def __init__(self, message: str = "unknown archive") -> None:
+        super().__init__(message)
+
+
+class JournalCorrupt(ArchiveError):
+    """A journal holds a bad record that is not a torn tail; ``offset`` says where."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import UTC, datetime
 
 from tether.errors import InvalidInput
 from tether.types import SessionId, UserId
 
 _USER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
+_ARCHIVE_ID = re.compile(r"[0-9]{4}(?:-[0-9]{2}){5}-[0-9a-f]{12}")
 
 # Per-process salt: log references are stable within a process (so one session's
 # lines can be followed) but cannot be reversed or matched across processes.
@@ -44,3 +46,24 @@ def validate_session_id(value: object) -> SessionId:
 def log_ref(session_id: str) -> str:
     """A salted hash of ``session_id`` for logs: raw ids never reach a log line."""
     return hashlib.blake2b(session_id.encode(), key=_LOG_SALT, digest_size=6).hexdigest()
+
+
+def archive_id_for(session_id: SessionId, created_at: float) -> str:
+    """The archive id of a session: ``{YYYY-MM-DD-HH-MM-SS}-{short-id}``.
+
+    The stamp is the session's start (UTC) and the short id a hash of its id,
+    so every node, and every retry after a crash, names the same session's
+    archive the same way: that is what makes archiving idempotent. The short
+    id is a hash rather than a prefix so an archive name never reveals the
+    session id.
+    """
+    stamp = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d-%H-%M-%S")
+    short = hashlib.blake2b(session_id.encode(), digest_size=6).hexdigest()
+    return f"{stamp}-{short}"
+
+
+def validate_archive_id(value: object) -> str:
+    """Return ``value`` if it has the shape of an archive id, else raise :class:`InvalidInput`."""
+    if not isinstance(value, str) or not _ARCHIVE_ID.fullmatch(value):
+        raise InvalidInput("invalid archive id: expected YYYY-MM-DD-HH-MM-SS-<12 hex>")
+    return value
