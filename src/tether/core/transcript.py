@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -51,8 +52,23 @@ def parse_role(value: object) -> Role:
 
 
 def check_content(content: object, metadata: object = None) -> None:
-    """Raise :class:`InvalidInput` unless ``content`` is text and ``metadata`` a dict."""
+    """Raise :class:`InvalidInput` unless the message can be stored as it is.
+
+    ``content`` must be text that UTF-8 can carry (no lone surrogates) and
+    ``metadata`` a JSON object. Checked before anything is stored, so a
+    message that a journal or archive could not write is refused whole.
+    """
     if not isinstance(content, str):
         raise InvalidInput("message content must be a string")
-    if metadata is not None and not isinstance(metadata, dict):
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("message content is not valid Unicode text") from None
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
         raise InvalidInput("message metadata must be an object")
+    try:
+        json.dumps(metadata, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"message metadata must be plain JSON: {exc}") from None

@@ -19,6 +19,8 @@ class CounterSnapshot:
     extended_after_warning: int
     cleanup_failures: int
     hook_failures: int
+    archive_failures: int
+    journals_recovered: int
 
 
 class SessionCounters:
@@ -31,6 +33,8 @@ class SessionCounters:
         self._extended = 0
         self._cleanup_failures = 0
         self._hook_failures = 0
+        self._archive_failures = 0
+        self._recovered = 0
 
     def session_started(self, kind: str) -> None:
         self._created += 1
@@ -50,6 +54,12 @@ class SessionCounters:
     def hook_failed(self) -> None:
         self._hook_failures += 1
 
+    def archive_failed(self) -> None:
+        self._archive_failures += 1
+
+    def journals_recovered(self, count: int) -> None:
+        self._recovered += count
+
     def snapshot(self) -> CounterSnapshot:
         """The current totals."""
         return CounterSnapshot(
@@ -60,4 +70,6 @@ class SessionCounters:
             extended_after_warning=self._extended,
             cleanup_failures=self._cleanup_failures,
             hook_failures=self._hook_failures,
+            archive_failures=self._archive_failures,
+            journals_recovered=self._recovered,
         )

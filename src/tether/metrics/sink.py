@@ -27,6 +27,14 @@ class MetricsSink(Protocol):
 
     def hook_failed(self) -> None: ...
 
+    def archive_failed(self) -> None:
+        """An ended session could not be archived (its journal is kept for recovery)."""
+        ...
+
+    def journals_recovered(self, count: int) -> None:
+        """Start-up recovery archived ``count`` journals left by an unclean stop."""
+        ...
+
 
 class Tee:
     """Forwards every fact to several sinks."""
@@ -57,3 +65,11 @@ class Tee:
     def hook_failed(self) -> None:
         for sink in self._sinks:
             sink.hook_failed()
+
+    def archive_failed(self) -> None:
+        for sink in self._sinks:
+            sink.archive_failed()
+
+    def journals_recovered(self, count: int) -> None:
+        for sink in self._sinks:
+            sink.journals_recovered(count)

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from tether.archive.base import ArchivedDialog, Archiver
+from tether.archive.journal import FileJournal
+from tether.archive.recovery import RecoveryReport, recover
 from tether.clock import Clock, SystemClock
 from tether.core.events import (
     Event,
@@ -31,7 +34,13 @@ from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.policy import Policy
 from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
 from tether.core.transcript import Message, Role, check_content, parse_role
-from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
+from tether.errors import (
+    ConfigError,
+    InvalidInput,
+    SessionEnded,
+    SessionNotFound,
+    TetherError,
+)
 from tether.metrics.counters import SessionCounters
 from tether.metrics.sink import MetricsSink, Tee
 from tether.runtime.channel import Channel
@@ -60,6 +69,8 @@ class ManagerMetrics:
     extended_after_warning: int
     cleanup_failures: int
     hook_failures: int
+    archive_failures: int
+    journals_recovered: int
     oldest_age_s: float | None
     newest_age_s: float | None
 
@@ -91,9 +102,19 @@ class SessionManager:
         claim_batch: int = 1000,
         metrics: MetricsSink | None = None,
         id_factory: Callable[[], SessionId] = new_session_id,
+        journal: FileJournal | None = None,
+        archiver: Archiver | None = None,
     ) -> None:
         if max_sessions_per_user is not None and max_sessions_per_user < 1:
             raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
+        if journal is not None and archiver is None:
+            # A journal is only ever removed once its archive is durable, so
+            # without an archiver every journal would stay forever.
+            raise ConfigError("a journal needs an archiver to hand ended sessions to")
+        self.journal = journal
+        self.archiver = archiver
+        self.recovery: RecoveryReport | None = None
+        """What start-up recovery did (``None`` without a journal)."""
         self.store: SessionStore = store if store is not None else MemoryStore()
         self.policy = policy if policy is not None else Policy()
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -128,10 +149,14 @@ class SessionManager:
     # -- lifecycle of the manager -------------------------------------------------
 
     async def open(self) -> None:
-        """Start the deadline scheduler."""
-        if not self._open:
-            self._open = True
-            self._scheduler.start()
+        """Recover journals left by an unclean stop, then start the deadline scheduler."""
+        if self._open:
+            return
+        self._open = True
+        if self.journal is not None and self.archiver is not None:
+            self.recovery = await recover(self.journal.paths, self.archiver)
+            self._metrics.journals_recovered(self.recovery.recovered)
+        self._scheduler.start()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -157,6 +182,10 @@ class SessionManager:
                 self._start_pipeline(ended)
         await self._tasks.join()
         await self.store.aclose()
+        if self.journal is not None:
+            await self.journal.aclose()
+        if self.archiver is not None:
+            await self.archiver.aclose()
 
     async def wait_idle(self) -> None:
         """Return once every due transition is applied and every background task finished.
@@ -219,6 +248,9 @@ class SessionManager:
             dict(config) if config else None,
         )
         created = await self.store.create(record, max_per_user=self.max_sessions_per_user)
+        if self.journal is not None:
+            info = created.session
+            self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
         for replaced in created.replaced:
             self._start_pipeline(replaced)
         self._scheduler.poke(created.armed_at)
@@ -288,6 +320,8 @@ class SessionManager:
         if not isinstance(config, dict):
             raise InvalidInput("config must be an object")
         info = await self.store.update_config(session_id, config)
+        if self.journal is not None:
+            self.journal.config(session_id, info.config, self.clock.now())
         self._fanout.send(session_id, SessionConfig(info.config))
         return info
 
@@ -309,7 +343,8 @@ class SessionManager:
         """Append a transcript message and send it to every attached channel.
 
         A ``user`` message is also activity. Returns the stored message with
-        its sequence number.
+        its sequence number once it is durable in the journal (if there is
+        one) under its fsync policy: the return is the acknowledgement.
         """
         parsed = parse_role(role)
         check_content(content, metadata)
@@ -318,6 +353,8 @@ class SessionManager:
         message = await self._due_aware(
             self.store.append(session_id, parsed, content, metadata, self.clock.now())
         )
+        if self.journal is not None and self.journal.knows(session_id):
+            await self.journal.append(session_id, message)
         self._fanout.send(session_id, TranscriptAppended(message))
         return message
 
@@ -386,6 +423,8 @@ class SessionManager:
             extended_after_warning=counts.extended_after_warning,
             cleanup_failures=counts.cleanup_failures,
             hook_failures=counts.hook_failures,
+            archive_failures=counts.archive_failures,
+            journals_recovered=counts.journals_recovered,
             oldest_age_s=None if stats.oldest_created_at is None else now - stats.oldest_created_at,
             newest_age_s=None if stats.newest_created_at is None else now - stats.newest_created_at,
         )
@@ -435,10 +474,15 @@ class SessionManager:
         return task
 
     async def _end_pipeline(self, info: SessionInfo) -> None:
-        """Notify, close, clean up, count, call hooks: once per ended session."""
+        """Archive, notify, close, clean up, count, call hooks: once per ended session.
+
+        The archive comes first so that ``session.ended`` can name it, and
+        the journal goes only once the archive is durable.
+        """
         reason = info.end_reason or EndReason.ERROR
         try:
-            self._fanout.send(info.id, SessionEndedEvent(reason))
+            archive_id = await self._archive(info, reason)
+            self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
             await self._fanout.close_all(info.id, close_code(reason), reason.value)
             await self._cleanups.run(info.id)
             duration = (info.ended_at or self.clock.now()) - info.created_at
@@ -452,6 +496,32 @@ class SessionManager:
             await self._hooks.emit(self._hooks.ended, info)
         finally:
             self._pipelines.pop(info.id, None)
+
+    async def _archive(self, info: SessionInfo, reason: EndReason) -> str | None:
+        if self.archiver is None:
+            return None
+        try:
+            messages = await self.store.transcript(info.id)
+            archive_id = await self.archiver.archive(
+                ArchivedDialog(
+                    session_id=info.id,
+                    user=info.user,
+                    kind=info.kind,
+                    config=info.config,
+                    started_at=info.created_at,
+                    ended_at=info.ended_at or self.clock.now(),
+                    end_reason=reason,
+                    messages=tuple(messages),
+                )
+            )
+            if self.journal is not None:
+                await self.journal.remove(info.id)
+        except TetherError as exc:
+            # The journal stays on disk: the next start-up recovers it.
+            self._metrics.archive_failed()
+            log.error("archive failed session=%s: %s", log_ref(info.id), exc)
+            return None
+        return archive_id
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
         self._tasks.spawn(self._release_connection(session_id))

@@ -1,0 +1,125 @@
+"""Blocking file primitives that make writes survive a crash.
+
+Everything here blocks and is meant to run on a worker thread, never on the
+event loop. ``OSError`` is translated into :class:`~tether.errors.ArchiveError`
+by the callers, at the seam.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from tether.archive.paths import TEMP_MARK
+
+_OPEN_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_OPEN_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
+def open_append(path: Path) -> int:
+    """Open ``path`` for appending, creating it; refuses to follow a symlink."""
+    return os.open(path, _OPEN_APPEND, 0o600)
+
+
+def read_bytes(path: Path, limit: int) -> bytes:
+    """The whole file, refusing symlinks and files larger than ``limit`` bytes."""
+    fd = os.open(path, _OPEN_READ)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise OSError(f"file is {size} bytes, more than the {limit} allowed")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until every byte is written (short writes happen)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the directory entries of ``path`` (creations, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path, root: Path) -> None:
+    """Create ``path`` and any missing parents below ``root``, each made durable."""
+    missing = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe == root or probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        fsync_dir(directory.parent)
+
+
+def write_atomically(path: Path, data: bytes, root: Path) -> None:
+    """Replace ``path`` with ``data``: temp file beside it, fsync, rename, fsync the folder.
+
+    A reader sees either no file or the whole new one, and once this returns
+    the file survives a power cut.
+    """
+    ensure_dir(path.parent, root)
+    temp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def _load_syncfs() -> Callable[[int], None] | None:
+    """``syncfs(2)`` from libc, if this platform has it."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        raw = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    raw.argtypes = [ctypes.c_int]
+    raw.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if raw(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+
+    return syncfs
+
+
+syncfs = _load_syncfs()
+"""Flush every dirty file and directory of one filesystem in a single call, or ``None``.
+
+Group commit uses it so that one flush covers the appends of many sessions,
+each in its own file; PostgreSQL offers the same trade (``syncfs`` at
+start-up). It also flushes unrelated dirty data on that filesystem, which is
+why a dedicated data volume is the recommended deployment.
+"""

@@ -1,0 +1,177 @@
+"""The journal's on-disk format, encoded and decoded without any I/O.
+
+::
+
+    journal := MAGIC record*
+    record  := length:u32le  crc32(body):u32le  body
+    body    := kind:u8  payload (JSON, UTF-8)
+
+``kind`` is ``H`` (the header: session id, user, kind, start, config), ``M`` (a
+transcript message) or ``C`` (a config change). The length and checksum let a
+reader tell a record that was cut short by a crash (a *torn tail*, dropped
+without fuss) from one damaged in the middle of the file (reported, and the
+records after it salvaged by scanning for the next record whose checksum
+holds).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.core.transcript import Message, parse_role
+from tether.errors import InvalidInput
+
+MAGIC = b"TTHRJNL1"
+HEADER = b"H"
+MESSAGE = b"M"
+CONFIG = b"C"
+MAX_RECORD = 16 << 20
+"""Bodies larger than this are never written, so a larger length means damage."""
+
+_PREFIX = struct.Struct("<II")
+_KINDS = (HEADER, MESSAGE, CONFIG)
+_SCAN_LIMIT = 8 << 20
+"""How far past a bad record the reader looks for the next good one."""
+
+
+def encode(kind: bytes, payload: dict[str, Any]) -> bytes:
+    """One framed record. Raises :class:`InvalidInput` for payloads JSON cannot carry."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = kind + text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise InvalidInput(f"cannot be stored: {exc}") from None
+    if len(body) > MAX_RECORD:
+        raise InvalidInput(f"record of {len(body)} bytes exceeds the {MAX_RECORD} byte limit")
+    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
+
+
+def header_record(
+    session_id: str, user: str, kind: str, created_at: float, config: dict[str, Any]
+) -> bytes:
+    """The first record of every journal."""
+    return MAGIC + encode(
+        HEADER,
+        {"session_id": session_id, "user": user, "kind": kind, "created_at": created_at,
+         "config": config},
+    )  # fmt: skip
+
+
+def message_record(message: Message) -> bytes:
+    """A transcript message."""
+    return encode(MESSAGE, message.to_dict())
+
+
+def config_record(config: dict[str, Any], ts: float) -> bytes:
+    """A replaced config."""
+    return encode(CONFIG, {"config": config, "ts": ts})
+
+
+@dataclass(slots=True)
+class JournalContents:
+    """What a reader could make of one journal."""
+
+    header: dict[str, Any] | None = None
+    messages: list[Message] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    last_ts: float | None = None
+    torn_bytes: int = 0
+    """Bytes of an incomplete last record, dropped."""
+    damage: list[str] = field(default_factory=list)
+    """Human-readable notes about damaged regions; empty for a healthy journal."""
+    refused: str | None = None
+    """Set when the file is not a tether journal at all; nothing else is filled."""
+
+
+def decode(data: bytes) -> JournalContents:
+    """Read a whole journal. Never raises: problems are reported in the result."""
+    out = JournalContents()
+    if not data.startswith(MAGIC):
+        if MAGIC.startswith(data):
+            out.torn_bytes = len(data)  # torn while the file was being created
+        else:
+            out.refused = "not a tether journal (bad magic bytes)"
+        return out
+    offset, end = len(MAGIC), len(data)
+    while offset < end:
+        body = _record_at(data, offset)
+        if body is not None:
+            _apply(out, body, offset)
+            offset += _PREFIX.size + len(body)
+            continue
+        resume = _next_record(data, offset + 1)
+        if resume is None:
+            out.torn_bytes = end - offset
+            break
+        out.damage.append(f"bytes {offset}..{resume} unreadable and skipped")
+        offset = resume
+    # Sorted and one per seq: a record is never written twice, but a reader
+    # that trusted that would double a line if it ever were.
+    out.messages = list({m.seq: m for m in reversed(out.messages)}.values())
+    out.messages.sort(key=lambda m: m.seq)
+    return out
+
+
+def _record_at(data: bytes, offset: int) -> bytes | None:
+    """The body of a well-formed record at ``offset``, or ``None``."""
+    if len(data) - offset < _PREFIX.size:
+        return None
+    length, crc = _PREFIX.unpack_from(data, offset)
+    start = offset + _PREFIX.size
+    if not 1 <= length <= min(MAX_RECORD, len(data) - start):
+        return None
+    body = data[start : start + length]
+    if zlib.crc32(body) != crc or body[:1] not in _KINDS:
+        return None
+    return body
+
+
+def _next_record(data: bytes, start: int) -> int | None:
+    """Offset of the next well-formed record after a bad one, or ``None`` (a torn tail).
+
+    A crash can only tear the end of a journal, so a good record anywhere
+    after a bad one proves the bad one is damage, not a tear. Message text
+    cannot forge a record: a valid length's high byte is zero, and JSON text
+    never contains a raw NUL byte.
+    """
+    stop = min(len(data), start + _SCAN_LIMIT)
+    for offset in range(start, stop):
+        if _record_at(data, offset) is not None:
+            return offset
+    if stop < len(data):
+        return stop  # give up scanning; report the rest as unreadable, never as torn
+    return None
+
+
+def _apply(out: JournalContents, body: bytes, offset: int) -> None:
+    kind = body[:1]
+    try:
+        payload = json.loads(body[1:].decode("utf-8"))
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not an object")
+        if kind == HEADER:
+            out.header = payload
+            out.last_ts = float(payload["created_at"])
+        elif kind == CONFIG:
+            out.config = dict(payload["config"])
+            out.last_ts = max(out.last_ts or 0.0, float(payload["ts"]))
+        else:
+            message = _message(payload)
+            out.messages.append(message)
+            out.last_ts = max(out.last_ts or 0.0, message.ts)
+    except (ValueError, KeyError, TypeError, InvalidInput) as exc:
+        out.damage.append(f"record at byte {offset} has a valid checksum but is unusable: {exc}")
+
+
+def _message(payload: dict[str, Any]) -> Message:
+    seq, content, ts = payload["seq"], payload["content"], payload["ts"]
+    if not isinstance(seq, int) or not isinstance(content, str):
+        raise ValueError("message fields have the wrong types")
+    metadata = payload.get("metadata")
+    return Message(
+        seq, parse_role(payload["role"]), content, float(ts), metadata if metadata else None
+    )
