@@ -73,11 +73,13 @@ def ensure_dir(path: Path, root: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_atomically(path: Path, data: bytes, root: Path) -> None:
-    """Replace ``path`` with ``data``: temp file beside it, fsync, rename, fsync the folder.
+def write_once(path: Path, data: bytes, root: Path) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; ``True`` if this call created it.
 
-    A reader sees either no file or the whole new one, and once this returns
-    the file survives a power cut.
+    Temp file beside it, fsync, hard-link into place (which fails if the name
+    is taken, so the first writer wins and nobody overwrites), fsync the
+    folder. A reader sees either no file or a whole one, and once this
+    returns the file survives a power cut.
     """
     ensure_dir(path.parent, root)
     temp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
@@ -85,13 +87,21 @@ def write_atomically(path: Path, data: bytes, root: Path) -> None:
     try:
         write_all(fd, data)
         os.fsync(fd)
-    except BaseException:
         os.close(fd)
+        fd = -1
+        try:
+            os.link(temp, path)
+            created = True
+        except FileExistsError:
+            created = False
+    finally:
+        if fd >= 0:
+            os.close(fd)
         temp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(temp, path)
+    # Also when it existed: the earlier writer may have died before its own
+    # folder fsync, and the caller is about to rely on the file.
     fsync_dir(path.parent)
+    return created
 
 
 def _load_syncfs() -> Callable[[int], None] | None:

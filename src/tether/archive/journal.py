@@ -117,7 +117,7 @@ class FileJournal:
 
     # -- the API the runtime uses --------------------------------------------------
 
-    def begin(
+    async def begin(
         self,
         session_id: SessionId,
         user: UserId,
@@ -125,11 +125,15 @@ class FileJournal:
         created_at: float,
         config: dict[str, Any],
     ) -> None:
-        """Start the session's journal with its header (queued; flushed with its first message)."""
+        """Start the session's journal with its header; returns once durable under the policy.
+
+        A started session is something a client was told, so it must survive
+        a crash just like an acknowledged message (recovery archives it).
+        """
         path = self.paths.journal(user, session_id)
         data = records.header_record(session_id, user, kind, created_at, config)
         self._users[session_id] = user
-        self._enqueue(_Op(session_id, path, data, None, durable=False))
+        await self._submit(session_id, path, data)
 
     async def append(self, session_id: SessionId, message: Message) -> None:
         """Append ``message``; returns once it is durable under the fsync policy.
@@ -137,17 +141,12 @@ class FileJournal:
         Raises :class:`InvalidInput` for content that cannot be stored and
         :class:`ArchiveError` if the disk refused the write.
         """
-        data = records.message_record(message)
+        await self._submit(session_id, self._path(session_id), records.message_record(message))
+
+    async def _submit(self, session_id: SessionId, path: Path, data: bytes) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._enqueue(
-            _Op(
-                session_id,
-                self._path(session_id),
-                data,
-                done,
-                durable=self.fsync is FsyncPolicy.ALWAYS,
-            )
-        )
+        durable = self.fsync is FsyncPolicy.ALWAYS
+        self._enqueue(_Op(session_id, path, data, done, durable))
         await done
 
     def config(self, session_id: SessionId, config: dict[str, Any], ts: float) -> None:

@@ -2,10 +2,13 @@
 
 Files live at ``users/{user}/dialogs/archived/{archive-id}.yaml``. The archive
 id is derived from the session (start stamp plus a hash of its id), so the
-same session always maps to the same file: archiving it again atomically
-replaces that file with identical content, which is what makes archiving
-idempotent. Reading uses ``yaml.safe_load`` only, so a file carrying a Python
-tag is refused, never turned into an object.
+same session always maps to the same file, and the file is created only if
+absent: archiving a session again leaves the first archive as it is (it was
+written by the real end, and knows the true reason; a retry after a crash
+knows less). That is what makes archiving idempotent.
+
+Reading uses a safe loader only, so a file carrying a Python tag is refused,
+never turned into an object.
 
 The blocking work (YAML encoding, write, fsync, rename, fsync of the folder)
 runs on a small thread pool, so ending thousands of sessions at once never
@@ -47,10 +50,10 @@ class YamlArchive:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tether-archive")
 
     async def archive(self, dialog: ArchivedDialog) -> str:
-        """Write ``dialog`` durably (temp, fsync, rename, fsync folder); returns its id."""
+        """Write ``dialog`` durably unless it is already archived; returns its id."""
         path = self.paths.archive(dialog.user, dialog.archive_id)
         data = dialog_to_yaml(dialog)
-        await self._run(durable.write_atomically, path, data, self.paths.root)
+        await self._run(durable.write_once, path, data, self.paths.root)
         return dialog.archive_id
 
     async def list(

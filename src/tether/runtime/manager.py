@@ -35,6 +35,7 @@ from tether.core.policy import Policy
 from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
 from tether.core.transcript import Message, Role, check_content, parse_role
 from tether.errors import (
+    ArchiveError,
     ConfigError,
     InvalidInput,
     SessionEnded,
@@ -249,8 +250,7 @@ class SessionManager:
         )
         created = await self.store.create(record, max_per_user=self.max_sessions_per_user)
         if self.journal is not None:
-            info = created.session
-            self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
+            await self._begin_journal(created.session)
         for replaced in created.replaced:
             self._start_pipeline(replaced)
         self._scheduler.poke(created.armed_at)
@@ -258,6 +258,17 @@ class SessionManager:
         log.info("session started session=%s kind=%s", log_ref(record.id), kind)
         self._emit(self._hooks.started, created.session)
         return created.session
+
+    async def _begin_journal(self, info: SessionInfo) -> None:
+        """Journal the new session; if the disk refuses, end it and tell the caller."""
+        assert self.journal is not None
+        try:
+            await self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
+        except ArchiveError:
+            ended = await self.store.end(info.id, EndReason.ERROR, self.clock.now())
+            if ended is not None:
+                self._start_pipeline(ended)
+            raise
 
     # activity() and heartbeat() are the hottest calls: on a store with
     # touch_nowait they create no coroutine beyond their own, and the rare case
