@@ -2,8 +2,9 @@
 
 A bench returns :class:`Row` objects. A row holds one contender's median figure,
 its raw samples, and optionally the baseline it is compared with and the
-target it must meet. ``ratio`` is always ``baseline / value``: every figure
-here is lower-is-better, so a ratio above 1 means "better than the baseline".
+target it must meet. ``ratio`` is oriented so that above 1 always means
+"better than the baseline": ``baseline / value`` for costs (time, bytes),
+``value / baseline`` for rates (rows with ``higher_is_better``).
 """
 
 from __future__ import annotations
@@ -61,11 +62,14 @@ class Row:
     baseline: str | None = None
     baseline_value: float | None = None
     target: Target | None = None
+    higher_is_better: bool = False
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline_value is None or self.value == 0:
+        if self.baseline_value is None or self.value == 0 or self.baseline_value == 0:
             return None
+        if self.higher_is_better:
+            return self.value / self.baseline_value
         return self.baseline_value / self.value
 
     @property
@@ -87,6 +91,8 @@ def rows_vs(
     samples: dict[str, list[float]],
     baseline: str,
     targets: dict[str, Target] | None = None,
+    *,
+    higher_is_better: bool = False,
 ) -> list[Row]:
     """One row per contender, each compared with the median of ``baseline``."""
     base = statistics.median(samples[baseline])
@@ -102,6 +108,7 @@ def rows_vs(
             None if name == baseline else baseline,
             None if name == baseline else base,
             targets.get(name),
+            higher_is_better,
         )
         for name, values in samples.items()
     ]

@@ -42,7 +42,10 @@ def read_bytes(path: Path, limit: int) -> bytes:
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """``os.write`` until every byte is written (short writes happen)."""
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 

@@ -1,12 +1,15 @@
 """``FileJournal``: each live session's transcript, appended durably with group commit.
 
 Every live session has one append-only file (see :mod:`tether.archive.records`
-for the format). Appends from all sessions go through one queue to one worker
-thread, which takes whatever has queued up as a batch, writes each record to
-its file and then, under ``fsync=always``, makes the whole batch durable with
-one flush before any of its appends is acknowledged. While the flush runs, the
-next batch gathers, so many concurrent sessions share each flush (group commit)
-and the event loop never blocks on the disk.
+for the format). An append writes its record at once, on the event loop (a
+``write`` into the page cache, microseconds), and under ``fsync=always`` then
+waits for a flush. One flusher thread makes every record written so far
+durable with a single ``syncfs`` (or one ``fdatasync`` per dirty file where
+``syncfs`` is missing) and acknowledges them all; appends that arrive while a
+flush runs wait for the next one. So many concurrent sessions share each
+flush (group commit), and the flush itself, the slow part, never runs on the
+loop. Redis's AOF makes the same split: ``write`` in the main thread, ``fsync``
+in a background one.
 
 Fsync policies, as in Redis's ``appendfsync``:
 
@@ -26,11 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -63,23 +65,32 @@ def parse_fsync_policy(value: object) -> FsyncPolicy:
 
 
 @dataclass(slots=True)
-class _Op:
-    """One queued piece of work for the journal thread, in order."""
+class _Closing:
+    """An fd to close (and maybe a journal to delete) once the next flush is done.
 
-    session_id: SessionId
-    path: Path
-    data: bytes | None
-    """Bytes to append, or ``None`` to close and delete the journal."""
-    done: asyncio.Future[None] | None
-    durable: bool
-    """Acknowledge only after a flush covers it (``always``)."""
+    The loop never closes a journal fd itself: the flusher may be syncing it.
+    """
+
+    fd: int | None
+    unlink: Path | None = None
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class _Handoff:
+    """What the loop hands the flusher thread; guarded by ``FileJournal._lock``."""
+
+    acks: list[asyncio.Future[None]] = field(default_factory=list)
+    dirty: dict[int, Path] = field(default_factory=dict)
+    new_dirs: set[Path] = field(default_factory=set)
+    closing: list[_Closing] = field(default_factory=list)
 
 
 class FileJournal:
     """Crash-safe per-session transcript journals under ``{data_dir}/users/*/dialogs/current``.
 
-    ``begin`` when a session starts, ``append`` for each message (returns once
-    durable under the fsync policy), ``config`` when its config changes,
+    ``begin`` when a session starts, ``append`` for each message (both return
+    once durable under the fsync policy), ``config`` when its config changes,
     ``remove`` once its archive is durable.
     """
 
@@ -90,7 +101,6 @@ class FileJournal:
         fsync: FsyncPolicy | str = FsyncPolicy.ALWAYS,
         use_syncfs: bool | None = None,
         max_open_files: int = 1024,
-        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.paths = DataDir(data_dir)
         self.fsync = parse_fsync_policy(fsync)
@@ -98,22 +108,23 @@ class FileJournal:
         if use_syncfs and syncfs is None:
             raise InvalidInput("syncfs is not available on this platform")
         self._syncfs = syncfs
-        self._max_open = max_open_files
-        self._on_failure = on_failure
-        self._users: dict[SessionId, UserId] = {}
-        self._queue: list[_Op] = []
-        self._wake = asyncio.Event()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tether-journal")
-        self._committer: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._max_open = max(1, max_open_files)
         self._closed = False
-        # Touched only by the journal thread:
-        self._fds: OrderedDict[Path, int] = OrderedDict()
-        self._dirty: set[Path] = set()
-        self._new_dirs: set[Path] = set()
-        self._last_sync = time.monotonic()
+        # Loop side. Each live session's journal path is built and checked
+        # once, at begin(): resolving a path walks the filesystem.
+        self._paths: dict[SessionId, Path] = {}
+        self._fds: OrderedDict[SessionId, int] = OrderedDict()
+        self._broken: set[SessionId] = set()
+        # Shared with the flusher thread:
+        self._lock = threading.Condition(threading.Lock())
+        self._handoff = _Handoff()
+        self._idle = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._root_fd: int | None = None
+        self._last_flush = time.monotonic()
         self.batches = 0
-        """Commits so far (each one flush under ``always``): group-commit evidence."""
+        """Flushes so far: with many sessions far fewer than appends (group commit)."""
 
     # -- the API the runtime uses --------------------------------------------------
 
@@ -130,190 +141,229 @@ class FileJournal:
         A started session is something a client was told, so it must survive
         a crash just like an acknowledged message (recovery archives it).
         """
+        self._check_open()
         path = self.paths.journal(user, session_id)
         data = records.header_record(session_id, user, kind, created_at, config)
-        self._users[session_id] = user
-        await self._submit(session_id, path, data)
+        loop = asyncio.get_running_loop()
+        try:
+            fd, new_dir = await loop.run_in_executor(None, self._create, path)
+        except OSError as exc:
+            raise ArchiveError(f"cannot create the journal: {exc.strerror or exc}") from None
+        self._paths[session_id] = path
+        self._remember_fd(session_id, fd)
+        with self._lock:
+            self._handoff.new_dirs.add(new_dir)
+        await self._write(session_id, path, data)
 
     async def append(self, session_id: SessionId, message: Message) -> None:
         """Append ``message``; returns once it is durable under the fsync policy.
 
         Raises :class:`InvalidInput` for content that cannot be stored and
-        :class:`ArchiveError` if the disk refused the write.
+        :class:`ArchiveError` if the disk refused the write or the flush.
         """
-        await self._submit(session_id, self._path(session_id), records.message_record(message))
-
-    async def _submit(self, session_id: SessionId, path: Path, data: bytes) -> None:
-        done = asyncio.get_running_loop().create_future()
-        durable = self.fsync is FsyncPolicy.ALWAYS
-        self._enqueue(_Op(session_id, path, data, done, durable))
-        await done
+        await self._write(session_id, self._path(session_id), records.message_record(message))
 
     def config(self, session_id: SessionId, config: dict[str, Any], ts: float) -> None:
-        """Record a replaced config (queued, flushed with the next message)."""
-        if session_id in self._users:
-            data = records.config_record(config, ts)
-            self._enqueue(_Op(session_id, self._path(session_id), data, None, durable=False))
+        """Record a replaced config (written now, made durable with the next flush)."""
+        path = self._paths.get(session_id)
+        if path is not None and session_id not in self._broken:
+            try:
+                self._write_now(session_id, path, records.config_record(config, ts))
+            except ArchiveError as exc:
+                log.error("journal config write failed session=%s: %s", log_ref(session_id), exc)
 
     async def remove(self, session_id: SessionId) -> None:
         """Close and delete the session's journal: call only once its archive is durable."""
-        user = self._users.pop(session_id, None)
-        if user is None:
+        path = self._paths.pop(session_id, None)
+        if path is None:
             return
+        self._broken.discard(session_id)
         done = asyncio.get_running_loop().create_future()
-        path = self.paths.journal(user, session_id)
-        self._enqueue(_Op(session_id, path, None, done, durable=False))
+        self._hand_over(_Closing(self._fds.pop(session_id, None), path, done))
         await done
 
     def knows(self, session_id: SessionId) -> bool:
         """Whether this journal holds a live journal for the session."""
-        return session_id in self._users
+        return session_id in self._paths
 
     async def aclose(self) -> None:
-        """Flush and close every file, then stop the thread."""
+        """Flush and close every file, then stop the flusher thread."""
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
-        if self._committer is not None:
-            await self._committer
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_all)
-        self._thread.shutdown(wait=True)
+        thread = self._thread
+        if thread is None:
+            return
+        with self._lock:
+            self._handoff.closing.extend(_Closing(fd) for fd in self._fds.values())
+            self._fds.clear()
+            self._stopping = True
+            self._lock.notify()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
-    # -- the queue, on the event loop ----------------------------------------------
+    # -- the loop side -------------------------------------------------------------
 
-    def _path(self, session_id: SessionId) -> Path:
-        user = self._users.get(session_id)
-        if user is None:
-            raise ArchiveError("no journal for this session (it was never begun here)")
-        return self.paths.journal(user, session_id)
-
-    def _enqueue(self, op: _Op) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise ArchiveError("the journal is closed")
-        self._queue.append(op)
-        self._wake.set()
-        if self._committer is None:
-            self._committer = asyncio.get_running_loop().create_task(
-                self._commit_loop(), name="tether-journal"
+        if self._thread is None:
+            self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._root_fd = os.open(self.paths.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(asyncio.get_running_loop(),),
+                name="tether-journal",
+                daemon=True,  # it only ever holds unacknowledged work
             )
+            self._thread.start()
 
-    async def _commit_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._queue = self._queue, []
-            flush_due = self.fsync is FsyncPolicy.EVERYSEC and bool(self._dirty)
-            if batch or flush_due:
-                try:
-                    errors = await loop.run_in_executor(self._thread, self._commit, batch)
-                except Exception as exc:  # a bug must not leave appends waiting forever
-                    log.exception("journal commit failed")
-                    errors = dict.fromkeys(range(len(batch)), OSError(5, str(exc)))
-                self._settle(batch, errors)
-            if self._closed and not self._queue:
-                if self._flush_timer is not None:
-                    self._flush_timer.cancel()
-                return
-            if self.fsync is FsyncPolicy.EVERYSEC and self._dirty and self._flush_timer is None:
-                self._flush_timer = loop.call_later(1.0, self._flush_timer_fired)
+    def _path(self, session_id: SessionId) -> Path:
+        path = self._paths.get(session_id)
+        if path is None:
+            raise ArchiveError("no journal for this session (it was never begun here)")
+        return path
 
-    def _flush_timer_fired(self) -> None:
-        self._flush_timer = None
-        self._wake.set()
+    async def _write(self, session_id: SessionId, path: Path, data: bytes) -> None:
+        fd = self._write_now(session_id, path, data)
+        if self.fsync is not FsyncPolicy.ALWAYS:
+            return
+        done = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._handoff.acks.append(done)
+            self._handoff.dirty[fd] = path
+            if self._idle:
+                self._lock.notify()
+        await done
 
-    def _settle(self, batch: list[_Op], errors: dict[int, OSError]) -> None:
-        for index, op in enumerate(batch):
-            error = errors.get(index)
-            if error is not None:
-                log.error("journal write failed session=%s: %s", log_ref(op.session_id), error)
-                if self._on_failure is not None:
-                    self._on_failure()
-            if op.done is None or op.done.done():
-                continue
-            if error is None:
-                op.done.set_result(None)
+    def _write_now(self, session_id: SessionId, path: Path, data: bytes) -> int:
+        """Write ``data`` to the session's journal; the fd written to."""
+        self._check_open()
+        if session_id in self._broken:
+            raise ArchiveError("an earlier write to this journal failed; it takes no more")
+        try:
+            fd = self._fds.get(session_id)
+            if fd is None:
+                fd = self._remember_fd(session_id, durable.open_append(path))
             else:
-                op.done.set_exception(ArchiveError(f"journal write failed: {error.strerror}"))
-
-    # -- the journal thread --------------------------------------------------------
-
-    def _commit(self, batch: list[_Op]) -> dict[int, OSError]:
-        """Write the batch in order, then flush if the policy asks; map of failed ops."""
-        errors: dict[int, OSError] = {}
-        failed: set[Path] = set()
-        for index, op in enumerate(batch):
-            if op.path in failed:
-                # A later record of a file whose earlier one failed must not land
-                # after a gap: refuse it too.
-                errors[index] = OSError(5, "an earlier write to this journal failed")
-                continue
-            try:
-                if op.data is None:
-                    self._delete(op.path)
-                else:
-                    durable.write_all(self._fd(op.path), op.data)
-                    self._dirty.add(op.path)
-            except OSError as exc:
-                errors[index] = exc
-                failed.add(op.path)
-        self.batches += 1
-        due = self.fsync is FsyncPolicy.EVERYSEC and time.monotonic() - self._last_sync >= 1.0
-        if self._dirty and (self.fsync is FsyncPolicy.ALWAYS or due or self._closed):
-            try:
-                self._flush()
-            except OSError as exc:
-                for index, op in enumerate(batch):
-                    if op.durable:
-                        errors.setdefault(index, exc)
-        return errors
-
-    def _fd(self, path: Path) -> int:
-        fd = self._fds.get(path)
-        if fd is not None:
-            self._fds.move_to_end(path)
-            return fd
-        if not path.parent.is_dir():
-            durable.ensure_dir(path.parent, self.paths.root)
-            self._new_dirs.add(path.parent)
-        elif not path.exists():
-            self._new_dirs.add(path.parent)
-        if len(self._fds) >= self._max_open:
-            old_path, old_fd = self._fds.popitem(last=False)
-            if old_path in self._dirty:
-                os.fdatasync(old_fd)
-                self._dirty.discard(old_path)
-            os.close(old_fd)
-        fd = durable.open_append(path)
-        self._fds[path] = fd
+                self._fds.move_to_end(session_id)
+            durable.write_all(fd, data)
+        except OSError as exc:
+            # A partial record may now end the file; nothing may follow it.
+            self._broken.add(session_id)
+            raise ArchiveError(f"journal write failed: {exc.strerror or exc}") from None
+        if self.fsync is FsyncPolicy.EVERYSEC:
+            with self._lock:
+                if not self._handoff.dirty and self._idle:
+                    self._lock.notify()  # it may be waiting with no deadline
+                self._handoff.dirty[fd] = path
         return fd
 
-    def _flush(self) -> None:
-        """Make every dirty journal, and the folders new ones appeared in, durable."""
-        if self._syncfs is not None and self._fds:
-            self._syncfs(next(iter(self._fds.values())))
-        else:
-            for path in self._dirty:
-                fd = self._fds.get(path)
-                if fd is not None:
-                    os.fdatasync(fd)
-            for directory in self._new_dirs:
-                durable.fsync_dir(directory)
-        self._dirty.clear()
-        self._new_dirs.clear()
-        self._last_sync = time.monotonic()
+    def _remember_fd(self, session_id: SessionId, fd: int) -> int:
+        self._fds[session_id] = fd
+        if len(self._fds) > self._max_open:
+            _, oldest = self._fds.popitem(last=False)
+            self._hand_over(_Closing(oldest))
+        return fd
 
-    def _delete(self, path: Path) -> None:
-        fd = self._fds.pop(path, None)
-        if fd is not None:
-            os.close(fd)
-        self._dirty.discard(path)
-        path.unlink(missing_ok=True)
+    def _hand_over(self, closing: _Closing) -> None:
+        with self._lock:
+            self._handoff.closing.append(closing)
+            if self._idle:
+                self._lock.notify()
 
-    def _close_all(self) -> None:
-        if self._dirty:
-            self._flush()
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+    def _create(self, path: Path) -> tuple[int, Path]:
+        """Open a new journal (on a worker thread); also the folder it appeared in.
+
+        The folder's entry for the new file needs a flush of its own where
+        ``syncfs`` is missing.
+        """
+        durable.ensure_dir(path.parent, self.paths.root)
+        return durable.open_append(path), path.parent
+
+    def _settle(self, acks: list[asyncio.Future[None]], error: OSError | None) -> None:
+        if error is not None:
+            log.error("journal flush failed: %s", error)
+        for done in acks:
+            if done.done():
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(ArchiveError(f"journal flush failed: {error.strerror}"))
+
+    # -- the flusher thread --------------------------------------------------------
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush whatever was written, acknowledge it, close what was handed over."""
+        while True:
+            with self._lock:
+                while not self._has_work():
+                    self._idle = True
+                    self._lock.wait(self._flush_wait())
+                    self._idle = False
+                work, self._handoff = self._handoff, _Handoff()
+                stopping = self._stopping
+            error: OSError | None = None
+            try:
+                self._flush(work)
+            except OSError as exc:
+                error = exc
+            except Exception as exc:  # a bug must not leave appends waiting forever
+                log.exception("journal flush crashed")
+                error = OSError(5, str(exc))
+            self._close(work.closing)
+            if work.acks or work.closing:
+                try:
+                    loop.call_soon_threadsafe(self._settle_all, work, error)
+                except RuntimeError:  # the loop is gone: nobody is waiting any more
+                    return
+            if stopping:
+                if self._root_fd is not None:
+                    os.close(self._root_fd)
+                return
+
+    def _settle_all(self, work: _Handoff, error: OSError | None) -> None:
+        self._settle(work.acks, error)
+        self._settle([c.done for c in work.closing if c.done is not None], None)
+
+    def _has_work(self) -> bool:
+        handoff = self._handoff
+        return bool(
+            handoff.acks
+            or handoff.closing
+            or self._stopping
+            or (
+                self.fsync is FsyncPolicy.EVERYSEC
+                and handoff.dirty
+                and time.monotonic() - self._last_flush >= 1.0
+            )
+        )
+
+    def _flush_wait(self) -> float | None:
+        if self.fsync is FsyncPolicy.EVERYSEC and self._handoff.dirty:
+            return max(0.0, 1.0 - (time.monotonic() - self._last_flush))
+        return None
+
+    def _flush(self, work: _Handoff) -> None:
+        """Make every record written before this call durable, and new folders too."""
+        if not (work.dirty or work.new_dirs):
+            return
+        self.batches += 1
+        self._last_flush = time.monotonic()
+        if self._syncfs is not None and self._root_fd is not None:
+            self._syncfs(self._root_fd)
+            return
+        for fd in work.dirty:
+            os.fdatasync(fd)
+        for directory in work.new_dirs:
+            durable.fsync_dir(directory)
+
+    def _close(self, closing: list[_Closing]) -> None:
+        for item in closing:
+            try:
+                if item.fd is not None:
+                    os.close(item.fd)
+                if item.unlink is not None:
+                    item.unlink.unlink(missing_ok=True)
+            except OSError as exc:  # recovery finds a journal left behind
+                log.error("journal close or removal failed: %s", exc)

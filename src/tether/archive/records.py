@@ -34,6 +34,8 @@ MAX_RECORD = 16 << 20
 
 _PREFIX = struct.Struct("<II")
 _KINDS = (HEADER, MESSAGE, CONFIG)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""Built once: ``json.dumps`` with non-default options builds an encoder per call."""
 _SCAN_LIMIT = 8 << 20
 """How far past a bad record the reader looks for the next good one."""
 
@@ -41,8 +43,7 @@ _SCAN_LIMIT = 8 << 20
 def encode(kind: bytes, payload: dict[str, Any]) -> bytes:
     """One framed record. Raises :class:`InvalidInput` for payloads JSON cannot carry."""
     try:
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        body = kind + text.encode("utf-8")
+        body = kind + _JSON.encode(payload).encode("utf-8")
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise InvalidInput(f"cannot be stored: {exc}") from None
     if len(body) > MAX_RECORD:
