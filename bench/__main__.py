@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import expiry, journal, lateness, memory, touch
+from bench import archiving, expiry, journal, lateness, memory, touch
 from bench.common import Row, table, write_json
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
@@ -24,6 +24,7 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "lateness": lateness.run,
     "memory": memory.run,
     "journal": journal.run,
+    "archiving": archiving.run,
 }
 
 

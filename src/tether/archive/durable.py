@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,7 +76,17 @@ def ensure_dir(path: Path, root: Path) -> None:
         fsync_dir(directory.parent)
 
 
-def write_once(path: Path, data: bytes, root: Path) -> bool:
+def _temp_name(path: Path) -> Path:
+    # Unique within the process by the counter and across processes by the
+    # pid; O_EXCL refuses any clash anyway. (secrets.token_hex costs a
+    # getrandom call, which was measurable with thousands of archives.)
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{next(_temp_counter)}")
+
+
+_temp_counter = itertools.count()
+
+
+def write_once(path: Path, data: bytes, root: Path, *, folder_exists: bool = False) -> bool:
     """Create ``path`` holding ``data`` unless it exists; ``True`` if this call created it.
 
     Temp file beside it, fsync, hard-link into place (which fails if the name
@@ -84,9 +94,15 @@ def write_once(path: Path, data: bytes, root: Path) -> bool:
     folder. A reader sees either no file or a whole one, and once this
     returns the file survives a power cut.
     """
-    ensure_dir(path.parent, root)
-    temp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    temp = _temp_name(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    if not folder_exists:
+        ensure_dir(path.parent, root)
+    try:
+        fd = os.open(temp, flags, 0o600)
+    except FileNotFoundError:  # the caller's belief about the folder was stale
+        ensure_dir(path.parent, root)
+        fd = os.open(temp, flags, 0o600)
     try:
         write_all(fd, data)
         os.fsync(fd)

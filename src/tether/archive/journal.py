@@ -142,17 +142,16 @@ class FileJournal:
         a crash just like an acknowledged message (recovery archives it).
         """
         self._check_open()
-        path = self.paths.journal(user, session_id)
         data = records.header_record(session_id, user, kind, created_at, config)
         loop = asyncio.get_running_loop()
         try:
-            fd, new_dir = await loop.run_in_executor(None, self._create, path)
+            path, fd = await loop.run_in_executor(None, self._create, user, session_id)
         except OSError as exc:
             raise ArchiveError(f"cannot create the journal: {exc.strerror or exc}") from None
         self._paths[session_id] = path
         self._remember_fd(session_id, fd)
         with self._lock:
-            self._handoff.new_dirs.add(new_dir)
+            self._handoff.new_dirs.add(path.parent)
         await self._write(session_id, path, data)
 
     async def append(self, session_id: SessionId, message: Message) -> None:
@@ -271,14 +270,11 @@ class FileJournal:
             if self._idle:
                 self._lock.notify()
 
-    def _create(self, path: Path) -> tuple[int, Path]:
-        """Open a new journal (on a worker thread); also the folder it appeared in.
-
-        The folder's entry for the new file needs a flush of its own where
-        ``syncfs`` is missing.
-        """
+    def _create(self, user: UserId, session_id: SessionId) -> tuple[Path, int]:
+        """Build, check and open a new journal (on a worker thread: paths resolve on disk)."""
+        path = self.paths.journal(user, session_id)
         durable.ensure_dir(path.parent, self.paths.root)
-        return durable.open_append(path), path.parent
+        return path, durable.open_append(path)
 
     def _settle(self, acks: list[asyncio.Future[None]], error: OSError | None) -> None:
         if error is not None:

@@ -30,7 +30,11 @@ TEMP_MARK = ".tmp-"
 
 
 class DataDir:
-    """The root of journals and archives, and the only place paths are made."""
+    """The root of journals and archives, and the only place paths are made.
+
+    Checking containment resolves symlinks, which walks the filesystem: call
+    these from worker threads, not on the event loop.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -42,30 +46,34 @@ class DataDir:
             raise InvalidInput("refused: that name leads outside the data directory")
         return path
 
-    def dialogs(self, user: str) -> Path:
-        """``users/{user}/dialogs`` for a validated ``user``."""
-        return self._inside(self.users / validate_user_id(user) / "dialogs")
+    # Ids are validated against allowlists (no separators, never "." or "..")
+    # before they are joined, so only a symlink could lead outside; one
+    # resolve of the final path catches that, whatever component it is on.
+
+    def _dialogs(self, user: str) -> Path:
+        return self.users / validate_user_id(user) / "dialogs"
 
     def current_dir(self, user: str) -> Path:
         """Where the user's live journals are."""
-        return self._inside(self.dialogs(user) / "current")
+        return self._inside(self._dialogs(user) / "current")
 
     def archived_dir(self, user: str) -> Path:
         """Where the user's archives are."""
-        return self._inside(self.dialogs(user) / "archived")
+        return self._inside(self._dialogs(user) / "archived")
 
     def damaged_dir(self, user: str) -> Path:
         """Where journals recovery could only partly read are kept."""
-        return self._inside(self.dialogs(user) / "damaged")
+        return self._inside(self._dialogs(user) / "damaged")
 
     def journal(self, user: str, session_id: str) -> Path:
         """The live journal of one session."""
-        return self._inside(self.current_dir(user) / validate_session_id(session_id))
+        name = validate_session_id(session_id)
+        return self._inside(self._dialogs(user) / "current" / name)
 
     def archive(self, user: str, archive_id: str) -> Path:
         """The archive file of one archive id."""
         name = validate_archive_id(archive_id) + ARCHIVE_SUFFIX
-        return self._inside(self.archived_dir(user) / name)
+        return self._inside(self._dialogs(user) / "archived" / name)
 
     def journals(self) -> Iterator[tuple[UserId, SessionId, Path]]:
         """Every live journal on disk, skipping (and never touching) foreign names."""

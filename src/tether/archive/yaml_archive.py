@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -45,15 +47,16 @@ T = TypeVar("T")
 class YamlArchive:
     """The :class:`~tether.archive.base.Archiver` that writes YAML files under the data dir."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, threads: int = 4) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, threads: int = 8) -> None:
         self.paths = DataDir(data_dir)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tether-archive")
+        # Folders known to exist: checking again costs a stat that waits behind
+        # any fsync of that folder running on another thread.
+        self._folders: set[Path] = set()
 
     async def archive(self, dialog: ArchivedDialog) -> str:
         """Write ``dialog`` durably unless it is already archived; returns its id."""
-        path = self.paths.archive(dialog.user, dialog.archive_id)
-        data = dialog_to_yaml(dialog)
-        await self._run(durable.write_once, path, data, self.paths.root)
+        await self._run(self._write, dialog)
         return dialog.archive_id
 
     async def list(
@@ -62,13 +65,13 @@ class YamlArchive:
         """The user's archives, newest start first (archive ids sort by start stamp)."""
         if limit < 0 or offset < 0:
             raise InvalidInput("limit and offset must not be negative")
-        folder = self.paths.archived_dir(user)
-        return await self._run(self._list, folder, validate_user_id(user), limit, offset)
+        return await self._run(self._list, validate_user_id(user), limit, offset)
 
     async def read(self, user: str, archive_id: str) -> ArchivedDialog:
         """One archive of ``user``, validated on the way in and on the way out."""
-        path = self.paths.archive(user, archive_id)
-        return await self._run(self._read, path, validate_user_id(user))
+        return await self._run(
+            self._read_id, validate_user_id(user), validate_archive_id(archive_id)
+        )
 
     async def aclose(self) -> None:
         """Wait for running writes and stop the threads."""
@@ -82,9 +85,19 @@ class YamlArchive:
         except OSError as exc:
             raise ArchiveError(f"archive I/O failed: {exc.strerror or exc}") from None
 
-    def _list(
-        self, folder: Path, user: UserId, limit: int, offset: int
-    ) -> builtins.list[ArchiveSummary]:
+    # Paths are built on the worker threads: checking them resolves symlinks.
+
+    def _write(self, dialog: ArchivedDialog) -> None:
+        path = self.paths.archive(dialog.user, dialog.archive_id)
+        known = path.parent in self._folders
+        durable.write_once(path, dialog_to_yaml(dialog), self.paths.root, folder_exists=known)
+        self._folders.add(path.parent)
+
+    def _read_id(self, user: UserId, archive_id: str) -> ArchivedDialog:
+        return self._read(self.paths.archive(user, archive_id), user)
+
+    def _list(self, user: UserId, limit: int, offset: int) -> builtins.list[ArchiveSummary]:
+        folder = self.paths.archived_dir(user)
         try:
             names = [n for n in os.listdir(folder) if n.endswith(ARCHIVE_SUFFIX)]
         except FileNotFoundError:
@@ -126,34 +139,67 @@ def _iso(ts: float) -> str:
 
 
 def dialog_to_yaml(dialog: ArchivedDialog) -> bytes:
-    """The YAML document of one dialog: readable by people, timestamps as ISO 8601 UTC."""
-    doc: dict[str, Any] = {
-        "archive_id": dialog.archive_id,
-        "session_id": dialog.session_id,
-        "user": dialog.user,
-        "kind": dialog.kind,
-        "config": dialog.config,
-        "started_at": _iso(dialog.started_at),
-        "ended_at": _iso(dialog.ended_at),
-        "end_reason": dialog.end_reason.value,
-        "duration_s": round(dialog.ended_at - dialog.started_at, 3),
-        "message_count": len(dialog.messages),
-        "recovered": dialog.recovered,
-    }
-    if dialog.notes:
-        doc["notes"] = list(dialog.notes)
-    doc["messages"] = [
-        {
-            "seq": m.seq,
-            "role": m.role.value,
-            "content": m.content,
-            "at": _iso(m.ts),
-            **({"metadata": m.metadata} if m.metadata else {}),
-        }
-        for m in dialog.messages
+    """The YAML document of one dialog: block style, timestamps as ISO 8601 UTC.
+
+    Emitted directly rather than through ``yaml.dump``, whose representer is
+    pure Python and costs about half a millisecond per dialog while holding
+    the GIL: with thousands of sessions ending at once that starved the event
+    loop. Every scalar is written as a JSON string or number, which YAML reads
+    back exactly (a property test checks the round trip through
+    ``yaml.safe_load``); config and metadata, free-form, still go through
+    the YAML emitter.
+    """
+    lines = [
+        f"archive_id: {_quote(dialog.archive_id)}",
+        f"session_id: {_quote(dialog.session_id)}",
+        f"user: {_quote(dialog.user)}",
+        f"kind: {_quote(dialog.kind)}",
+        f"config: {_flow(dialog.config)}",
+        f"started_at: {_quote(_iso(dialog.started_at))}",
+        f"ended_at: {_quote(_iso(dialog.ended_at))}",
+        f"end_reason: {_quote(dialog.end_reason.value)}",
+        f"duration_s: {round(dialog.ended_at - dialog.started_at, 3)!r}",
+        f"message_count: {len(dialog.messages)}",
+        f"recovered: {'true' if dialog.recovered else 'false'}",
     ]
-    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return text.encode("utf-8")
+    if dialog.notes:
+        lines.append("notes:")
+        lines.extend(f"- {_quote(note)}" for note in dialog.notes)
+    lines.append("messages:" if dialog.messages else "messages: []")
+    for m in dialog.messages:
+        lines.append(f"- seq: {m.seq}")
+        lines.append(f"  role: {_quote(m.role.value)}")
+        lines.append(f"  content: {_quote(m.content)}")
+        lines.append(f"  at: {_quote(_iso(m.ts))}")
+        if m.metadata:
+            lines.append(f"  metadata: {_flow(m.metadata)}")
+    lines.append("")
+    return "\n".join(lines).encode("utf-8")
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)
+# JSON leaves these unescaped, but YAML 1.1 reads them as line breaks or
+# refuses them as non-printable, so they are escaped too (all in the BMP, so
+# a \uXXXX escape reads back as the same single character).
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def _quote(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar (a JSON string, made YAML-safe)."""
+    quoted: str = _JSON.encode(text)
+    if _YAML_UNSAFE.search(quoted):
+        quoted = _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+    return quoted
+
+
+def _flow(value: dict[str, Any]) -> str:
+    """A small free-form mapping on one line, through the YAML emitter."""
+    if not value:
+        return "{}"
+    text: str = yaml.dump(
+        value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True, width=1 << 30
+    )
+    return text.strip()
 
 
 def dialog_from_doc(doc: object, name: str) -> ArchivedDialog:

@@ -527,10 +527,11 @@ class SessionManager:
             )
             if self.journal is not None:
                 await self.journal.remove(info.id)
-        except TetherError as exc:
-            # The journal stays on disk: the next start-up recovers it.
+        except Exception as exc:
+            # Whatever went wrong, the pipeline goes on: clients must still be
+            # told and closed. The journal stays on disk for the next start-up.
             self._metrics.archive_failed()
-            log.error("archive failed session=%s: %s", log_ref(info.id), exc)
+            log.error("archive failed session=%s: %r", log_ref(info.id), exc)
             return None
         return archive_id
 

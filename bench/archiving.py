@@ -1,0 +1,153 @@
+"""Archiving: 10k sessions end at once while 1k other sessions keep heartbeating.
+
+Setup: a ``SessionManager`` with a ``FileJournal`` (``fsync=always``) and a
+``YamlArchive`` in a fresh data dir; 10k sessions of 1,000 users, each with
+six journaled messages, plus 1k other live sessions. Then all 10k are ended
+at once (``manager.end`` for each, gathered) and the clock runs until the last
+end pipeline returned, by which time every archive is durable (temp file,
+fsync, link, fsync of the folder) and every journal is removed. Meanwhile each
+of the 1k others heartbeats every 100 ms; a heartbeat's latency is the time
+from when it was due to when ``manager.heartbeat`` returned, so a blocked
+event loop shows up in full.
+
+Contenders, interleaved repeat by repeat:
+
+* ``tether``: ``YamlArchive`` (YAML encoding and file work on a small thread
+  pool);
+* ``inline``: the same archive format written by blocking calls on the event
+  loop, as an app would do by hand: the baseline.
+
+Targets: 10k archived in <= 10 s; heartbeat p99 <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+from bench.common import FAR, Row, Target, rows_vs
+from tether.archive import durable
+from tether.archive.base import ArchivedDialog
+from tether.archive.journal import FileJournal
+from tether.archive.yaml_archive import YamlArchive, dialog_to_yaml
+from tether.runtime.manager import SessionManager
+from tether.types import SessionId
+
+MESSAGES = 6
+T = TypeVar("T")
+BENCH_DIR = os.environ.get("TETHER_BENCH_DIR")
+HEARTBEAT_EVERY = 0.1
+
+
+class InlineYamlArchive(YamlArchive):
+    """The baseline: the same files, written by blocking calls on the event loop."""
+
+    async def archive(self, dialog: ArchivedDialog) -> str:
+        path = self.paths.archive(dialog.user, dialog.archive_id)
+        durable.write_once(path, dialog_to_yaml(dialog), self.paths.root)
+        return dialog.archive_id
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else 0.0
+
+
+async def _gather_chunked(coros: list[Awaitable[T]], chunk: int = 500) -> list[T]:
+    """Await ``coros`` concurrently, ``chunk`` at a time."""
+    out: list[T] = []
+    for i in range(0, len(coros), chunk):
+        out += await asyncio.gather(*coros[i : i + chunk])
+    return out
+
+
+async def _measure(contender: str, ending: int, others: int, root: Path) -> tuple[float, float]:
+    """Seconds until ``ending`` sessions are archived, and the heartbeat p99 in ms meanwhile."""
+    archive_type = YamlArchive if contender == "tether" else InlineYamlArchive
+    manager = SessionManager(
+        policy=FAR,
+        max_sessions_per_user=None,
+        journal=FileJournal(root, fsync="always"),
+        archiver=archive_type(root),
+    )
+    await manager.open()
+    users = max(1, ending // 10)
+    starts = [manager.start(f"user{i % users}") for i in range(ending)]
+    ids: list[SessionId] = [s.id for s in await _gather_chunked(starts)]
+    for n in range(MESSAGES):
+        role = "user" if n % 2 == 0 else "assistant"
+        text = f"message {n}: " + "words " * 30
+        await _gather_chunked([manager.append(sid, role, text) for sid in ids])
+    starts = [manager.start(f"other{i}") for i in range(others)]
+    live = [s.id for s in await _gather_chunked(starts)]
+
+    latencies: list[tuple[float, float]] = []  # (due, latency)
+    stop = asyncio.Event()
+
+    async def heartbeat(sid: SessionId, offset: float) -> None:
+        due = time.perf_counter() + offset
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await manager.heartbeat(sid)
+            latencies.append((due, time.perf_counter() - due))
+            due += HEARTBEAT_EVERY
+
+    beaters = [
+        asyncio.create_task(heartbeat(sid, HEARTBEAT_EVERY * i / len(live)))
+        for i, sid in enumerate(live)
+    ]
+    await asyncio.sleep(0.3)  # heartbeats settle into their rhythm first
+    started = time.perf_counter()
+    await asyncio.gather(*(manager.end(sid) for sid in ids))
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await asyncio.gather(*beaters)
+
+    archived, journals = _count_files(root)
+    if archived != ending or journals:
+        raise AssertionError(f"{archived} archived, {journals} journals left (want {ending}, 0)")
+    window = [lat for due, lat in latencies if started <= due <= started + elapsed]
+    await manager.aclose()
+    return elapsed, _percentile(window, 0.99) * 1000
+
+
+def _count_files(root: Path) -> tuple[int, int]:
+    """Archives written and journals of ended sessions left behind."""
+    archived = sum(1 for _ in root.glob("users/*/dialogs/archived/*.yaml"))
+    journals = sum(1 for _ in root.glob("users/user*/dialogs/current/*"))
+    return archived, journals
+
+
+def run(quick: bool) -> list[Row]:
+    ending, others, repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
+    seconds: dict[str, list[float]] = {"inline": [], "tether": []}
+    p99: dict[str, list[float]] = {"inline": [], "tether": []}
+    for _ in range(repeats):
+        for contender in ("inline", "tether"):
+            root = Path(tempfile.mkdtemp(prefix="tether-bench-", dir=BENCH_DIR))
+            try:
+                elapsed, late = asyncio.run(_measure(contender, ending, others, root))
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            seconds[contender].append(elapsed)
+            p99[contender].append(late)
+    case = f"{ending:,} end at once, {others:,} heartbeating"
+    rate = {name: [ending / s for s in values] for name, values in seconds.items()}
+    rows = rows_vs(
+        "archiving",
+        case,
+        f"s for {ending // 1000}k",
+        seconds,
+        "inline",
+        {"tether": Target("<=", 10.0 * ending / 10_000)},
+    )
+    rows += rows_vs("archiving", case, "archived/s", rate, "inline", higher_is_better=True)
+    p99_target = {"tether": Target("<=", 50.0)}
+    rows += rows_vs("archiving", case, "heartbeat p99 ms", p99, "inline", p99_target)
+    return rows
