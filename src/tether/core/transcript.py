@@ -64,11 +64,15 @@ def check_content(content: object, metadata: object = None) -> None:
         content.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("message content is not valid Unicode text") from None
-    if metadata is None:
-        return
-    if not isinstance(metadata, dict):
-        raise InvalidInput("message metadata must be an object")
+    if metadata is not None:
+        check_json_object(metadata, "message metadata")
+
+
+def check_json_object(value: object, what: str) -> None:
+    """Raise :class:`InvalidInput` unless ``value`` is a dict that JSON (and YAML) can carry."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be an object")
     try:
-        json.dumps(metadata, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"message metadata must be plain JSON: {exc}") from None
+        raise InvalidInput(f"{what} must be plain JSON: {exc}") from None

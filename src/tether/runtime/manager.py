@@ -33,7 +33,7 @@ from tether.core.events import (
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.policy import Policy
 from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
-from tether.core.transcript import Message, Role, check_content, parse_role
+from tether.core.transcript import Message, Role, check_content, check_json_object, parse_role
 from tether.errors import (
     ArchiveError,
     ConfigError,
@@ -238,8 +238,8 @@ class SessionManager:
         user_id = validate_user_id(user)
         if not isinstance(kind, str) or not kind or len(kind) > 64:
             raise InvalidInput("kind must be a non-empty string of at most 64 characters")
-        if config is not None and not isinstance(config, dict):
-            raise InvalidInput("config must be an object")
+        if config is not None:
+            check_json_object(config, "config")
         record = SessionRecord(
             self._id_factory(),
             user_id,
@@ -328,8 +328,7 @@ class SessionManager:
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         """Replace the session's config and send it to every attached channel."""
-        if not isinstance(config, dict):
-            raise InvalidInput("config must be an object")
+        check_json_object(config, "config")
         info = await self.store.update_config(session_id, config)
         if self.journal is not None:
             self.journal.config(session_id, info.config, self.clock.now())

@@ -1,0 +1,156 @@
+"""The composition root: :func:`create_app` for ``tether serve``, :func:`router` to embed.
+
+``create_app`` builds the store, the archive and the manager from settings
+in the app's lifespan and closes them at shutdown. ``router`` serves a
+manager the caller already owns, inside the caller's own FastAPI app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, WebSocket
+
+import tether
+from tether.archive.journal import FileJournal
+from tether.archive.yaml_archive import YamlArchive
+from tether.errors import ConfigError
+from tether.runtime.manager import SessionManager
+from tether.service import archives, events, ops, rest
+from tether.service.errors import install_handlers, route_class
+from tether.service.prometheus import PrometheusSink
+from tether.service.settings import Settings, load_settings
+from tether.service.state import Service
+from tether.service.ws import websocket_endpoint
+from tether.store.base import SessionStore
+from tether.store.memory import MemoryStore
+
+log = logging.getLogger("tether.service")
+
+DEMO_TOKEN_TTL = 3600.0
+
+
+def build_router(svc: Service, *, include_ops: bool) -> APIRouter:
+    """Every route of ``svc``: REST, SSE, archives, ``/ws`` and optionally the ops ones."""
+    r = APIRouter()
+    r.include_router(rest.build(svc))
+    r.include_router(events.build(svc))
+    r.include_router(archives.build(svc))
+    if include_ops:
+        r.include_router(ops.build(svc))
+    if svc.settings.demo:
+        r.include_router(_demo_routes(svc))
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket_endpoint(svc, websocket)
+
+    r.add_api_websocket_route("/ws", ws, name="tether_ws")
+    return r
+
+
+def router(
+    manager: SessionManager,
+    settings: Settings | None = None,
+    *,
+    metrics: PrometheusSink | None = None,
+    include_ops: bool = False,
+) -> APIRouter:
+    """tether's HTTP, SSE and WebSocket API over ``manager``, ready to include.
+
+    ``settings`` default to the environment (``TETHER_*``). The caller owns
+    ``manager``: open it before serving and close it at shutdown. Pass the
+    ``metrics`` sink you gave the manager to get the duration histogram, and
+    ``include_ops=True`` for ``/health``, ``/ready`` and ``/metrics``.
+    """
+    settings = settings if settings is not None else load_settings()
+    settings.policy()
+    return build_router(
+        Service(settings, manager=manager, metrics=metrics), include_ops=include_ops
+    )
+
+
+def create_app(settings: Settings | None = None, manager: SessionManager | None = None) -> FastAPI:
+    """The tether service as an ASGI app.
+
+    Without ``manager``, the lifespan builds one from ``settings`` (memory
+    or Redis store, journal and archive under ``TETHER_DATA_DIR``) and ends
+    every session with ``server_shutdown`` when the app stops. A given
+    manager is opened but left for its owner to close.
+    """
+    settings = settings if settings is not None else load_settings()
+    settings.policy()  # an invalid value fails here, naming the variable
+    sink = PrometheusSink()
+    svc = Service(settings, metrics=sink)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = manager is None
+        active = build_manager(settings, sink) if manager is None else manager
+        svc.bind(active)
+        await active.open()
+        for note in settings.notes():
+            log.info(note)
+        try:
+            yield
+        finally:
+            svc.draining = True
+            if owned:
+                await active.aclose()
+
+    app = FastAPI(
+        title="tether",
+        version=tether.__version__,
+        summary="The whole life of real-time conversational sessions.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(build_router(svc, include_ops=True))
+    app.state.tether = svc
+    return app
+
+
+def build_manager(settings: Settings, metrics: PrometheusSink | None = None) -> SessionManager:
+    """A manager wired from settings: store, policy, limits, metrics, journal and archive."""
+    return SessionManager(
+        _build_store(settings),
+        policy=settings.policy(),
+        max_sessions_per_user=settings.max_sessions_per_user,
+        metrics=metrics,
+        journal=FileJournal(settings.data_dir, fsync=settings.fsync),
+        archiver=YamlArchive(settings.data_dir),
+    )
+
+
+def _build_store(settings: Settings) -> SessionStore:
+    if settings.redis_url is None:
+        return MemoryStore()
+    try:
+        module = importlib.import_module("tether.store.redis")
+    except ImportError:
+        raise ConfigError(
+            "TETHER_REDIS_URL is set, but this build of tether has no Redis store yet"
+        ) from None
+    store: SessionStore = module.RedisStore.from_url(settings.redis_url)
+    return store
+
+
+def _demo_routes(svc: Service) -> APIRouter:
+    """``TETHER_DEMO=1`` only: the demo page may mint a token for a throwaway user."""
+    r = APIRouter(
+        prefix="/api/v1/demo",
+        tags=["demo"],
+        route_class=route_class(svc.settings.max_message_bytes),
+    )
+
+    @r.post("/token", summary="Demo mode only: a short-lived token for a fresh demo user")
+    async def demo_token() -> dict[str, Any]:
+        user = f"demo-{secrets.token_hex(4)}"
+        token = svc.tokens.mint(user, ttl=DEMO_TOKEN_TTL)
+        return {"user": user, "token": token, "expires_in": DEMO_TOKEN_TTL}
+
+    return r

@@ -1,0 +1,65 @@
+"""``/api/v1/users/{user}/archives``: a user's archived dialogs.
+
+Read through the manager's :class:`~tether.archive.base.Archiver` (its
+``archiver`` attribute). Without one, every archive is "not found". A
+caller sees only their own archives; another user's answer 404, like an
+unknown session.
+"""
+
+# No "from __future__ import annotations" here: FastAPI must evaluate the
+# route signatures, which name dependencies local to build().
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from tether.archive.base import Archiver
+from tether.core.ids import validate_archive_id, validate_user_id
+from tether.errors import ArchiveNotFound, InvalidInput
+from tether.service.auth import Principal
+from tether.service.deps import caller_dependency
+from tether.service.errors import route_class
+from tether.service.state import Service
+
+
+def _archiver(svc: Service, caller: Principal, user: str) -> tuple[Archiver, str]:
+    """The archiver and the validated user, or the 404 a stranger gets."""
+    if not caller.admin and caller.user != user:
+        raise ArchiveNotFound()
+    archiver: Archiver | None = getattr(svc.manager, "archiver", None)
+    if archiver is None:
+        raise ArchiveNotFound("archives are not enabled on this server")
+    try:
+        return archiver, validate_user_id(user)
+    except InvalidInput:
+        raise ArchiveNotFound() from None
+
+
+def build(svc: Service) -> APIRouter:
+    """The archive routes of one service."""
+    r = APIRouter(
+        prefix="/api/v1", tags=["archives"], route_class=route_class(svc.settings.max_message_bytes)
+    )
+    Caller = Annotated[Principal, Depends(caller_dependency(svc))]
+
+    @r.get("/users/{user}/archives", summary="A user's archived dialogs, newest first")
+    async def list_archives(
+        caller: Caller,
+        user: str,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        archiver, user_id = _archiver(svc, caller, user)
+        found = await archiver.list(user_id, limit=limit, offset=offset)
+        return {"archives": [a.to_dict() for a in found]}
+
+    @r.get("/users/{user}/archives/{archive_id}", summary="One archived dialog")
+    async def read_archive(caller: Caller, user: str, archive_id: str) -> dict[str, Any]:
+        archiver, user_id = _archiver(svc, caller, user)
+        try:
+            checked = validate_archive_id(archive_id)
+        except InvalidInput:
+            raise ArchiveNotFound() from None
+        return (await archiver.read(user_id, checked)).to_dict()
+
+    return r

@@ -1,0 +1,111 @@
+"""Who is calling: HS256 bearer tokens, the admin token, and the errors they raise.
+
+A token's ``sub`` is the user id and ``exp`` its expiry; ``adm: true`` marks
+an admin token minted by ``tether token --admin``. Admin rights, by either
+that claim or the static ``TETHER_ADMIN_TOKEN``, exist only while
+``TETHER_ADMIN_TOKEN`` is set: an operator who never set it has no admin
+surface at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from tether.core.ids import validate_user_id
+from tether.errors import InvalidInput, TetherError
+from tether.types import UserId
+
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+"""An HS256 key shorter than its hash is guessable (RFC 7518, section 3.2)."""
+LEEWAY_S = 5.0
+"""Clock skew tolerated on ``exp``."""
+
+
+class Unauthorized(TetherError):
+    """No token, or one that is expired, forged or malformed (401 / close 1008)."""
+
+
+class Forbidden(TetherError):
+    """A valid caller asked for something only an admin may do (403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    ``user`` is ``None`` only for the static admin token, which belongs to
+    nobody: it can read and end every session but cannot own one.
+    """
+
+    user: UserId | None
+    admin: bool = False
+
+    def require_admin(self) -> None:
+        """Raise :class:`Forbidden` unless this is an admin."""
+        if not self.admin:
+            raise Forbidden("admin only")
+
+
+class TokenAuthority:
+    """Mints and verifies bearer tokens with one HS256 key."""
+
+    def __init__(self, secret: str, *, admin_token: str | None = None) -> None:
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise InvalidInput(
+                f"the token secret must be at least {MIN_SECRET_BYTES} bytes (RFC 7518 3.2)"
+            )
+        self._secret = secret
+        self._admin_token = admin_token or None
+
+    @property
+    def admin_enabled(self) -> bool:
+        """Whether admin calls are possible at all."""
+        return self._admin_token is not None
+
+    def mint(
+        self, user: str, *, ttl: float = 3600.0, admin: bool = False, now: float | None = None
+    ) -> str:
+        """A signed token for ``user`` valid for ``ttl`` seconds."""
+        user_id = validate_user_id(user)
+        issued = time.time() if now is None else now
+        claims: dict[str, object] = {"sub": user_id, "iat": int(issued), "exp": int(issued + ttl)}
+        if admin:
+            claims["adm"] = True
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None) -> Principal:
+        """The caller behind ``token``, or :class:`Unauthorized` (never says which check failed)."""
+        if not token:
+            raise Unauthorized("missing bearer token")
+        if self._admin_token is not None and hmac.compare_digest(
+            token.encode(), self._admin_token.encode()
+        ):
+            return Principal(None, admin=True)
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "sub"]},
+                leeway=LEEWAY_S,
+            )
+            user = validate_user_id(claims["sub"])
+        except (jwt.PyJWTError, InvalidInput):
+            raise Unauthorized("invalid or expired token") from None
+        admin = claims.get("adm") is True and self.admin_enabled
+        return Principal(user, admin=admin)
+
+
+def bearer(header: str | None) -> str | None:
+    """The token in an ``Authorization: Bearer ...`` header, if there is one."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None

@@ -1,0 +1,170 @@
+"""Errors at the edge: every exception becomes one status, one code, one message.
+
+This is the only place :mod:`tether.errors` is translated for clients. REST
+answers ``{"error": {"code", "message"}}`` with the status of
+:func:`problem_for`; the WebSocket endpoint sends the same ``code`` and
+``message`` in an ``error`` frame. Anything unexpected is logged and becomes
+a 500 that says nothing about the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tether.errors import (
+    ArchiveError,
+    ArchiveNotFound,
+    ConfigError,
+    InvalidInput,
+    SessionEnded,
+    SessionNotFound,
+    StoreUnavailable,
+    TetherError,
+)
+from tether.service.auth import Forbidden, Unauthorized
+from tether.service.limits import Throttled, TooLarge
+
+log = logging.getLogger("tether.service")
+
+_BY_STATUS = {
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    410: "session_ended",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+# Most specific first: the first isinstance match wins.
+_TETHER_ERRORS: tuple[tuple[type[TetherError], int, str], ...] = (
+    (Unauthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
+    (SessionNotFound, 404, "not_found"),
+    (ArchiveNotFound, 404, "not_found"),
+    (SessionEnded, 410, "session_ended"),
+    (TooLarge, 413, "too_large"),
+    (Throttled, 429, "rate_limited"),
+    (InvalidInput, 400, "invalid_input"),
+    (ConfigError, 400, "invalid_input"),
+    (StoreUnavailable, 503, "store_unavailable"),
+    (ArchiveError, 503, "archive_unavailable"),
+    (TetherError, 503, "unavailable"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What a client is told about a failure."""
+
+    status: int
+    code: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error object (also the payload of a WebSocket ``error`` frame)."""
+        return {"code": self.code, "message": self.message, **self.extra}
+
+    def response(self) -> JSONResponse:
+        """The HTTP answer."""
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse({"error": self.body()}, status_code=self.status, headers=headers)
+
+
+def problem_for(exc: BaseException) -> Problem:
+    """Translate ``exc``; unexpected exceptions are logged and become a bare 500."""
+    if isinstance(exc, TetherError):
+        for kind, status, code in _TETHER_ERRORS:
+            if isinstance(exc, kind):
+                extra = {"reason": exc.reason.value} if isinstance(exc, SessionEnded) else {}
+                return Problem(status, code, str(exc) or code, extra)
+    if isinstance(exc, RequestValidationError):
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return Problem(422, "invalid_request", "the request did not validate", {"details": details})
+    if isinstance(exc, StarletteHTTPException):
+        code = _BY_STATUS.get(exc.status_code, "http_error")
+        return Problem(exc.status_code, code, str(exc.detail))
+    log.error("unhandled error", exc_info=exc)
+    return Problem(500, "internal", "internal error")
+
+
+async def _read_bounded(request: Request, limit: int) -> Request:
+    """``request`` with its body read (at most ``limit`` bytes) and replayable.
+
+    Reading here, before FastAPI parses anything, means an oversized body is
+    refused with 413 before it is buffered, whatever the route.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    original = request.receive
+    replayed = False
+
+    async def receive() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return Request(request.scope, receive)
+
+
+def route_class(max_body: int) -> type[APIRoute]:
+    """An ``APIRoute`` that limits bodies and answers every error in tether's shape.
+
+    It lives on the routes themselves (not in app middleware or handlers) so
+    :func:`tether.service.router` keeps its contract when mounted in someone
+    else's FastAPI app.
+    """
+
+    class TetherRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(await _read_bounded(request, max_body))
+                except Exception as exc:
+                    return problem_for(exc).response()
+
+            return guarded
+
+    return TetherRoute
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Give the whole app (unknown paths, wrong methods, crashes) the same error shape."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return problem_for(exc).response()
+
+    app.add_exception_handler(StarletteHTTPException, handle)
+    app.add_exception_handler(RequestValidationError, handle)
+    app.add_exception_handler(TetherError, handle)
+    app.add_exception_handler(Exception, handle)

@@ -1,0 +1,102 @@
+"""REST request bodies and the JSON views of sessions.
+
+Bodies are pydantic models, so malformed input is a 422 with details before
+any handler runs. Client JSON may carry ``NaN`` or ``Infinity`` (Python's
+parser accepts them); they are refused here, because they would come back
+out as JSON no browser can parse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tether.core.session import SessionInfo
+from tether.service.durations import Duration
+
+
+def _finite(value: Any) -> Any:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not JSON")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_finite)]
+"""A JSON object with finite numbers only."""
+
+Kind = Annotated[str, Field(min_length=1, max_length=64, description="what the session is")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartBody(_Body):
+    """``POST /api/v1/sessions``."""
+
+    kind: Kind = "chat"
+    config: JsonObject | None = None
+    user: str | None = Field(default=None, description="admin only: start a session for this user")
+
+
+class MessageBody(_Body):
+    """``POST /api/v1/sessions/{id}/messages``."""
+
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str
+    metadata: JsonObject | None = None
+
+
+class ConfigBody(_Body):
+    """``PUT /api/v1/sessions/{id}/config``: the whole new config."""
+
+    config: JsonObject
+
+
+class CleanupBody(_Body):
+    """``POST /api/v1/sessions/cleanup`` (seed 003's strategies)."""
+
+    type: Literal["all", "inactive", "specific"]
+    inactive_for: Duration | None = Field(
+        default=None, description="for inactive: no activity for this long (default 1h)"
+    )
+    session_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=1000, description="for specific: the sessions to end"
+    )
+    user: str | None = Field(default=None, description="admin only: limit to this user's sessions")
+
+
+def deadlines(info: SessionInfo) -> dict[str, float | None]:
+    """When each of the session's three clocks runs out, as things stand."""
+    policy = info.policy
+    presence_at: float | None = None
+    if info.connections == 0 and info.ended_at is None:
+        presence_at = info.last_seen + policy.presence_timeout
+    return {
+        "idle_at": info.last_activity + policy.idle_timeout,
+        "max_at": info.created_at + policy.max_duration,
+        "presence_at": presence_at,
+    }
+
+
+def session_view(info: SessionInfo) -> dict[str, Any]:
+    """A session as REST, WebSocket and SSE clients see it."""
+    out = info.to_dict()
+    policy = info.policy
+    out["deadlines"] = None if info.ended_at is not None else deadlines(info)
+    out["policy"] = {
+        "idle_timeout": policy.idle_timeout,
+        "warn_before": policy.warn_before,
+        "max_duration": policy.max_duration,
+        "presence_timeout": policy.presence_timeout,
+    }
+    return out

@@ -1,0 +1,83 @@
+"""Operations endpoints: ``/health``, ``/ready`` and ``/metrics``.
+
+``/health`` answers as long as the process does (the seeds' shape plus the
+store's state); ``/ready`` is what a load balancer should watch: 503 while
+the store does not answer or the server is draining.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from tether.errors import TetherError
+from tether.service.prometheus import CONTENT_TYPE, Snapshot
+from tether.service.state import Service
+
+
+async def _store_ok(svc: Service) -> bool:
+    try:
+        await svc.manager.store.ping()
+    except TetherError:
+        return False
+    return True
+
+
+def _store_kind(svc: Service) -> str:
+    name = type(svc.manager.store).__name__
+    return name.removesuffix("Store").lower() or name
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def build(svc: Service) -> APIRouter:
+    """``/health``, ``/ready`` and ``/metrics`` of one service."""
+    r = APIRouter(tags=["operations"])
+
+    @r.get("/health", summary="Liveness, session counts and store state")
+    async def health() -> dict[str, Any]:
+        m = await svc.manager.metrics()
+        ok = await _store_ok(svc)
+        status = "draining" if svc.draining else ("ok" if ok else "degraded")
+        return {
+            "status": status,
+            "sessions": {
+                "active": m.active,
+                "total_created": m.total_created,
+                "total_ended": m.total_ended,
+                "oldest_age_s": _rounded(m.oldest_age_s),
+                "newest_age_s": _rounded(m.newest_age_s),
+            },
+            "store": {"kind": _store_kind(svc), "status": "ok" if ok else "unavailable"},
+            "uptime_s": round(time.monotonic() - svc.started_at, 3),
+        }
+
+    @r.get("/ready", summary="200 when the store answers and the server is not draining")
+    async def ready() -> Response:
+        if svc.draining or not svc.bound:
+            return JSONResponse(
+                {"error": {"code": "unavailable", "message": "not serving"}}, status_code=503
+            )
+        if not await _store_ok(svc):
+            return JSONResponse(
+                {"error": {"code": "store_unavailable", "message": "the store does not answer"}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready"})
+
+    @r.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        snapshot = Snapshot(
+            manager=await svc.manager.metrics(),
+            warning=len(svc.watch.warning),
+            websocket_connections=len(svc.websockets),
+            sse_connections=svc.sse_streams,
+        )
+        return Response(svc.metrics.render(snapshot), media_type=CONTENT_TYPE)
+
+    return r

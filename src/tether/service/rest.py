@@ -1,0 +1,178 @@
+"""REST commands on sessions: ``/api/v1/sessions`` and everything under it.
+
+Every route authenticates the caller and checks the session is theirs
+(someone else's answers 404, exactly like an unknown id). Errors leave
+through :mod:`tether.service.errors`, so each one has the status and shape
+PROTOCOL.md promises.
+"""
+
+# No "from __future__ import annotations" here: FastAPI must evaluate the
+# route signatures, which name dependencies local to build().
+
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from tether.core.ids import validate_session_id
+from tether.core.session import SessionInfo
+from tether.service import cleanup
+from tether.service.auth import Principal, bearer
+from tether.service.deps import caller_dependency
+from tether.service.errors import route_class
+from tether.service.models import (
+    CleanupBody,
+    ConfigBody,
+    MessageBody,
+    StartBody,
+    deadlines,
+    session_view,
+)
+from tether.service.state import Service
+from tether.types import SessionState
+
+_BEACON_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "text/plain": {
+                "schema": {"type": "string"},
+                "example": "eyJhbGciOi...",
+            },
+            "application/json": {
+                "schema": {"type": "object", "properties": {"token": {"type": "string"}}}
+            },
+        },
+        "description": "For navigator.sendBeacon, which cannot set headers: the token "
+        'as the whole text/plain body (or {"token": ...}, or token=... form data).',
+    }
+}
+
+
+def _presence(info: SessionInfo, heartbeat_interval: float) -> dict[str, Any]:
+    """What a heartbeat or activity call answers: where the session stands."""
+    view = session_view(info)
+    return {
+        "id": info.id,
+        "state": view["state"],
+        "warning": view["warning"],
+        "next_deadline": view["next_deadline"],
+        "deadlines": deadlines(info),
+        "heartbeat_interval_s": heartbeat_interval,
+    }
+
+
+def _beacon_token(request: Request, body: bytes) -> str | None:
+    """The token of an end request: the header, else whatever the body carries."""
+    header = bearer(request.headers.get("authorization"))
+    if header is not None:
+        return header
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        token = data.get("token") if isinstance(data, dict) else None
+        return token if isinstance(token, str) else None
+    if text.startswith("token="):
+        values = parse_qs(text).get("token")
+        return values[0] if values else None
+    return text
+
+
+def build(svc: Service) -> APIRouter:
+    """The session routes of one service."""
+    r = APIRouter(
+        prefix="/api/v1",
+        tags=["sessions"],
+        route_class=route_class(svc.settings.max_message_bytes),
+    )
+    Caller = Annotated[Principal, Depends(caller_dependency(svc))]
+    heartbeat_interval = svc.settings.heartbeat_interval
+
+    @r.post("/sessions", status_code=201, summary="Start a session")
+    async def start_session(caller: Caller, body: StartBody | None = None) -> dict[str, Any]:
+        body = body or StartBody()
+        user = svc.owner_for_start(caller, body.user)
+        info = await svc.manager.start(user, kind=body.kind, config=body.config)
+        return session_view(info)
+
+    @r.get("/sessions", summary="List sessions (the caller's; admins: everyone's)")
+    async def list_sessions(
+        caller: Caller,
+        user: Annotated[str | None, Query(max_length=128)] = None,
+        state: SessionState | None = None,
+    ) -> dict[str, Any]:
+        scope = svc.user_scope(caller, user)
+        sessions = await svc.manager.list(user=scope, state=state)
+        return {"sessions": [session_view(s) for s in sessions]}
+
+    @r.post("/sessions/cleanup", summary="End all, inactive or specific sessions")
+    async def cleanup_sessions(caller: Caller, body: CleanupBody) -> dict[str, int]:
+        chosen = await cleanup.select(svc, caller, body)
+        ended = await cleanup.end_sessions(
+            svc.manager, chosen, lambda info: svc.end_reason(caller, info)
+        )
+        return {"ended": ended}
+
+    @r.get("/sessions/{session_id}", summary="One session")
+    async def get_session(caller: Caller, session_id: str) -> dict[str, Any]:
+        return session_view(await svc.owned(caller, session_id))
+
+    @r.post("/sessions/{session_id}/heartbeat", summary="Presence (never activity)")
+    async def heartbeat(caller: Caller, session_id: str) -> dict[str, Any]:
+        info = await svc.owned(caller, session_id)
+        await svc.manager.heartbeat(info.id)
+        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+
+    @r.post("/sessions/{session_id}/activity", summary="User activity (clears a warning)")
+    async def activity(caller: Caller, session_id: str) -> dict[str, Any]:
+        info = await svc.owned(caller, session_id)
+        await svc.manager.activity(info.id)
+        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+
+    @r.post("/sessions/{session_id}/messages", status_code=201, summary="Append a message")
+    async def append(caller: Caller, session_id: str, body: MessageBody) -> dict[str, Any]:
+        info = await svc.owned(caller, session_id)
+        if caller.user == info.user and body.role != "user":
+            await svc.manager.heartbeat(info.id)  # a request from the client is presence
+        message = await svc.manager.append(info.id, body.role, body.content, body.metadata)
+        return message.to_dict()
+
+    @r.get("/sessions/{session_id}/messages", summary="The transcript")
+    async def transcript(
+        caller: Caller,
+        session_id: str,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        info = await svc.owned(caller, session_id)
+        messages = await svc.manager.transcript(info.id, after=after, limit=limit)
+        return {"messages": [m.to_dict() for m in messages]}
+
+    @r.put("/sessions/{session_id}/config", summary="Replace the config (broadcast)")
+    async def put_config(caller: Caller, session_id: str, body: ConfigBody) -> dict[str, Any]:
+        info = await svc.owned(caller, session_id)
+        if caller.user == info.user:
+            await svc.manager.heartbeat(info.id)
+        return session_view(await svc.manager.update_config(info.id, body.config))
+
+    @r.post(
+        "/sessions/{session_id}/end",
+        summary="End a session (also from navigator.sendBeacon)",
+        openapi_extra=_BEACON_BODY,
+    )
+    async def end_session(session_id: str, request: Request) -> JSONResponse:
+        caller = svc.tokens.verify(_beacon_token(request, await request.body()))
+        info = await svc.owned(caller, session_id)
+        ended = await svc.manager.end(validate_session_id(info.id), svc.end_reason(caller, info))
+        final = await svc.manager.get(info.id)
+        reason = final.end_reason.value if final.end_reason is not None else None
+        return JSONResponse({"ended": ended, "reason": reason})
+
+    return r
