@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tether demo
+	TETHER_DEMO=1 $(BIN)/tether serve
 
 test: lint typecheck layers unit
 

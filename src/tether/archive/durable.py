@@ -86,37 +86,55 @@ def _temp_name(path: Path) -> Path:
 _temp_counter = itertools.count()
 
 
-def write_once(path: Path, data: bytes, root: Path, *, folder_exists: bool = False) -> bool:
-    """Create ``path`` holding ``data`` unless it exists; ``True`` if this call created it.
-
-    Temp file beside it, fsync, hard-link into place (which fails if the name
-    is taken, so the first writer wins and nobody overwrites), fsync the
-    folder. A reader sees either no file or a whole one, and once this
-    returns the file survives a power cut.
-    """
+def write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new temp file beside ``path`` (not flushed); returns the temp path."""
     temp = _temp_name(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    if not folder_exists:
-        ensure_dir(path.parent, root)
-    try:
-        fd = os.open(temp, flags, 0o600)
-    except FileNotFoundError:  # the caller's belief about the folder was stale
-        ensure_dir(path.parent, root)
-        fd = os.open(temp, flags, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         write_all(fd, data)
-        os.fsync(fd)
+    except BaseException:
         os.close(fd)
-        fd = -1
-        try:
-            os.link(temp, path)
-            created = True
-        except FileExistsError:
-            created = False
-    finally:
-        if fd >= 0:
-            os.close(fd)
         temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return temp
+
+
+def link_once(temp: Path, path: Path) -> bool:
+    """Give ``temp`` the name ``path`` unless that name is taken; drop ``temp`` either way.
+
+    A hard link fails if the name exists, so the first writer wins and
+    nobody overwrites an archive. ``True`` if this call created ``path``.
+    """
+    try:
+        os.link(temp, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        temp.unlink(missing_ok=True)
+    return created
+
+
+def write_once(path: Path, data: bytes, root: Path) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; ``True`` if this call created it.
+
+    Temp file beside it, fsync, link into place (first writer wins), fsync
+    the folder. A reader sees either no file or a whole one, and once this
+    returns the file survives a power cut.
+    """
+    ensure_dir(path.parent, root)
+    temp = write_temp(path, data)
+    try:
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    created = link_once(temp, path)
     # Also when it existed: the earlier writer may have died before its own
     # folder fsync, and the caller is about to rely on the file.
     fsync_dir(path.parent)

@@ -79,6 +79,8 @@ class DataDir:
         """Every live journal on disk, skipping (and never touching) foreign names."""
         for user, dialogs in self._user_dialogs():
             current = dialogs / "current"
+            if current.is_symlink():
+                continue
             for entry in _entries(current):
                 try:
                     session_id = validate_session_id(entry.name)
@@ -91,18 +93,29 @@ class DataDir:
         """Leftover temporary archive files (a crash mid-write leaves them)."""
         for _, dialogs in self._user_dialogs():
             archived = dialogs / "archived"
+            if archived.is_symlink():
+                continue
             for entry in _entries(archived):
-                if entry.name.startswith(".") and TEMP_MARK in entry.name:
+                if (
+                    entry.name.startswith(".")
+                    and TEMP_MARK in entry.name
+                    and entry.is_file(follow_symlinks=False)
+                ):
                     yield archived / entry.name
 
     def _user_dialogs(self) -> Iterator[tuple[UserId, Path]]:
+        if self.users.is_symlink():
+            return
         for entry in _entries(self.users):
             try:
                 user = validate_user_id(entry.name)
             except InvalidInput:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                yield user, self.users / entry.name / "dialogs"
+            dialogs = self.users / entry.name / "dialogs"
+            # Never follow a symlink out of the data dir while scanning:
+            # recovery deletes what it finds.
+            if entry.is_dir(follow_symlinks=False) and not dialogs.is_symlink():
+                yield user, dialogs
 
 
 def _entries(path: Path) -> list[os.DirEntry[str]]:

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.core.transcript import Message, parse_role
+from tether.core.transcript import Message, check_content, parse_role
 from tether.errors import InvalidInput
 
 MAGIC = b"TTHRJNL1"
@@ -149,30 +149,53 @@ def _next_record(data: bytes, start: int) -> int | None:
 
 
 def _apply(out: JournalContents, body: bytes, offset: int) -> None:
+    """Check a record whole, then apply it; an unusable one is noted and changes nothing."""
     kind = body[:1]
     try:
         payload = json.loads(body[1:].decode("utf-8"))
         if not isinstance(payload, dict):
             raise ValueError("payload is not an object")
         if kind == HEADER:
-            out.header = payload
-            out.last_ts = float(payload["created_at"])
+            created = _time(payload["created_at"])
+            if not isinstance(payload.get("kind", ""), str):
+                raise ValueError("kind is not text")
+            _object(payload.get("config") or {})
+            out.header, out.last_ts = payload, created
         elif kind == CONFIG:
-            out.config = dict(payload["config"])
-            out.last_ts = max(out.last_ts or 0.0, float(payload["ts"]))
+            config, ts = _object(payload["config"]), _time(payload["ts"])
+            out.config, out.last_ts = config, max(out.last_ts or 0.0, ts)
         else:
             message = _message(payload)
             out.messages.append(message)
             out.last_ts = max(out.last_ts or 0.0, message.ts)
-    except (ValueError, KeyError, TypeError, InvalidInput) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, InvalidInput) as exc:
         out.damage.append(f"record at byte {offset} has a valid checksum but is unusable: {exc}")
 
 
+_EARLIEST, _LATEST = 0.0, 253402300799.0  # 1970 to the end of year 9999: what datetime holds
+
+
+def _time(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("a timestamp is not a number")
+    ts = float(value)
+    if not _EARLIEST <= ts <= _LATEST:  # also refuses NaN
+        raise ValueError(f"timestamp {ts!r} is out of range")
+    return ts
+
+
+def _object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("expected an object")
+    return dict(value)
+
+
 def _message(payload: dict[str, Any]) -> Message:
-    seq, content, ts = payload["seq"], payload["content"], payload["ts"]
-    if not isinstance(seq, int) or not isinstance(content, str):
+    seq, content = payload["seq"], payload["content"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(content, str):
         raise ValueError("message fields have the wrong types")
     metadata = payload.get("metadata")
+    check_content(content, metadata if metadata else None)
     return Message(
-        seq, parse_role(payload["role"]), content, float(ts), metadata if metadata else None
+        seq, parse_role(payload["role"]), content, _time(payload["ts"]), metadata or None
     )

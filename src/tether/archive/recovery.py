@@ -58,7 +58,7 @@ async def recover(data_dir: DataDir, archiver: Archiver) -> RecoveryReport:
     for user, session_id, path in journals:
         try:
             await _recover_one(data_dir, archiver, user, session_id, path, report)
-        except (ArchiveError, OSError) as exc:
+        except Exception as exc:  # one bad journal must never stop the server starting
             report.refused.append(f"{path}: {exc}")
             log.error("journal recovery failed session=%s: %s", log_ref(session_id), exc)
     if journals or report.temp_files_removed:
@@ -140,7 +140,11 @@ def _dialog(
 def _remove_temp_files(data_dir: DataDir) -> int:
     removed = 0
     for path in data_dir.temp_files():
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("leftover temp file not removed: %s", exc)
+            continue
         removed += 1
     return removed
 

@@ -12,9 +12,11 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi.responses import HTMLResponse
 
 import tether
 from tether.archive.journal import FileJournal
@@ -33,6 +35,7 @@ from tether.store.memory import MemoryStore
 log = logging.getLogger("tether.service")
 
 DEMO_TOKEN_TTL = 3600.0
+_DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
 
 
 def build_router(svc: Service, *, include_ops: bool) -> APIRouter:
@@ -153,4 +156,13 @@ def _demo_routes(svc: Service) -> APIRouter:
         token = svc.tokens.mint(user, ttl=DEMO_TOKEN_TTL)
         return {"user": user, "token": token, "expires_in": DEMO_TOKEN_TTL}
 
-    return r
+    page = APIRouter(include_in_schema=False)
+
+    @page.get("/")
+    async def demo_page() -> HTMLResponse:
+        return HTMLResponse(_DEMO_PAGE.read_text(encoding="utf-8"))
+
+    outer = APIRouter()
+    outer.include_router(r)
+    outer.include_router(page)
+    return outer

@@ -24,10 +24,10 @@ import contextlib
 import logging
 from typing import Any, NoReturn
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tether.core.ids import log_ref, validate_session_id, validate_user_id
-from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
+from tether.errors import InvalidInput, SessionEnded, SessionNotFound
 from tether.service.auth import Principal, Unauthorized
 from tether.service.errors import problem_for
 from tether.service.frames import (
@@ -85,6 +85,12 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the connection until either side closes it."""
+        try:
+            await self._run()
+        except (WebSocketDisconnect, OSError):
+            self.channel.lost()  # gone before or during the handshake: nothing to undo
+
+    async def _run(self) -> None:
         ws = self.websocket
         await ws.accept()
         if not origin_allowed(
@@ -127,9 +133,13 @@ class Connection:
                 text = await self._receive()
                 try:
                     await self._dispatch(parse_frame(text))
+                except (_Closed, ConnectionError):
+                    raise
                 except FrameError as exc:
                     await self._error(exc.code, exc.message)
-                except TetherError as exc:
+                except Exception as exc:
+                    # TetherErrors map to their codes; anything else is logged
+                    # as a bug and reported as "internal": the connection stays.
                     await self.channel.send_json({"type": "error", **problem_for(exc).body()})
         finally:
             self.svc.connections.release(key)
@@ -275,7 +285,9 @@ class Connection:
                 if tail:
                     self.channel.cursor.advance(tail[-1].seq)
                 elif after is not None:
-                    self.channel.cursor.advance(after)
+                    # Never past what exists: a client claiming a later position
+                    # must not lose the messages that are still to come.
+                    self.channel.cursor.advance(min(after, info.message_count))
                 await self.channel.send_json(
                     {
                         "type": "session.resumed",
@@ -318,17 +330,18 @@ class Connection:
                 await self._error("observe_timeout", f"no session started within {wait_s:g}s")
                 return
             await self._attach_started(validate_session_id(info.id), session_view(info))
-        except TetherError as exc:
-            self.session_id = None
-            await self.channel.send_json({"type": "error", **problem_for(exc).body()})
         except ConnectionError:
             pass
+        except Exception as exc:
+            self.session_id = None
+            with contextlib.suppress(ConnectionError):
+                await self.channel.send_json({"type": "error", **problem_for(exc).body()})
         finally:
             self.waiter = None
 
 
 def _utf8_len(text: str) -> int:
-    # Cheap bounds first: UTF-8 takes 1 to 4 bytes per character.
+    # ASCII text (nearly every frame) is as long in bytes as in characters.
     return len(text) if text.isascii() else len(text.encode("utf-8", errors="surrogatepass"))
 
 
