@@ -50,6 +50,12 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def open_root(path: Path) -> int:
+    """Create ``path`` if missing and open it as a directory (the fd ``syncfs`` is given)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
 def fsync_dir(path: Path) -> None:
     """Make the directory entries of ``path`` (creations, renames) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -14,7 +14,6 @@ a power cut). Without ``syncfs`` each file falls back to its own fsyncs.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.archive import durable
-
-log = logging.getLogger("tether.archive")
 
 Render = Callable[[], tuple[Path, bytes]]
 """Builds (on the writer thread) the target path and the bytes to write there."""
@@ -48,7 +45,6 @@ class GroupWriter:
         self._root_fd: int | None = None
         self._folders: set[Path] = set()
         """Folders known to exist (touched only by the writer thread)."""
-        self.batches = 0
 
     async def write(self, render: Render) -> bool:
         """Create the file ``render()`` describes unless it exists; ``True`` if this call did.
@@ -59,8 +55,7 @@ class GroupWriter:
         if self._thread is None:
             if self._stopping:
                 raise OSError(9, "the archive writer is closed")
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._root_fd = durable.open_root(self.root)
             self._thread = threading.Thread(
                 target=self._run, args=(loop,), name="tether-archive", daemon=True
             )
@@ -102,7 +97,6 @@ class GroupWriter:
                 return
 
     def _batch(self, jobs: list[_Job]) -> list[bool | BaseException]:
-        self.batches += 1
         results: list[bool | BaseException] = []
         if self._syncfs is None or self._root_fd is None:
             for job in jobs:

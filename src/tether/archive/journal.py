@@ -39,6 +39,7 @@ from typing import Any
 
 from tether.archive import durable, records
 from tether.archive.paths import DataDir
+from tether.core.choices import parse_choice
 from tether.core.ids import log_ref
 from tether.core.transcript import Message
 from tether.errors import ArchiveError, InvalidInput
@@ -57,11 +58,7 @@ class FsyncPolicy(StrEnum):
 
 def parse_fsync_policy(value: object) -> FsyncPolicy:
     """``value`` as an :class:`FsyncPolicy`, or :class:`InvalidInput` naming the choices."""
-    try:
-        return FsyncPolicy(value) if isinstance(value, str) else FsyncPolicy("")
-    except ValueError:
-        allowed = " | ".join(p.value for p in FsyncPolicy)
-        raise InvalidInput(f"invalid fsync policy {value!r}: expected {allowed}") from None
+    return parse_choice(FsyncPolicy, value, "fsync policy")
 
 
 @dataclass(slots=True)
@@ -206,8 +203,7 @@ class FileJournal:
         if self._closed:
             raise ArchiveError("the journal is closed")
         if self._thread is None:
-            self.paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._root_fd = os.open(self.paths.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._root_fd = durable.open_root(self.paths.root)
             self._thread = threading.Thread(
                 target=self._run,
                 args=(asyncio.get_running_loop(),),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from tether.core.choices import parse_choice
 from tether.errors import InvalidInput
 
 
@@ -44,11 +45,7 @@ class Message:
 
 def parse_role(value: object) -> Role:
     """``value`` as a :class:`Role`, or :class:`InvalidInput` naming the allowed ones."""
-    try:
-        return Role(value) if isinstance(value, str) else Role("")
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise InvalidInput(f"invalid role {value!r}: expected one of {allowed}") from None
+    return parse_choice(Role, value, "role")
 
 
 def check_content(content: object, metadata: object = None) -> None:

@@ -21,6 +21,7 @@ from tether.archive.base import ArchivedDialog, Archiver
 from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport, recover
 from tether.clock import Clock, SystemClock
+from tether.core.choices import parse_choice
 from tether.core.events import (
     Event,
     SessionActive,
@@ -380,13 +381,7 @@ class SessionManager:
         Returns ``True`` if this call ended it, ``False`` if it had already
         ended (in which case it still waits for a pipeline running here).
         """
-        try:
-            reason = EndReason(reason)
-        except ValueError:
-            allowed = ", ".join(r.value for r in EndReason)
-            raise InvalidInput(
-                f"invalid end reason {reason!r}: expected one of {allowed}"
-            ) from None
+        reason = parse_choice(EndReason, reason, "end reason")
         info = await self.store.end(session_id, reason, self.clock.now())
         task = self._start_pipeline(info) if info is not None else self._pipelines.get(session_id)
         if task is not None:
