@@ -5,7 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck layers unit bench clean
+.PHONY: run test lint typecheck layers unit bench clean system-deps
+
+# Real parts for the tests: Debian's redis-server and chromium, installed when missing.
+system-deps:
+	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends redis-server chromium >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +35,7 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+unit: $(STAMP) system-deps
 	$(BIN)/pytest -W error
 
 bench: $(STAMP)

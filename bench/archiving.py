@@ -104,7 +104,7 @@ async def _measure(contender: str, ending: int, others: int, root: Path) -> tupl
     ]
     await asyncio.sleep(0.3)  # heartbeats settle into their rhythm first
     started = time.perf_counter()
-    await asyncio.gather(*(manager.end(sid) for sid in ids))
+    await manager.end_many(ids)
     elapsed = time.perf_counter() - started
     stop.set()
     await asyncio.gather(*beaters)

@@ -447,13 +447,8 @@ async def test_archiving_works_on_a_data_dir_that_does_not_exist_yet(tmp_path: P
     assert len(Layout(root).archived()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SessionManager.append() stores the message before the journal write; when "
-    "the journal refuses it (ArchiveError) it stays in the transcript and the archive",
-)
 async def test_archiving_an_append_the_journal_refuses_is_not_kept(layout: Layout) -> None:
-    """A message whose journal write fails raises ArchiveError and never reaches the archive."""
+    """A message the journal refuses raises ArchiveError, ends the session and is never kept."""
     async with fake_manager(
         policy=POLICY,
         journal=FileJournal(layout.root, max_open_files=1),
@@ -471,6 +466,9 @@ async def test_archiving_an_append_the_journal_refuses_is_not_kept(layout: Layou
         path.with_name("moved-away").rename(path)
         contents = [m.content for m in await kit.manager.transcript(first.id)]
         assert contents == ["acknowledged"]
-        await kit.manager.end(first.id)
+        await kit.manager.wait_idle()
+        info = await kit.manager.get(first.id)
+        assert info.end_reason is EndReason.ERROR
     doc = yaml.safe_load(layout.archived("alice")[0].read_text())
+    assert doc["end_reason"] == "error"
     assert [m["content"] for m in doc["messages"]] == ["acknowledged"]

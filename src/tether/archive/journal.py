@@ -112,6 +112,11 @@ class FileJournal:
         self._paths: dict[SessionId, Path] = {}
         self._fds: OrderedDict[SessionId, int] = OrderedDict()
         self._broken: set[SessionId] = set()
+        # Appends waiting for a flush, handed to the flusher together once per
+        # loop iteration: the first append of a burst schedules the handover,
+        # so a flush starts with the whole burst rather than its first record.
+        self._waiting = _Handoff()
+        self._handover_scheduled = False
         # Shared with the flusher thread:
         self._lock = threading.Condition(threading.Lock())
         self._handoff = _Handoff()
@@ -191,6 +196,7 @@ class FileJournal:
         if thread is None:
             return
         with self._lock:
+            self._move_waiting()
             self._handoff.closing.extend(_Closing(fd) for fd in self._fds.values())
             self._fds.clear()
             self._stopping = True
@@ -222,13 +228,31 @@ class FileJournal:
         fd = self._write_now(session_id, path, data)
         if self.fsync is not FsyncPolicy.ALWAYS:
             return
-        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._waiting.acks.append(done)
+        self._waiting.dirty[fd] = path
+        if not self._handover_scheduled:
+            self._handover_scheduled = True
+            loop.call_soon(self._hand_over_waiting)
+        await done
+
+    def _hand_over_waiting(self) -> None:
         with self._lock:
-            self._handoff.acks.append(done)
-            self._handoff.dirty[fd] = path
+            self._move_waiting()
             if self._idle:
                 self._lock.notify()
-        await done
+
+    def _move_waiting(self) -> None:
+        """Move waiting appends into the handoff (hold ``_lock``).
+
+        Always before anything is queued for closing: the flusher must sync a
+        file before it closes it (its fd number could be reused).
+        """
+        waiting, self._waiting = self._waiting, _Handoff()
+        self._handover_scheduled = False
+        self._handoff.acks.extend(waiting.acks)
+        self._handoff.dirty.update(waiting.dirty)
 
     def _write_now(self, session_id: SessionId, path: Path, data: bytes) -> int:
         """Write ``data`` to the session's journal; the fd written to."""
@@ -262,6 +286,7 @@ class FileJournal:
 
     def _hand_over(self, closing: _Closing) -> None:
         with self._lock:
+            self._move_waiting()
             self._handoff.closing.append(closing)
             if self._idle:
                 self._lock.notify()

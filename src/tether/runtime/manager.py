@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -49,6 +49,7 @@ from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupRegistry
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
+from tether.runtime.pipelines import PipelineQueue
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, NowaitTouch, SessionStore
@@ -57,6 +58,8 @@ from tether.types import EndReason, SessionId, SessionState, UserId
 
 log = logging.getLogger("tether.runtime")
 T = TypeVar("T")
+END_BATCH = 64
+"""``end_many`` yields to the loop after this many store calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class SessionManager:
         cleanup_timeout: float = 10.0,
         close_timeout: float = 5.0,
         claim_batch: int = 1000,
+        max_concurrent_ends: int = 256,
         metrics: MetricsSink | None = None,
         id_factory: Callable[[], SessionId] = new_session_id,
         journal: FileJournal | None = None,
@@ -144,7 +148,7 @@ class SessionManager:
         self._scheduler = DeadlineScheduler(
             self.store, self.clock, self._dispatch, batch=claim_batch
         )
-        self._pipelines: dict[SessionId, asyncio.Task[None]] = {}
+        self._pipelines = PipelineQueue(self._tasks, self._end_pipeline, limit=max_concurrent_ends)
         self._open = False
         self._closing = False
 
@@ -178,10 +182,8 @@ class SessionManager:
             return
         self._closing = True
         await self._scheduler.stop()
-        for info in await self.store.list():
-            ended = await self.store.end(info.id, EndReason.SERVER_SHUTDOWN, self.clock.now())
-            if ended is not None:
-                self._start_pipeline(ended)
+        live = await self.store.list()
+        await self.end_many([info.id for info in live], EndReason.SERVER_SHUTDOWN)
         await self._tasks.join()
         await self.store.aclose()
         if self.journal is not None:
@@ -365,9 +367,28 @@ class SessionManager:
             self.store.append(session_id, parsed, content, metadata, self.clock.now())
         )
         if self.journal is not None and self.journal.knows(session_id):
-            await self.journal.append(session_id, message)
+            try:
+                await self.journal.append(session_id, message)
+            except ArchiveError:
+                await self._journal_failed(session_id, message.seq)
+                raise
         self._fanout.send(session_id, TranscriptAppended(message))
         return message
+
+    async def _journal_failed(self, session_id: SessionId, seq: int) -> None:
+        """Unstore a message the journal refused, and end the session with ``error``.
+
+        The caller is told the message failed, so it must not reach the
+        archive. And after a failed write or flush the journal can no longer
+        vouch for what it holds (a failed fsync may have dropped earlier
+        pages), so the session cannot keep its promise and ends; its archive
+        holds every acknowledged message, from the store.
+        """
+        await self.store.retract(session_id, seq)
+        info = await self.store.end(session_id, EndReason.ERROR, self.clock.now())
+        if info is not None:
+            log.error("journal refused a message; ending session=%s", log_ref(session_id))
+            self._start_pipeline(info)
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
@@ -383,10 +404,41 @@ class SessionManager:
         """
         reason = parse_choice(EndReason, reason, "end reason")
         info = await self.store.end(session_id, reason, self.clock.now())
-        task = self._start_pipeline(info) if info is not None else self._pipelines.get(session_id)
-        if task is not None:
-            await asyncio.shield(task)
+        done = (
+            self._start_pipeline(info) if info is not None else self._pipelines.pending(session_id)
+        )
+        if done is not None:
+            await asyncio.shield(done)
         return info is not None
+
+    async def end_many(
+        self, session_ids: Iterable[SessionId], reason: EndReason = EndReason.CLIENT_ENDED
+    ) -> int:
+        """End many sessions and wait for their pipelines; returns how many this call ended.
+
+        Unlike gathering :meth:`end` calls, this keeps the event loop
+        responsive however many there are: the store is asked in small
+        batches with a yield between them, and the pipelines run a bounded
+        number at a time. Unknown and already ended sessions are skipped.
+        """
+        reason = parse_choice(EndReason, reason, "end reason")
+        waiting: builtins.list[asyncio.Future[None]] = []
+        ended = 0
+        for n, session_id in enumerate(session_ids, 1):
+            try:
+                info = await self.store.end(session_id, reason, self.clock.now())
+            except SessionNotFound:
+                continue
+            if info is not None:
+                ended += 1
+                waiting.append(self._start_pipeline(info))
+            elif (done := self._pipelines.pending(session_id)) is not None:
+                waiting.append(done)
+            if n % END_BATCH == 0:
+                await asyncio.sleep(0)
+        if waiting:
+            await asyncio.shield(asyncio.gather(*waiting))
+        return ended
 
     async def add_cleanup(self, session_id: SessionId, callback: Cleanup) -> None:
         """Run ``await callback()`` when the session ends (newest first, time-bounded).
@@ -473,10 +525,8 @@ class SessionManager:
         if hooks:
             self._tasks.spawn(self._hooks.emit(hooks, info), name="tether-hook")
 
-    def _start_pipeline(self, info: SessionInfo) -> asyncio.Task[None]:
-        task = self._tasks.spawn(self._end_pipeline(info), name="tether-end")
-        self._pipelines[info.id] = task
-        return task
+    def _start_pipeline(self, info: SessionInfo) -> asyncio.Future[None]:
+        return self._pipelines.submit(info)
 
     async def _end_pipeline(self, info: SessionInfo) -> None:
         """Archive, notify, close, clean up, count, call hooks: once per ended session.
@@ -485,22 +535,19 @@ class SessionManager:
         the journal goes only once the archive is durable.
         """
         reason = info.end_reason or EndReason.ERROR
-        try:
-            archive_id = await self._archive(info, reason)
-            self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
-            await self._fanout.close_all(info.id, close_code(reason), reason.value)
-            await self._cleanups.run(info.id)
-            duration = (info.ended_at or self.clock.now()) - info.created_at
-            self._metrics.session_ended(reason, duration)
-            log.info(
-                "session ended session=%s reason=%s duration=%.1fs",
-                log_ref(info.id),
-                reason.value,
-                duration,
-            )
-            await self._hooks.emit(self._hooks.ended, info)
-        finally:
-            self._pipelines.pop(info.id, None)
+        archive_id = await self._archive(info, reason)
+        self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
+        await self._fanout.close_all(info.id, close_code(reason), reason.value)
+        await self._cleanups.run(info.id)
+        duration = (info.ended_at or self.clock.now()) - info.created_at
+        self._metrics.session_ended(reason, duration)
+        log.info(
+            "session ended session=%s reason=%s duration=%.1fs",
+            log_ref(info.id),
+            reason.value,
+            duration,
+        )
+        await self._hooks.emit(self._hooks.ended, info)
 
     async def _archive(self, info: SessionInfo, reason: EndReason) -> str | None:
         if self.archiver is None:

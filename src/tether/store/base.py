@@ -143,6 +143,14 @@ class SessionStore(Protocol):
         """Append to the transcript and return the message with its ``seq``."""
         ...
 
+    async def retract(self, session_id: SessionId, seq: int) -> None:
+        """Remove message ``seq``: its append was never acknowledged (the journal refused it).
+
+        Later messages keep their numbers and numbers are never reused. A no-op
+        when the session or the message is gone.
+        """
+        ...
+
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
     ) -> builtins.list[Message]:

@@ -17,6 +17,7 @@ makes each one atomic with respect to the event loop.
 
 from __future__ import annotations
 
+import bisect
 import builtins
 from collections import OrderedDict
 from typing import Any
@@ -148,9 +149,24 @@ class MemoryStore:
             messages = tomb.messages
         if not messages:
             return []
-        # seq n lives at index n - 1
-        selected = messages[max(0, after) :]
+        # Sorted by seq; usually seq n is at index n - 1, but retracted
+        # messages leave gaps.
+        start = bisect.bisect_right(messages, after, key=_seq) if after > 0 else 0
+        selected = messages[start:]
         return selected if limit is None else selected[:limit]
+
+    async def retract(self, session_id: SessionId, seq: int) -> None:
+        record = self._live.get(session_id)
+        if record is not None:
+            messages = record.messages
+        else:
+            tomb = self._ended.get(session_id)
+            messages = tomb.messages if tomb is not None else None
+        if not messages:
+            return
+        index = bisect.bisect_left(messages, seq, key=_seq)
+        if index < len(messages) and messages[index].seq == seq:
+            del messages[index]
 
     async def next_due(self) -> float | None:
         return self._index.peek()
@@ -353,3 +369,7 @@ class MemoryStore:
         # Amortised O(1): a rebuild of n entries follows at least n stale ones.
         if len(self._index) > 2 * len(self._live) + 1024:
             self._index.rebuild([(r.armed_at, r.id) for r in self._live.values()])
+
+
+def _seq(message: Message) -> int:
+    return message.seq
