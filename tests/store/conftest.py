@@ -1,22 +1,30 @@
 """Store factories: every ``SessionStore`` implementation runs the same contract suite.
 
 A factory is a zero-argument callable returning an async context manager that
-yields a fresh, empty store and closes it on exit. To run the contract against
-another implementation (a RedisStore against a real ``redis-server``), append
-its factory to :data:`STORE_FACTORIES`; nothing else changes. ``aclose`` may
-already have been called by the test when the factory closes the store, so it
-must be idempotent.
+yields a fresh, empty store and closes it on exit. Each implementation has a
+fixture that returns its factory, named in :data:`STORE_FACTORIES`; to run the
+contract against another implementation, add its fixture there; nothing else
+changes. ``aclose`` may already have been called by the test when the factory
+closes the store, so it must be idempotent.
+
+The Redis factory runs against a real ``redis-server`` that this conftest
+starts once per session (see ``redis_kit``); each store gets its own key
+prefix, and the database is flushed after each test.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import functools
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
+from redis_kit import RedisServer, flush, start_redis_server
 
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
+from tether.store.redis import RedisStore
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[SessionStore]]
 
@@ -31,15 +39,49 @@ async def memory_store() -> AsyncIterator[SessionStore]:
         await store.aclose()
 
 
+@asynccontextmanager
+async def redis_store(url: str) -> AsyncIterator[SessionStore]:
+    """A fresh RedisStore under its own prefix; the database is flushed afterwards."""
+    store = RedisStore.from_url(url, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        await flush(url)
+
+
 STORE_FACTORIES: list[object] = [
-    pytest.param(memory_store, id="memory"),
+    pytest.param("memory_store_factory", id="memory"),
+    pytest.param("redis_store_factory", id="redis"),
 ]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One ``redis-server`` for the whole test session, stopped by pid at the end."""
+    server = start_redis_server(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def memory_store_factory() -> StoreFactory:
+    """Fresh MemoryStores."""
+    return memory_store
+
+
+@pytest.fixture
+def redis_store_factory(redis_server: RedisServer) -> StoreFactory:
+    """Fresh RedisStores on the session's ``redis-server``."""
+    return functools.partial(redis_store, redis_server.url)
 
 
 @pytest.fixture(params=STORE_FACTORIES)
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The factory of the implementation under test."""
-    factory: StoreFactory = request.param
+    factory: StoreFactory = request.getfixturevalue(request.param)
     return factory
 
 

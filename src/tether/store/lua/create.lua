@@ -1,0 +1,38 @@
+-- create.lua: store a new session, first ending the user's oldest beyond the limit.
+-- KEYS[1] session hash      KEYS[2] transcript list   KEYS[3] due zset
+-- KEYS[4] live zset         KEYS[5] ended zset        KEYS[6] sequence counter
+-- ARGV[1] prefix            ARGV[2] session id        ARGV[3] user
+-- ARGV[4] now               ARGV[5] max per user ('' for no limit)
+-- ARGV[6] first deadline    ARGV[7] retention of ended keys, ms
+-- ARGV[8...] the new hash, as field, value pairs
+-- Reply: {'D'} when the id exists (live or retained), else {'OK', replaced}
+-- with the fields of each session ended as 'replaced', oldest first.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'D'}
+end
+local prefix, id, now = ARGV[1], ARGV[2], ARGV[4]
+local users = user_key(prefix, ARGV[3])
+local replaced = {}
+if ARGV[5] ~= '' then
+  local keep = math.max(1, tonumber(ARGV[5])) - 1
+  while redis.call('ZCARD', users) > keep do
+    local old = redis.call('ZRANGE', users, 0, 0)[1]
+    local hash = session_key(prefix, old)
+    local state = redis.call('HGET', hash, 'state')
+    if state and state ~= 'ended' then
+      finish(hash, now, 'replaced')
+      retire(prefix, old, hash, transcript_key(prefix, old), KEYS[3], KEYS[4], KEYS[5],
+        KEYS[6], ARGV[7])
+      replaced[#replaced + 1] = redis.call('HGETALL', hash)
+    else
+      redis.call('ZREM', users, old)
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+local order = redis.call('INCR', KEYS[6])
+redis.call('ZADD', KEYS[3], ARGV[6], id)
+redis.call('ZADD', KEYS[4], order, id)
+redis.call('ZADD', users, order, id)
+return {'OK', replaced}

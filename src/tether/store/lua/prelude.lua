@@ -1,0 +1,89 @@
+-- prelude.lua: helpers shared by the session scripts; prepended to each of them.
+--
+-- Keys, all under one prefix P (passed as ARGV[1] where a script derives keys):
+--   P s:<id>    hash: one session (fields: see tether/store/redis/codec.py)
+--   P m:<id>    list: its transcript, one JSON array per message
+--   P u:<user>  zset: the user's live sessions, scored by creation order
+--   P live      zset: every live session, scored by creation order
+--   P ended     zset: retained ended sessions, scored by end order
+--   P due       zset: one armed deadline (or claim lease) per live session
+--   P seq       counter: creation and end order
+--
+-- Every write to a session hash bumps its version field 'v', so a caller that
+-- decided something in Python at version v can commit it only if nothing moved.
+-- Numbers are written exactly as the caller sent them (Lua would round them to
+-- 14 digits); Lua only compares them.
+
+local function session_key(prefix, id)
+  return prefix .. 's:' .. id
+end
+
+local function transcript_key(prefix, id)
+  return prefix .. 'm:' .. id
+end
+
+local function user_key(prefix, user)
+  return prefix .. 'u:' .. user
+end
+
+-- The reply for a session the caller may not simply change: {'N'} unknown,
+-- {'E', reason} ended, else {'S', fields} for the caller to decide in Python.
+local function refusal(hash)
+  local head = redis.call('HMGET', hash, 'state', 'end_reason')
+  if not head[1] then
+    return {'N'}
+  end
+  if head[1] == 'ended' then
+    return {'E', head[2]}
+  end
+  return {'S', redis.call('HGETALL', hash)}
+end
+
+-- nil when the caller may change the live session at `now`, else the reply to
+-- return, and the session's state. Without an expected version only a session
+-- whose armed deadline lies after `now` passes (none of its clocks can have run
+-- out); with one, the caller has checked the session in Python at that version.
+local function guard(hash, now, expected)
+  local head = redis.call('HMGET', hash, 'state', 'end_reason', 'armed_at', 'v')
+  if not head[1] then
+    return {'N'}, nil
+  end
+  if head[1] == 'ended' then
+    return {'E', head[2]}, head[1]
+  end
+  if expected == '' then
+    if tonumber(now) < tonumber(head[3]) then
+      return nil, head[1]
+    end
+  elseif head[4] == expected then
+    return nil, head[1]
+  end
+  return {'S', redis.call('HGETALL', hash)}, head[1]
+end
+
+-- Mark the session ended (the fields a Python `finish` would set).
+local function finish(hash, now, reason)
+  redis.call('HSET', hash, 'state', 'ended', 'ended_at', now, 'end_reason', reason,
+    'warning_reason', '')
+  redis.call('HINCRBY', hash, 'v', 1)
+end
+
+-- Move an ended session out of the live indexes into retention: its keys expire
+-- after `retention_ms`, and the ended index forgets a few expired ones per call.
+local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms)
+  local user = redis.call('HGET', hash, 'user')
+  redis.call('ZREM', due, id)
+  redis.call('ZREM', live, id)
+  redis.call('ZREM', user_key(prefix, user), id)
+  local oldest = redis.call('ZRANGE', ended, 0, 3)
+  for _, other in ipairs(oldest) do
+    if redis.call('EXISTS', session_key(prefix, other)) == 1 then
+      break
+    end
+    redis.call('ZREM', ended, other)
+  end
+  redis.call('ZADD', ended, redis.call('INCR', seq), id)
+  redis.call('PEXPIRE', hash, retention_ms)
+  redis.call('PEXPIRE', transcript, retention_ms)
+end
+

@@ -1,0 +1,564 @@
+"""``RedisStore``: sessions in Redis, shared by every node of a deployment.
+
+Each atomic step is one Lua script (``tether/store/lua/``); the rules stay in
+the pure core. Scripts never compute a deadline: where a step depends on the
+clocks, Python decides with :class:`~tether.core.session.SessionRecord`'s
+methods and commits with a compare-and-set on the session's version
+(``apply.lua``). The hot steps take a fast path that needs no decision:
+
+* a touch, attach, append or end whose ``now`` is before the session's armed
+  deadline cannot meet a run-out clock, so its script just does it;
+  otherwise the script hands the session back and Python decides (and may
+  end the session, exactly as :class:`~tether.store.memory.MemoryStore` does);
+* a touch is one entry of a ``touch.lua`` call that carries every touch
+  issued in the same loop iteration (:class:`~tether.store.redis.batch.Batcher`).
+
+Claims are two steps. ``claim.lua`` leases up to ``limit`` due sessions to the
+caller: their index entries move to ``now + claim_lease``, out of every other
+claimer's sight. Python advances each one with the core and commits it with
+``apply.lua`` (all in one pipeline): the end retires it, anything else re-arms
+it at its true next deadline (the lazy re-arm of a touched session). A commit
+that meets a newer version (a touch, an end, another claimer whose lease ran
+out) is decided again on the fresh state, so each transition is committed,
+and returned, exactly once. A claimer that dies between the two steps leaves
+its sessions leased; they come due again when the lease runs out.
+
+Every ``RedisError`` (and ``OSError``) is translated here, once, into
+:class:`~tether.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
+
+import redis.asyncio
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tether.core.policy import Policy
+from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
+from tether.core.transcript import Message, Role
+from tether.errors import SessionEnded, SessionNotFound, StoreUnavailable
+from tether.store.base import Claim, Created, SessionStore, StoreStats
+from tether.store.redis import codec
+from tether.store.redis.batch import Batcher
+from tether.store.redis.codec import Loaded, num, text
+from tether.store.redis.scripts import Call, Scripts, pipelined
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+log = logging.getLogger("tether.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ENDED = SessionState.ENDED
+_WARNING = SessionState.WARNING
+MAX_ATTEMPTS = 64
+"""Compare-and-set rounds before a step gives up on a session that keeps changing."""
+_READ_CHUNK = 500
+
+
+def _translated(
+    method: Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
+    """The seam: Redis and socket failures leave the store as ``StoreUnavailable``."""
+
+    async def translated(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    functools.update_wrapper(translated, method)
+    return translated
+
+
+def _contention() -> StoreUnavailable:
+    return StoreUnavailable(f"a session kept changing: gave up after {MAX_ATTEMPTS} attempts")
+
+
+def _refused(reply: builtins.list[Any]) -> Loaded:
+    """The session a script handed back; raises for an unknown or ended one."""
+    code = text(reply[0])
+    if code == "N":
+        raise SessionNotFound()
+    if code == "E":
+        raise SessionEnded(EndReason(text(reply[1])))
+    assert code == "S", reply
+    return codec.decode(reply[1])
+
+
+def _ok(reply: Any) -> bool:
+    return isinstance(reply, list) and text(reply[0]) == "OK"
+
+
+def _earlier(loaded: Loaded) -> float | None:
+    """The session's next event if it now falls before its armed entry."""
+    deadline = loaded.record.next_deadline()
+    if deadline is None or deadline.at >= loaded.armed_at:
+        return None
+    return deadline.at
+
+
+_Touch = tuple[str, str, str]
+"""A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
+
+
+class _Keys(NamedTuple):
+    """The keys one session's scripts use, in their ``KEYS`` order."""
+
+    hash: str
+    transcript: str
+    due: str
+    live: str
+    ended: str
+    seq: str
+
+
+class RedisStore:
+    """The Redis store: many nodes, one Redis primary.
+
+    ``prefix`` starts every key, so deployments can share a Redis (a hash tag
+    such as ``"{tether}:"`` keeps every key in one Redis Cluster slot: the
+    scripts derive some keys from the prefix). Ended sessions' keys expire
+    ``retention`` seconds after the end; until then late callers learn why
+    the session ended. ``claim_lease`` is how long a claimer that died
+    mid-claim keeps its sessions from the others.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "tether:",
+        retention: float = 3600.0,
+        claim_lease: float = 30.0,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._retention_ms = str(max(1, round(retention * 1000)))
+        self._claim_lease = claim_lease
+        self._owns_client = owns_client
+        self._closed = False
+        self._scripts = Scripts(client)
+        self._due = prefix + "due"
+        self._live = prefix + "live"
+        self._ended = prefix + "ended"
+        self._seq = prefix + "seq"
+        self.touches: Batcher[_Touch] = Batcher(self._send_touches)
+        """The touch writer; its counters show how many round trips touches took."""
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "tether:",
+        retention: float = 3600.0,
+        claim_lease: float = 30.0,
+        **options: Any,
+    ) -> RedisStore:
+        """A store on its own client for ``url``.
+
+        ``options`` go to redis-py's connection pool. The pool is a blocking
+        one (of ``max_connections``, default 64): a burst of concurrent calls
+        waits for a free connection instead of failing, as redis-py's default
+        pool would past 100.
+        """
+        options.setdefault("max_connections", 64)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **options)
+        client = redis.asyncio.Redis.from_pool(pool)
+        return cls(
+            client,
+            prefix=prefix,
+            retention=retention,
+            claim_lease=claim_lease,
+            owns_client=True,
+        )
+
+    @property
+    def prefix(self) -> str:
+        """What every key of this store starts with."""
+        return self._prefix
+
+    # -- keys and calls -------------------------------------------------------
+
+    def _keys(self, session_id: str) -> _Keys:
+        p = self._prefix
+        return _Keys(
+            p + "s:" + session_id,
+            p + "m:" + session_id,
+            self._due,
+            self._live,
+            self._ended,
+            self._seq,
+        )
+
+    def _session_key(self, session_id: str) -> str:
+        return self._prefix + "s:" + session_id
+
+    async def _run(self, calls: Sequence[Call]) -> builtins.list[Any]:
+        return await pipelined(self._client, calls)
+
+    async def _apply(self, loaded: Loaded, arm: str) -> Any:
+        """Commit ``loaded.record`` if still at ``loaded.version``; see ``apply.lua``."""
+        return await self._scripts.apply(
+            keys=self._keys(loaded.record.id), args=self._apply_args(loaded, arm)
+        )
+
+    def _apply_args(self, loaded: Loaded, arm: str) -> builtins.list[str]:
+        record = loaded.record
+        return [
+            self._prefix,
+            record.id,
+            loaded.version,
+            arm,
+            self._retention_ms,
+            *codec.mutable_fields(record),
+        ]
+
+    async def _read(self, session_id: SessionId) -> Loaded:
+        """The live session; raises for an unknown or ended one."""
+        flat = await self._client.hgetall(self._session_key(session_id))
+        return self._live_or_raise(flat)
+
+    @staticmethod
+    def _live_or_raise(flat: Any) -> Loaded:
+        if not flat:
+            raise SessionNotFound()
+        loaded = codec.decode(flat)
+        if loaded.record.end_reason is not None:  # ended
+            raise SessionEnded(loaded.record.end_reason)
+        return loaded
+
+    # -- lookups ----------------------------------------------------------------
+
+    @_translated
+    async def get(self, session_id: SessionId) -> SessionInfo | None:
+        flat = await self._client.hgetall(self._session_key(session_id))
+        return codec.decode(flat).record.snapshot() if flat else None
+
+    @_translated
+    async def list(
+        self, *, user: UserId | None = None, state: SessionState | None = None
+    ) -> builtins.list[SessionInfo]:
+        if state is _ENDED:
+            index = self._ended
+        elif user is not None:
+            index = self._prefix + "u:" + user
+        else:
+            index = self._live
+        members = cast(builtins.list[codec.Raw], await self._client.zrange(index, 0, -1))
+        ids = [text(i) for i in members]
+        out: builtins.list[SessionInfo] = []
+        for start in range(0, len(ids), _READ_CHUNK):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for session_id in ids[start : start + _READ_CHUNK]:
+                    pipe.hgetall(self._session_key(session_id))
+                hashes = await pipe.execute()
+            for flat in hashes:
+                if not flat:
+                    continue  # expired since the index was read
+                record = codec.decode(flat).record
+                if (state is None and record.state is _ENDED) or (
+                    state is not None and record.state is not state
+                ):
+                    continue
+                if user is not None and record.user != user:
+                    continue
+                out.append(record.snapshot())
+        return out
+
+    @_translated
+    async def stats(self) -> StoreStats:
+        reply = await self._scripts.stats(keys=[self._live], args=[self._prefix])
+        if reply[0] == 0:
+            return StoreStats(0, None, None)
+        return StoreStats(int(reply[0]), float(reply[1]), float(reply[2]))
+
+    @_translated
+    async def transcript(
+        self, session_id: SessionId, *, after: int = 0, limit: int | None = None
+    ) -> builtins.list[Message]:
+        keys = self._keys(session_id)
+        # Message seq n is at index n - 1; retracted ones are '' and skipped, so
+        # a page holding some is topped up from the entries after it.
+        start = max(0, after)
+        wanted = -1 if limit is None else limit
+        if wanted == 0:
+            if not await self._client.exists(keys.hash):
+                raise SessionNotFound()
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.hash)
+            pipe.lrange(keys.transcript, start, -1 if wanted < 0 else start + wanted - 1)
+            exists, values = await pipe.execute()
+        if not exists:
+            raise SessionNotFound()
+        out: builtins.list[Message] = []
+        requested = wanted
+        while True:
+            out += [codec.decode_message(start + i + 1, v) for i, v in enumerate(values) if v]
+            missing = wanted - len(out)
+            if wanted < 0 or len(values) < requested or missing <= 0:
+                return out  # everything there is, or all that was asked for
+            start += len(values)
+            requested = missing
+            values = await self._client.lrange(keys.transcript, start, start + missing - 1)
+
+    @_translated
+    async def retract(self, session_id: SessionId, seq: int) -> None:
+        await self._scripts.retract(keys=[self._keys(session_id).transcript], args=[seq])
+
+    @_translated
+    async def next_due(self) -> float | None:
+        first = await self._client.zrange(self._due, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    @_translated
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    @_translated
+    async def aclose(self) -> None:
+        """Send the touches still queued, then close the client if this store made it."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.touches.aclose()
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- writes -------------------------------------------------------------------
+
+    @_translated
+    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+        deadline = record.next_deadline()
+        assert deadline is not None  # a new record is live
+        keys = self._keys(record.id)
+        reply = await self._scripts.create(
+            keys=keys,
+            args=[
+                self._prefix,
+                record.id,
+                record.user,
+                num(record.created_at),
+                "" if max_per_user is None else str(max_per_user),
+                num(deadline.at),
+                self._retention_ms,
+                *codec.new_fields(record, deadline.at),
+            ],
+        )
+        if text(reply[0]) == "D":
+            raise ValueError("duplicate session id")
+        replaced = [codec.decode(flat).record.snapshot() for flat in reply[1]]
+        return Created(record.snapshot(), deadline.at, replaced)
+
+    @_translated
+    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+        key, at, flag = self._session_key(session_id), num(now), "1" if activity else "0"
+        reply = await self.touches.submit((key, at, flag))
+        for _ in range(MAX_ATTEMPTS):
+            if reply == 0:
+                return None
+            loaded = _refused(reply)
+            record = loaded.record
+            if record.expired(now) is None:
+                if not (activity and record.state is _WARNING):
+                    # nothing to decide after all: record it, if nothing moved
+                    replies = await self._scripts.touch(keys=[key], args=[at, flag, loaded.version])
+                    reply = replies[0]
+                    continue
+                record.last_seen = now
+                record.last_activity = now
+            transition = record.advance(now)
+            arm = self._arm_after(loaded, transition, popped=False)
+            reply = await self._apply(loaded, arm)
+            if _ok(reply):
+                return None if transition is None else Claim(record.snapshot(), transition)
+        raise _contention()
+
+    async def _send_touches(self, touches: Sequence[_Touch]) -> builtins.list[Any]:
+        """One ``touch.lua`` call for a whole batch of touches (see ``Batcher``)."""
+        args: builtins.list[str] = []
+        for _, at, flag in touches:
+            args += (at, flag, "")
+        replies: builtins.list[Any] = await self._scripts.touch(
+            keys=[key for key, _, _ in touches], args=args
+        )
+        return replies
+
+    @_translated
+    async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
+        keys, at = [self._session_key(session_id)], num(now)
+        reply = await self._scripts.attach(keys=keys, args=[at, ""])
+        for _ in range(MAX_ATTEMPTS):
+            if _ok(reply):
+                return codec.decode(reply[1]).record.snapshot()
+            loaded = _refused(reply)
+            if (reason := loaded.record.expired(now)) is not None:
+                raise SessionEnded(reason)  # not revived: claim_due applies the end
+            reply = await self._scripts.attach(keys=keys, args=[at, loaded.version])
+        raise _contention()
+
+    @_translated
+    async def detach(self, session_id: SessionId, now: float) -> float | None:
+        try:
+            loaded = await self._read(session_id)
+            for _ in range(MAX_ATTEMPTS):
+                loaded.record.detach(now)
+                earlier = _earlier(loaded)
+                reply = await self._apply(loaded, "" if earlier is None else num(earlier))
+                if _ok(reply):
+                    return earlier
+                loaded = _refused(reply)
+        except (SessionNotFound, SessionEnded):
+            return None  # connections close after their session ends
+        raise _contention()
+
+    @_translated
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
+        keys, at = self._keys(session_id), num(now)
+        expected, why = "", reason
+        for _ in range(MAX_ATTEMPTS):
+            reply = await self._scripts.end(
+                keys=keys,
+                args=[self._prefix, session_id, at, why.value, expected, self._retention_ms],
+            )
+            if _ok(reply):
+                return codec.decode(reply[1]).record.snapshot()
+            try:
+                loaded = _refused(reply)
+            except SessionEnded:
+                return None  # someone else ended it first
+            # A clock that has already run out is why it ended: the timeout came first.
+            why = loaded.record.expired(now) or reason
+            expected = loaded.version
+        raise _contention()
+
+    @_translated
+    async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
+        keys = [self._session_key(session_id)]
+        reply = await self._scripts.config(keys=keys, args=[codec.encode_config(config)])
+        if not _ok(reply):
+            _refused(reply)
+        return codec.decode(reply[1]).record.snapshot()
+
+    @_translated
+    async def update_policy(
+        self, session_id: SessionId, policy: Policy, now: float
+    ) -> float | None:
+        loaded = await self._read(session_id)
+        for _ in range(MAX_ATTEMPTS):
+            if (reason := loaded.record.expired(now)) is not None:
+                raise SessionEnded(reason)
+            loaded.record.policy = policy
+            earlier = _earlier(loaded)
+            reply = await self._apply(loaded, "" if earlier is None else num(earlier))
+            if _ok(reply):
+                return earlier
+            loaded = _refused(reply)
+        raise _contention()
+
+    @_translated
+    async def append(
+        self,
+        session_id: SessionId,
+        role: Role,
+        content: str,
+        metadata: dict[str, Any] | None,
+        now: float,
+    ) -> Message:
+        keys = self._keys(session_id)
+        at, entry = num(now), codec.encode_message(role, content, now, metadata)
+        expected = ""
+        for _ in range(MAX_ATTEMPTS):
+            reply = await self._scripts.append(
+                keys=[keys.hash, keys.transcript], args=[at, expected, entry]
+            )
+            if isinstance(reply, int):
+                return Message(reply, role, content, now, metadata or None)
+            loaded = _refused(reply)
+            if (reason := loaded.record.expired(now)) is not None:
+                raise SessionEnded(reason)
+            expected = loaded.version
+        raise _contention()
+
+    # -- claims -------------------------------------------------------------------
+
+    @_translated
+    async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
+        if limit <= 0:
+            return []
+        pending = await self._lease(now, limit)
+        claims: builtins.list[Claim] = []
+        for _ in range(MAX_ATTEMPTS):
+            if not pending:
+                return claims
+            decided: builtins.list[tuple[Loaded, Transition | None]] = []
+            calls: builtins.list[Call] = []
+            for loaded in pending:
+                transition = loaded.record.advance(now)
+                arm = self._arm_after(loaded, transition, popped=True)
+                decided.append((loaded, transition))
+                calls.append(
+                    (
+                        self._scripts.apply,
+                        self._keys(loaded.record.id),
+                        self._apply_args(loaded, arm),
+                    )
+                )
+            results = await self._run(calls)
+            pending, failed = [], None
+            for (loaded, transition), result in zip(decided, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed = result  # not committed: it stays leased, comes due again
+                elif _ok(result):
+                    if transition is not None:
+                        claims.append(Claim(loaded.record.snapshot(), transition))
+                else:
+                    with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
+                        pending.append(_refused(result))  # it moved: decide again
+            if failed is not None:
+                if not claims:
+                    raise failed
+                # Raising now would lose the transitions already committed.
+                log.warning("some claim commits failed; retried after the lease: %s", failed)
+        # Sessions still pending stay leased and come due again after the lease.
+        return claims
+
+    async def _lease(self, now: float, limit: int) -> builtins.list[Loaded]:
+        """Step one of a claim: up to ``limit`` due sessions, leased to this caller."""
+        reply = await self._scripts.claim(
+            keys=[self._due], args=[self._prefix, num(now), limit, num(now + self._claim_lease)]
+        )
+        return [codec.decode(flat) for flat in reply[1::2]]
+
+    def _arm_after(self, loaded: Loaded, transition: Transition | None, *, popped: bool) -> str:
+        """What ``apply.lua`` should do with the index entry after ``transition``.
+
+        Mirrors ``MemoryStore._apply``: an end retires the session; a session
+        popped by a claim is re-armed at its next event; otherwise a transition
+        may have moved the next event before the armed entry.
+        """
+        if isinstance(transition, Ended):
+            return "retire"
+        if popped:
+            deadline = loaded.record.next_deadline()
+            assert deadline is not None  # live
+            return num(deadline.at)
+        if transition is not None and (earlier := _earlier(loaded)) is not None:
+            return num(earlier)
+        return ""
+
+
+if TYPE_CHECKING:
+
+    def _is_a_session_store(store: RedisStore) -> SessionStore:
+        """Type-checked only: RedisStore implements the whole ``SessionStore`` port."""
+        return store

@@ -1,0 +1,365 @@
+"""RedisStore's own promises, against a real ``redis-server``.
+
+The contract suite proves that RedisStore behaves like MemoryStore; these
+tests prove what only a shared, remote store has to: scripts survive the
+server forgetting them, failures surface as ``StoreUnavailable``, prefixes
+isolate deployments, ended keys expire, several nodes claiming the same due
+sessions get each transition exactly once, a dead claimer's lease runs out,
+and concurrent touches share round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis_kit import RedisServer, flush, start_redis_server
+
+from tether.core.ids import new_session_id
+from tether.core.policy import Policy
+from tether.core.session import Ended, SessionInfo, SessionRecord, Transition, Warned
+from tether.core.transcript import Role
+from tether.errors import SessionEnded, StoreUnavailable
+from tether.store.base import Claim
+from tether.store.redis import RedisStore
+from tether.types import EndReason, SessionId, SessionState, UserId
+
+T0 = 1_700_000_000.0
+U1 = UserId("u1")
+BIG = 10_000
+
+QUIET = Policy(idle_timeout=600.0, warn_before=0.0, max_duration=1800.0, presence_timeout=0.0)
+SHORT_IDLE = Policy(idle_timeout=100.0, warn_before=0.0, max_duration=1800.0, presence_timeout=0.0)
+WARN_IDLE = Policy(idle_timeout=100.0, warn_before=20.0, max_duration=1800.0, presence_timeout=0.0)
+
+
+@pytest.fixture
+def url(redis_server: RedisServer) -> str:
+    """The session-wide server's URL."""
+    return redis_server.url
+
+
+@asynccontextmanager
+async def nodes(url: str, count: int = 1, **options: Any) -> AsyncIterator[list[RedisStore]]:
+    """``count`` stores sharing one prefix, like the nodes of one deployment."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    stores = [RedisStore.from_url(url, prefix=prefix, **options) for _ in range(count)]
+    try:
+        yield stores
+    finally:
+        for store in stores:
+            await store.aclose()
+        await flush(url)
+
+
+def node(url: str, **options: Any) -> AbstractAsyncContextManager[list[RedisStore]]:
+    """One store (a one-element list, for ``async with node(url) as [store]``)."""
+    return nodes(url, 1, **options)
+
+
+async def add(
+    store: RedisStore, *, user: UserId = U1, policy: Policy = QUIET, now: float = T0
+) -> SessionInfo:
+    """Create one session with no per-user limit."""
+    record = SessionRecord(new_session_id(), user, "chat", policy, now)
+    return (await store.create(record, max_per_user=None)).session
+
+
+def by_session(claims: list[Claim]) -> dict[SessionId, list[Transition]]:
+    """Claimed transitions grouped by session."""
+    out: dict[SessionId, list[Transition]] = {}
+    for claim in claims:
+        out.setdefault(claim.session.id, []).append(claim.transition)
+    return out
+
+
+# -- scripts --------------------------------------------------------------------
+
+
+async def test_scripts_are_reloaded_after_script_flush(url: str) -> None:
+    """After SCRIPT FLUSH every kind of call (single, batched, pipelined) reloads and works."""
+    async with node(url) as [store]:
+        warned = await add(store, policy=WARN_IDLE)
+        ending = await add(store, policy=SHORT_IDLE)
+        admin = redis.asyncio.from_url(url)
+        try:
+            await admin.script_flush()
+            info = await add(store)  # a single script call
+            await admin.script_flush()
+            assert await store.touch(info.id, T0 + 1.0, activity=True) is None  # batched
+            await admin.script_flush()
+            claims = await store.claim_due(T0 + 80.0, BIG)  # claim, then pipelined commits
+            assert by_session(claims) == {warned.id: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0)]}
+            await admin.script_flush()
+            claims = await store.claim_due(T0 + 100.0, BIG)
+            end = [Ended(EndReason.IDLE_TIMEOUT)]
+            assert by_session(claims) == {warned.id: end, ending.id: end}
+            scripts = store._scripts
+            assert await admin.script_exists(scripts.claim.sha, scripts.apply.sha) == [True, True]
+        finally:
+            await admin.aclose()
+        assert (await store.get(info.id)) is not None
+
+
+# -- failures -------------------------------------------------------------------
+
+
+@pytest.fixture
+def doomed_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of its own, for a test that kills it."""
+    server = start_redis_server(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_stopped_server_raises_store_unavailable(doomed_server: RedisServer) -> None:
+    """With the server gone every call raises StoreUnavailable (caused by the RedisError)."""
+    store = RedisStore.from_url(doomed_server.url, retry=Retry(NoBackoff(), 0))
+    try:
+        info = await add(store)
+        doomed_server.kill()
+        calls: list[Callable[[], Awaitable[object]]] = [
+            store.ping,
+            lambda: store.get(info.id),
+            lambda: store.touch(info.id, T0 + 1.0, activity=True),
+            lambda: store.attach(info.id, T0 + 1.0),
+            lambda: store.detach(info.id, T0 + 1.0),
+            lambda: store.append(info.id, Role.USER, "hi", None, T0 + 1.0),
+            lambda: store.update_policy(info.id, SHORT_IDLE, T0 + 1.0),
+            lambda: store.update_config(info.id, {"a": 1}),
+            lambda: store.end(info.id, EndReason.ADMIN, T0 + 1.0),
+            lambda: store.claim_due(T0 + 1.0, 10),
+            store.next_due,
+            store.list,
+            store.stats,
+            lambda: store.transcript(info.id),
+            lambda: add(store),
+        ]
+        for call in calls:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call()
+            assert isinstance(caught.value.__cause__, RedisError | OSError)
+    finally:
+        await store.aclose()
+
+
+# -- keys -----------------------------------------------------------------------
+
+
+async def test_prefixes_isolate_deployments(url: str) -> None:
+    """Two stores with different prefixes on one Redis see nothing of each other."""
+    async with node(url) as [a], node(url) as [b]:
+        info = await add(a, policy=SHORT_IDLE)
+        await a.append(info.id, Role.USER, "hi", None, T0)
+        assert await b.get(info.id) is None
+        assert await b.list() == []
+        assert (await b.stats()).live == 0
+        assert await b.next_due() is None
+        assert await b.claim_due(T0 + 1000.0, BIG) == []
+        assert (await a.get(info.id)) is not None
+        assert len(await a.claim_due(T0 + 100.0, BIG)) == 1
+
+
+async def test_every_key_starts_with_the_prefix(url: str) -> None:
+    """A store writes only keys under its prefix (the default is ``tether:``)."""
+    admin = redis.asyncio.from_url(url)
+    store = RedisStore(admin)
+    try:
+        info = await add(store)
+        await store.append(info.id, Role.USER, "hi", None, T0)
+        await store.end(info.id, EndReason.ADMIN, T0 + 1.0)
+        keys = [k.decode() for k in await admin.keys("*")]
+        assert keys
+        assert all(k.startswith("tether:") for k in keys), keys
+    finally:
+        await store.aclose()
+        await admin.flushdb()
+        await admin.aclose()
+
+
+async def test_ended_sessions_keys_expire_after_the_retention(url: str) -> None:
+    """Ending (or replacing) a session sets its keys' TTL to the retention; live keys have none."""
+    async with node(url, retention=120.0) as [store]:
+        admin = redis.asyncio.from_url(url)
+        try:
+            ended = await add(store)
+            await store.append(ended.id, Role.USER, "bye", None, T0)
+            live = await add(store, user=UserId("u2"))
+            await store.append(live.id, Role.USER, "hi", None, T0)
+            await store.end(ended.id, EndReason.CLIENT_ENDED, T0 + 1.0)
+            created = await store.create(
+                SessionRecord(new_session_id(), UserId("u2"), "chat", QUIET, T0 + 2.0),
+                max_per_user=1,
+            )
+            assert [s.id for s in created.replaced] == [live.id]
+            prefix = store.prefix
+            for session_id in (ended.id, live.id):
+                for key in (f"{prefix}s:{session_id}", f"{prefix}m:{session_id}"):
+                    assert 0 < await admin.pttl(key) <= 120_000, key
+            fresh = created.session.id
+            assert await admin.pttl(f"{prefix}s:{fresh}") == -1
+        finally:
+            await admin.aclose()
+
+
+async def test_expired_ended_sessions_leave_the_ended_list(url: str) -> None:
+    """Once an ended session's keys expire it is no longer listed, and the index forgets it."""
+    async with node(url) as [store]:
+        admin = redis.asyncio.from_url(url)
+        try:
+            first = await add(store)
+            second = await add(store)
+            await store.end(first.id, EndReason.ADMIN, T0 + 1.0)
+            await store.end(second.id, EndReason.ADMIN, T0 + 2.0)
+            await admin.delete(f"{store.prefix}s:{first.id}")  # as if its retention ran out
+            assert [s.id for s in await store.list(state=SessionState.ENDED)] == [second.id]
+            third = await add(store)
+            await store.end(third.id, EndReason.ADMIN, T0 + 3.0)  # retiring prunes the index
+            ended = [m.decode() for m in await admin.zrange(f"{store.prefix}ended", 0, -1)]
+            assert ended == [second.id, third.id]
+        finally:
+            await admin.aclose()
+
+
+async def test_times_round_trip_exactly(url: str) -> None:
+    """Timestamps and deadlines keep every digit (nothing is formatted by Lua)."""
+    async with node(url) as [store]:
+        now = T0 + 0.123456789
+        info = await add(store, policy=SHORT_IDLE, now=now)
+        await store.touch(info.id, now + 1e-6, activity=True)
+        got = await store.get(info.id)
+        assert got is not None
+        assert (got.created_at, got.last_activity) == (now, now + 1e-6)
+        assert await store.next_due() == now + 100.0
+        message = await store.append(info.id, Role.USER, "x", {"k": [1, 2]}, now + 2e-6)
+        assert await store.transcript(info.id) == [message]
+
+
+async def test_a_store_on_a_given_decoding_client_works_and_leaves_it_open(url: str) -> None:
+    """``RedisStore(client)`` works on a ``decode_responses`` client and does not close it."""
+    client = redis.asyncio.from_url(url, decode_responses=True)
+    try:
+        store = RedisStore(client, prefix=f"test-{uuid.uuid4().hex[:8]}:")
+        info = await add(store, policy=WARN_IDLE)
+        await store.touch(info.id, T0 + 1.0, activity=False)
+        message = await store.append(info.id, Role.USER, "héllo", {"n": 1}, T0 + 2.0)
+        assert await store.transcript(info.id) == [message]
+        claims = await store.claim_due(T0 + 80.0, BIG)
+        assert by_session(claims) == {info.id: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0)]}
+        assert [s.id for s in await store.list(user=U1)] == [info.id]
+        assert (await store.stats()).live == 1
+        ended = await store.end(info.id, EndReason.ADMIN, T0 + 90.0)
+        assert ended is not None
+        assert ended.end_reason is EndReason.ADMIN
+        await store.aclose()
+        assert await client.ping()
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+# -- claims across nodes ----------------------------------------------------------
+
+
+async def test_two_nodes_claiming_concurrently_get_each_transition_once(url: str) -> None:
+    """Two nodes racing claim_due over the same due sessions share out every transition once."""
+    async with nodes(url, 2) as [a, b]:
+        warned = [(await add(a, policy=WARN_IDLE)).id for _ in range(30)]
+        ending = [(await add(b, policy=SHORT_IDLE)).id for _ in range(30)]
+        seen: dict[SessionId, list[Transition]] = {}
+        for now in (T0 + 80.0, T0 + 100.0, T0 + 100.0):
+            batches = await asyncio.gather(
+                *(store.claim_due(now, 7) for store in (a, b) for _ in range(6))
+            )
+            for batch in batches:
+                for session_id, found in by_session(batch).items():
+                    seen.setdefault(session_id, []).extend(found)
+        end = Ended(EndReason.IDLE_TIMEOUT)
+        assert seen == {
+            **{i: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0), end] for i in warned},
+            **{i: [end] for i in ending},
+        }
+        assert await a.claim_due(T0 + 10_000.0, BIG) == []
+        assert await b.next_due() is None
+
+
+async def test_a_session_touched_between_lease_and_commit_is_decided_again(url: str) -> None:
+    """A touch landing mid-claim makes the claimer re-decide: no stale warning, re-armed later."""
+    async with nodes(url, 2) as [a, b]:
+        info = await add(a, policy=WARN_IDLE)  # warning due at +80
+        commit = a._run
+
+        async def touch_first(calls: Any) -> list[Any]:
+            a._run = commit  # type: ignore[method-assign]
+            await b.touch(info.id, T0 + 80.0, activity=True)  # moves the warning to +160
+            return await commit(calls)
+
+        a._run = touch_first  # type: ignore[method-assign]
+        assert await a.claim_due(T0 + 80.0, BIG) == []
+        got = await b.get(info.id)
+        assert got is not None
+        assert (got.state, got.last_activity) == (SessionState.ACTIVE, T0 + 80.0)
+        assert await a.next_due() == T0 + 160.0
+
+
+async def test_a_dead_claimers_sessions_come_due_after_the_lease(url: str) -> None:
+    """Sessions leased by a claimer that never committed are claimed by others after the lease."""
+    async with nodes(url, 2, claim_lease=30.0) as [dead, alive]:
+        info = await add(dead, policy=SHORT_IDLE)
+        # The dead node ran claim.lua, then crashed before committing anything.
+        leased = await dead._lease(T0 + 100.0, BIG)
+        assert [loaded.record.id for loaded in leased] == [info.id]
+        assert await alive.claim_due(T0 + 100.0, BIG) == []
+        assert await alive.claim_due(T0 + 129.0, BIG) == []
+        claims = await alive.claim_due(T0 + 130.0, BIG)
+        assert by_session(claims) == {info.id: [Ended(EndReason.IDLE_TIMEOUT)]}
+        ended = await alive.get(info.id)
+        assert ended is not None
+        assert ended.ended_at == T0 + 130.0
+
+
+async def test_touch_on_one_node_is_seen_by_claims_on_another(url: str) -> None:
+    """A touch through one node re-arms (not ends) the session when another node claims it."""
+    async with nodes(url, 2) as [a, b]:
+        info = await add(a, policy=SHORT_IDLE)
+        await a.touch(info.id, T0 + 50.0, activity=True)
+        assert await b.claim_due(T0 + 100.0, BIG) == []
+        assert await b.next_due() == T0 + 150.0
+        with pytest.raises(SessionEnded):
+            await b.attach(info.id, T0 + 150.0)
+        claims = await b.claim_due(T0 + 150.0, BIG)
+        assert by_session(claims) == {info.id: [Ended(EndReason.IDLE_TIMEOUT)]}
+
+
+# -- touch batching -----------------------------------------------------------------
+
+
+async def test_concurrent_touches_share_pipelines(url: str) -> None:
+    """300 concurrent touches take one or two round trips (batched), and all are recorded."""
+    async with node(url) as [store]:
+        ids = [(await add(store, user=UserId(f"u{i}"))).id for i in range(50)]
+        before = (store.touches.batches, store.touches.items)
+        touches = [
+            store.touch(session_id, T0 + 1.0 + k, activity=k % 2 == 0)
+            for k in range(6)
+            for session_id in ids
+        ]
+        assert await asyncio.gather(*touches) == [None] * 300
+        round_trips = store.touches.batches - before[0]
+        assert store.touches.items - before[1] == 300
+        assert 1 <= round_trips <= 2
+        for session_id in ids:
+            got = await store.get(session_id)
+            assert got is not None
+            assert (got.last_activity, got.last_seen) == (T0 + 5.0, T0 + 6.0)
