@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck layers unit bench clean system-deps
 
-# Real parts for the tests: Debian's redis-server and chromium, installed when missing.
+# Real parts for the tests: Debian's redis-server, chromium and node, installed when missing.
 system-deps:
-	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then \
+	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
+		|| ! command -v node >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends redis-server chromium >/dev/null; \
+		apt-get install -y -qq --no-install-recommends redis-server chromium nodejs >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
