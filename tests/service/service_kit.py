@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,45 @@ async def live_server(app: FastAPI, settings: Settings) -> AsyncIterator[Served]
         server.should_exit = True
         await asyncio.wait_for(task, WAIT * 2)
         sock.close()
+
+
+@contextlib.contextmanager
+def threaded_server(app: FastAPI, settings: Settings) -> Iterator[Served]:
+    """:func:`live_server` in a thread of its own, for synchronous clients (schemathesis).
+
+    The server runs in its own event loop; the block gets the running
+    server and, on exit, the server stops and the thread is joined.
+    """
+    handoff: queue.Queue[tuple[Served, asyncio.AbstractEventLoop, asyncio.Event] | BaseException]
+    handoff = queue.Queue()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with live_server(app, settings) as served:
+            handoff.put((served, asyncio.get_running_loop(), stop))
+            await stop.wait()
+
+    def main() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:
+            handoff.put(exc)
+
+    thread = threading.Thread(target=main, name="tether-test-server", daemon=True)
+    thread.start()
+    started = handoff.get(timeout=WAIT * 2)
+    if isinstance(started, BaseException):
+        raise started
+    served, loop, stop = started
+    try:
+        yield served
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(WAIT * 2)
+        if not handoff.empty():
+            failed = handoff.get_nowait()
+            if isinstance(failed, BaseException):
+                raise failed
 
 
 @asynccontextmanager

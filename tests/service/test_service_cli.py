@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 from service_kit import ADMIN_TOKEN, SECRET, asgi_client, auth, live_server, make_settings
 
 from tether.cli import main
+from tether.cli.output import age, fmt
 from tether.service import Settings, create_app
 from tether.service.auth import TokenAuthority
 
@@ -128,3 +129,24 @@ async def test_archive_commands_read_the_data_dir(tmp_path: Path) -> None:
         _run, "archive", "show", "alice", unknown, "--data-dir", str(tmp_path)
     )
     assert missing.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-3.0, "0s"),
+        (42.4, "42s"),
+        (119.0, "119s"),
+        (600.0, "10m"),
+        (7199.0, "120m"),
+        (12600.0, "3.5h"),
+    ],
+)
+def test_ages_are_short(seconds: float, shown: str) -> None:
+    """Tables show ages in seconds, then minutes, then hours; never negative."""
+    assert age(seconds) == shown
+
+
+def test_values_print_on_one_line() -> None:
+    """Objects flatten to k=v pairs, null to '-', empty objects to '{}'."""
+    assert fmt({"at": 1.5, "reason": None, "policy": {}}) == "at=1.5, reason=-, policy={}"

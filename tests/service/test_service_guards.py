@@ -1,4 +1,4 @@
-"""Tokens, the Origin check, rate and connection limits, and log redaction."""
+"""Tokens, the Origin check and log redaction (limits: test_service_limits.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from tether.core.ids import log_ref
 from tether.errors import InvalidInput
 from tether.service.auth import Forbidden, Principal, TokenAuthority, Unauthorized, bearer
-from tether.service.limits import ConnectionLimiter, Throttled, TokenBucket
 from tether.service.logs import RedactFilter, redact
 from tether.service.origin import origin_allowed
 
@@ -102,29 +101,6 @@ def test_bearer_header_parsing() -> None:
 def test_origin_check(origin: str | None, host: str, allowed: tuple[str, ...], ok: bool) -> None:
     """Same origin by default, the exact allowlist when set; no Origin is a non-browser."""
     assert origin_allowed(origin, host, allowed) is ok
-
-
-def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    """burst frames pass at once; then one per 60/rate seconds."""
-    now = [0.0]
-    bucket = TokenBucket(60, 3, now=lambda: now[0])
-    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
-    now[0] += 1.0
-    assert bucket.take()
-    assert not bucket.take()
-
-
-def test_connection_limiter_counts_per_user() -> None:
-    """Each user has their own count; the limit raises Throttled; release frees a slot."""
-    limiter = ConnectionLimiter(2)
-    limiter.acquire("alice")
-    limiter.acquire("alice")
-    limiter.acquire("bob")
-    with pytest.raises(Throttled):
-        limiter.acquire("alice")
-    limiter.release("alice")
-    limiter.acquire("alice")
-    assert (limiter.count("alice"), limiter.total()) == (2, 3)
 
 
 def test_redaction_hides_session_ids_and_tokens() -> None:

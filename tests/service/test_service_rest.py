@@ -372,10 +372,12 @@ async def test_only_admins_start_sessions_for_others(tmp_path: Path) -> None:
 
 
 async def test_unknown_paths_and_methods_keep_the_error_shape(tmp_path: Path) -> None:
-    """404 and 405 from routing are JSON errors like every other."""
+    """404 and 405 from routing are JSON errors like every other; a 405 says what is Allowed."""
     async with service(tmp_path) as (client, _):
         _error(await client.get("/api/v1/nothing-here"), 404, "not_found")
-        _error(await client.delete("/api/v1/sessions", headers=ALICE), 405, "method_not_allowed")
+        wrong = await client.delete("/api/v1/sessions", headers=ALICE)
+        _error(wrong, 405, "method_not_allowed")
+        assert wrong.headers["allow"] == "GET, POST"
 
 
 async def test_cleanup_all_ends_only_the_callers_sessions(tmp_path: Path) -> None:

@@ -153,3 +153,27 @@ def test_a_short_secret_is_refused_at_load_time(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TETHER_SECRET", "hunter2")
     with pytest.raises(ConfigError, match="TETHER_SECRET"):
         load_settings()
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    """docs/configuration.md has a row for every variable, with the true default of each count."""
+    from pathlib import Path
+
+    from tether.service import Settings
+    from tether.service.settings import env_name
+
+    docs = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`").split("=")[0]: line.split("|")[2].strip()
+        for line in docs.splitlines()
+        if line.startswith("| `")
+    }
+    missing = [env_name(name) for name in Settings.model_fields if env_name(name) not in rows]
+    assert missing == []
+    defaults = Settings()
+    wrong = [
+        (env_name(name), rows[env_name(name)], value)
+        for name in Settings.model_fields
+        if type(value := getattr(defaults, name)) is int and rows[env_name(name)] != f"`{value}`"
+    ]
+    assert wrong == []

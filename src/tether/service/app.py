@@ -26,6 +26,8 @@ from tether.runtime.manager import SessionManager
 from tether.service import archives, events, ops, rest
 from tether.service.errors import install_handlers, route_class
 from tether.service.prometheus import PrometheusSink
+from tether.service.responses import answers
+from tether.service.schemas import DemoToken
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
 from tether.service.ws import websocket_endpoint
@@ -150,7 +152,11 @@ def _demo_routes(svc: Service) -> APIRouter:
         route_class=route_class(svc.settings.max_message_bytes),
     )
 
-    @r.post("/token", summary="Demo mode only: a short-lived token for a fresh demo user")
+    @r.post(
+        "/token",
+        summary="Demo mode only: a short-lived token for a fresh demo user",
+        **answers(DemoToken, "A token for a fresh demo user", authenticated=False),
+    )
     async def demo_token() -> dict[str, Any]:
         user = f"demo-{secrets.token_hex(4)}"
         token = svc.tokens.mint(user, ttl=DEMO_TOKEN_TTL)

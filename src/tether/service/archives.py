@@ -17,8 +17,10 @@ from tether.archive.base import Archiver
 from tether.core.ids import validate_archive_id, validate_user_id
 from tether.errors import ArchiveNotFound, InvalidInput
 from tether.service.auth import Principal
-from tether.service.deps import caller_dependency
+from tether.service.deps import ArchiveIdPath, UserPath, caller_dependency
 from tether.service.errors import route_class
+from tether.service.responses import answers
+from tether.service.schemas import ArchivedDialog, ArchiveList
 from tether.service.state import Service
 
 
@@ -42,10 +44,14 @@ def build(svc: Service) -> APIRouter:
     )
     Caller = Annotated[Principal, Depends(caller_dependency(svc))]
 
-    @r.get("/users/{user}/archives", summary="A user's archived dialogs, newest first")
+    @r.get(
+        "/users/{user}/archives",
+        summary="A user's archived dialogs, newest first",
+        **answers(ArchiveList, "The archives", 404, 422),
+    )
     async def list_archives(
         caller: Caller,
-        user: str,
+        user: UserPath,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
@@ -53,8 +59,14 @@ def build(svc: Service) -> APIRouter:
         found = await archiver.list(user_id, limit=limit, offset=offset)
         return {"archives": [a.to_dict() for a in found]}
 
-    @r.get("/users/{user}/archives/{archive_id}", summary="One archived dialog")
-    async def read_archive(caller: Caller, user: str, archive_id: str) -> dict[str, Any]:
+    @r.get(
+        "/users/{user}/archives/{archive_id}",
+        summary="One archived dialog",
+        **answers(ArchivedDialog, "The dialog with its messages", 404),
+    )
+    async def read_archive(
+        caller: Caller, user: UserPath, archive_id: ArchiveIdPath
+    ) -> dict[str, Any]:
         archiver, user_id = _archiver(svc, caller, user)
         try:
             checked = validate_archive_id(archive_id)

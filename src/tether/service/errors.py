@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from tether.errors import (
     ArchiveError,
@@ -74,6 +75,7 @@ class Problem:
     code: str
     message: str
     extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The JSON error object (also the payload of a WebSocket ``error`` frame)."""
@@ -81,8 +83,7 @@ class Problem:
 
     def response(self) -> JSONResponse:
         """The HTTP answer."""
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse({"error": self.body()}, status_code=self.status, headers=headers)
+        return JSONResponse({"error": self.body()}, status_code=self.status, headers=self.headers)
 
 
 def problem_for(exc: BaseException) -> Problem:
@@ -90,8 +91,7 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, TetherError):
         for kind, status, code in _TETHER_ERRORS:
             if isinstance(exc, kind):
-                extra = {"reason": exc.reason.value} if isinstance(exc, SessionEnded) else {}
-                return Problem(status, code, str(exc) or code, extra)
+                return _tether_problem(exc, status, code)
     if isinstance(exc, RequestValidationError):
         details = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
@@ -100,9 +100,27 @@ def problem_for(exc: BaseException) -> Problem:
         return Problem(422, "invalid_request", "the request did not validate", {"details": details})
     if isinstance(exc, StarletteHTTPException):
         code = _BY_STATUS.get(exc.status_code, "http_error")
-        return Problem(exc.status_code, code, str(exc.detail))
+        # Keep the exception's headers: a 405 must say which methods are Allowed.
+        return Problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
     log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal", "internal error")
+
+
+def _tether_problem(exc: TetherError, status: int, code: str) -> Problem:
+    message = str(exc) or code
+    if isinstance(exc, SessionEnded):
+        return Problem(status, code, message, {"reason": exc.reason.value})
+    if isinstance(exc, Throttled):
+        return Problem(
+            status,
+            code,
+            message,
+            {"retry_after_s": round(exc.retry_after_s, 3)},
+            {"Retry-After": exc.retry_after_header},
+        )
+    if isinstance(exc, Unauthorized):
+        return Problem(status, code, message, headers={"WWW-Authenticate": "Bearer"})
+    return Problem(status, code, message)
 
 
 async def _read_bounded(request: Request, limit: int) -> Request:
@@ -158,11 +176,31 @@ def route_class(max_body: int) -> type[APIRoute]:
     return TetherRoute
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route of ``app`` takes at the request's path."""
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     """Give the whole app (unknown paths, wrong methods, crashes) the same error shape."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        return problem_for(exc).response()
+        problem = problem_for(exc)
+        if problem.status == 405:
+            # Starlette names only the first route that matched the path; a
+            # client needs every method the path takes.
+            problem.headers["Allow"] = _allowed_methods(app, request)
+        return problem.response()
 
     app.add_exception_handler(StarletteHTTPException, handle)
     app.add_exception_handler(RequestValidationError, handle)

@@ -23,8 +23,9 @@ from tether.core.events import Event, SessionEndedEvent, TranscriptAppended
 from tether.core.ids import log_ref
 from tether.errors import SessionEnded, TetherError
 from tether.service.auth import Principal
-from tether.service.deps import stream_caller_dependency
+from tether.service.deps import SessionIdPath, stream_caller_dependency
 from tether.service.errors import route_class
+from tether.service.responses import AUTHENTICATED, SSE_EVENT, error_responses
 from tether.service.state import Service
 from tether.transports.sse import SSEChannel, format_sse
 from tether.types import SessionId
@@ -54,11 +55,18 @@ def build(svc: Service) -> APIRouter:
         "/sessions/{session_id}/events",
         summary="Server-Sent Events for one session",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        response_model=None,
+        responses={
+            200: {
+                "description": "The session's events, one JSON object per `data:` line",
+                "content": {"text/event-stream": {"schema": SSE_EVENT}},
+            },
+            **error_responses(404, 410, *AUTHENTICATED),
+        },
     )
     async def events(
         caller: Caller,
-        session_id: str,
+        session_id: SessionIdPath,
         last_event_id: Annotated[str | None, Header(max_length=32)] = None,
         last_event_id_query: Annotated[
             str | None, Query(alias="last_event_id", max_length=32)
@@ -69,7 +77,7 @@ def build(svc: Service) -> APIRouter:
             raise SessionEnded(info.end_reason)
         if svc.draining:
             raise TetherError("the server is shutting down")
-        key = svc.connection_key(caller)
+        key = svc.limit_key(caller)
         svc.connections.check(key)
         after = _position(last_event_id, last_event_id_query)
         return StreamingResponse(

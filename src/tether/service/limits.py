@@ -1,22 +1,45 @@
 """Limits that protect the service from one noisy client.
 
-* :class:`TokenBucket`: frames per connection (a flood gets an ``error`` frame
-  and close 4029);
-* :class:`ConnectionLimiter`: open WebSocket and SSE connections per user.
+* :class:`TokenBucket`: frames per WebSocket connection (a flood gets an
+  ``error`` frame and close 4029);
+* :class:`RateLimiter`: REST requests per user (429 with ``Retry-After``);
+* :class:`ConnectionLimiter`: open WebSocket and SSE connections per user
+  (close 4029, or 429 for an event stream).
 
 Per-user live sessions are the manager's own limit (the oldest is replaced).
+Every refusal is a :class:`Throttled` carrying how long to wait.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from tether.errors import TetherError
 
+CONNECTION_RETRY_AFTER_S = 5.0
+"""What a client over its connection limit is told to wait: a guess, since a slot
+frees only when one of its other connections closes."""
+MAX_TRACKED_USERS = 100_000
+"""Most users :class:`RateLimiter` keeps a bucket for at once (a few MB at most)."""
+
 
 class Throttled(TetherError):
-    """Too many requests or connections (429 / close 4029)."""
+    """Too many requests or connections (429 / close 4029).
+
+    ``retry_after_s`` is how long the client should wait before trying again.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_header(self) -> str:
+        """``Retry-After`` in whole seconds, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_s)))
 
 
 class TooLarge(TetherError):
@@ -24,13 +47,13 @@ class TooLarge(TetherError):
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; one per frame.
+    """``per_minute`` tokens a minute, at most ``burst`` saved up; one per frame or request.
 
-    Refilled lazily from a monotonic clock on each take, so an idle
-    connection costs nothing.
+    Refilled lazily from a monotonic clock on each take, so an idle bucket
+    costs nothing.
     """
 
-    __slots__ = ("_burst", "_last", "_now", "_rate", "_tokens")
+    __slots__ = ("_burst", "_now", "_rate", "_tokens", "last")
 
     def __init__(
         self, per_minute: int, burst: int, *, now: Callable[[], float] = time.monotonic
@@ -39,17 +62,78 @@ class TokenBucket:
         self._burst = float(burst)
         self._tokens = float(burst)
         self._now = now
-        self._last = now()
+        self.last = now()
+        """When the bucket was last refilled (the monotonic time of the last take)."""
 
     def take(self) -> bool:
-        """Spend one token; ``False`` when the connection is over its rate."""
+        """Spend one token; ``False`` when the caller is over its rate."""
         now = self._now()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
+        self._tokens = min(self._burst, self._tokens + (now - self.last) * self._rate)
+        self.last = now
         if self._tokens < 1.0:
             return False
         self._tokens -= 1.0
         return True
+
+    def wait_s(self) -> float:
+        """Seconds from the last take until the next token is there."""
+        return max(0.0, (1.0 - self._tokens) / self._rate)
+
+
+class RateLimiter:
+    """One :class:`TokenBucket` per key (per user), with bounded memory.
+
+    A bucket left alone for ``burst / rate`` seconds has refilled completely,
+    and a full bucket behaves exactly like a missing one, so such buckets
+    are dropped without changing any answer. Buckets are kept in order of
+    last use, so every take drops the expired ones from the front in
+    amortised O(1). ``max_keys`` bounds the count even when that many users
+    are busy at once: beyond it the least recently used bucket goes early
+    (its user gets a fresh burst).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        burst: int,
+        *,
+        max_keys: int = MAX_TRACKED_USERS,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_minute = per_minute
+        self.burst = burst
+        self._refill_s = burst * 60.0 / per_minute
+        self._max_keys = max_keys
+        self._now = now
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str) -> None:
+        """Spend one of ``key``'s tokens, or raise :class:`Throttled` saying how long to wait."""
+        now = self._now()
+        self._evict(now)
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = TokenBucket(self.per_minute, self.burst, now=self._now)
+        self._buckets[key] = bucket  # now the most recently used
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        if not bucket.take():
+            raise Throttled(
+                f"too many requests (limit {self.per_minute} a minute)",
+                retry_after_s=bucket.wait_s(),
+            )
+
+    def _evict(self, now: float) -> None:
+        horizon = now - self._refill_s
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            if oldest.last > horizon:
+                return
+            self._buckets.popitem(last=False)
+
+    def __len__(self) -> int:
+        """How many buckets are held."""
+        return len(self._buckets)
 
 
 class ConnectionLimiter:
@@ -62,7 +146,10 @@ class ConnectionLimiter:
     def check(self, user: str) -> None:
         """Raise :class:`Throttled` if ``user`` is at the limit."""
         if self._open.get(user, 0) >= self.per_user:
-            raise Throttled(f"too many open connections for this user (limit {self.per_user})")
+            raise Throttled(
+                f"too many open connections for this user (limit {self.per_user})",
+                retry_after_s=CONNECTION_RETRY_AFTER_S,
+            )
 
     def acquire(self, user: str, *, force: bool = False) -> None:
         """Count one more connection for ``user``; over the limit raise :class:`Throttled`.

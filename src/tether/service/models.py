@@ -16,6 +16,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tether.core.session import SessionInfo
 from tether.service.durations import Duration
 
+SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"
+ARCHIVE_ID_PATTERN = r"^[0-9]{4}(?:-[0-9]{2}){5}-[0-9a-f]{12}$"
+USER_ID_PATTERN = (
+    r"^(?:[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,127}"
+    r"|\.[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,126}"
+    r"|\.\.[A-Za-z0-9_.@-]{1,126})$"
+)
+"""A user id: 1-128 of ``A-Z a-z 0-9 _ . @ -``, never ``.`` or ``..``.
+
+Written without lookahead so that any JSON Schema tool can use it. It only
+documents: :func:`~tether.core.ids.validate_user_id` is the check.
+"""
+
 
 def _finite(value: Any) -> Any:
     stack = [value]
@@ -45,7 +58,11 @@ class StartBody(_Body):
 
     kind: Kind = "chat"
     config: JsonObject | None = None
-    user: str | None = Field(default=None, description="admin only: start a session for this user")
+    user: str | None = Field(
+        default=None,
+        description="admin only: start a session for this user",
+        json_schema_extra={"pattern": USER_ID_PATTERN},
+    )
 
 
 class MessageBody(_Body):
@@ -72,7 +89,11 @@ class CleanupBody(_Body):
     session_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None, max_length=1000, description="for specific: the sessions to end"
     )
-    user: str | None = Field(default=None, description="admin only: limit to this user's sessions")
+    user: str | None = Field(
+        default=None,
+        description="admin only: limit to this user's sessions",
+        json_schema_extra={"pattern": USER_ID_PATTERN},
+    )
 
 
 def deadlines(info: SessionInfo) -> dict[str, float | None]:

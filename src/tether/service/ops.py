@@ -14,7 +14,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from tether.errors import TetherError
+from tether.service.errors import route_class
 from tether.service.prometheus import CONTENT_TYPE, Snapshot
+from tether.service.responses import ErrorBody, answers, error_responses
+from tether.service.schemas import Health, Ready
 from tether.service.state import Service
 
 
@@ -37,9 +40,13 @@ def _rounded(value: float | None) -> float | None:
 
 def build(svc: Service) -> APIRouter:
     """``/health``, ``/ready`` and ``/metrics`` of one service."""
-    r = APIRouter(tags=["operations"])
+    r = APIRouter(tags=["operations"], route_class=route_class(svc.settings.max_message_bytes))
 
-    @r.get("/health", summary="Liveness, session counts and store state")
+    @r.get(
+        "/health",
+        summary="Liveness, session counts and store state",
+        **answers(Health, "The process runs", 503, authenticated=False),
+    )
     async def health() -> dict[str, Any]:
         m = await svc.manager.metrics()
         ok = await _store_ok(svc)
@@ -57,7 +64,17 @@ def build(svc: Service) -> APIRouter:
             "uptime_s": round(time.monotonic() - svc.started_at, 3),
         }
 
-    @r.get("/ready", summary="200 when the store answers and the server is not draining")
+    ready_answers = answers(Ready, "Serving", authenticated=False)
+    ready_answers["responses"][503] = {
+        "model": ErrorBody,
+        "description": "Not serving: starting, draining, or the store does not answer",
+    }
+
+    @r.get(
+        "/ready",
+        summary="200 when the store answers and the server is not draining",
+        **ready_answers,
+    )
     async def ready() -> Response:
         if svc.draining or not svc.bound:
             return JSONResponse(
@@ -70,7 +87,19 @@ def build(svc: Service) -> APIRouter:
             )
         return JSONResponse({"status": "ready"})
 
-    @r.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @r.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        response_model=None,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **error_responses(503),
+        },
+    )
     async def metrics() -> Response:
         snapshot = Snapshot(
             manager=await svc.manager.metrics(),

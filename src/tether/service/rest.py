@@ -20,7 +20,7 @@ from tether.core.ids import validate_session_id
 from tether.core.session import SessionInfo
 from tether.service import cleanup
 from tether.service.auth import Principal, bearer
-from tether.service.deps import caller_dependency
+from tether.service.deps import SessionIdPath, UserQuery, caller_dependency
 from tether.service.errors import route_class
 from tether.service.models import (
     CleanupBody,
@@ -30,10 +30,22 @@ from tether.service.models import (
     deadlines,
     session_view,
 )
+from tether.service.responses import answers
+from tether.service.schemas import (
+    CleanupResult,
+    EndResult,
+    Message,
+    MessageList,
+    Presence,
+    Session,
+    SessionList,
+)
 from tether.service.state import Service
 from tether.types import SessionState
 
 _BEACON_BODY = {
+    # The header, or (sendBeacon) no header and the token in the body.
+    "security": [{"HTTPBearer": []}, {}],
     "requestBody": {
         "required": False,
         "content": {
@@ -47,7 +59,7 @@ _BEACON_BODY = {
         },
         "description": "For navigator.sendBeacon, which cannot set headers: the token "
         'as the whole text/plain body (or {"token": ...}, or token=... form data).',
-    }
+    },
 }
 
 
@@ -95,24 +107,36 @@ def build(svc: Service) -> APIRouter:
     Caller = Annotated[Principal, Depends(caller_dependency(svc))]
     heartbeat_interval = svc.settings.heartbeat_interval
 
-    @r.post("/sessions", status_code=201, summary="Start a session")
+    @r.post(
+        "/sessions",
+        summary="Start a session",
+        **answers(Session, "The new session", 400, 403, 413, 422, status=201),
+    )
     async def start_session(caller: Caller, body: StartBody | None = None) -> dict[str, Any]:
         body = body or StartBody()
         user = svc.owner_for_start(caller, body.user)
         info = await svc.manager.start(user, kind=body.kind, config=body.config)
         return session_view(info)
 
-    @r.get("/sessions", summary="List sessions (the caller's; admins: everyone's)")
+    @r.get(
+        "/sessions",
+        summary="List sessions (the caller's; admins: everyone's)",
+        **answers(SessionList, "The sessions", 400, 403, 422),
+    )
     async def list_sessions(
         caller: Caller,
-        user: Annotated[str | None, Query(max_length=128)] = None,
+        user: UserQuery = None,
         state: SessionState | None = None,
     ) -> dict[str, Any]:
         scope = svc.user_scope(caller, user)
         sessions = await svc.manager.list(user=scope, state=state)
         return {"sessions": [session_view(s) for s in sessions]}
 
-    @r.post("/sessions/cleanup", summary="End all, inactive or specific sessions")
+    @r.post(
+        "/sessions/cleanup",
+        summary="End all, inactive or specific sessions",
+        **answers(CleanupResult, "How many sessions this call ended", 400, 403, 413, 422),
+    )
     async def cleanup_sessions(caller: Caller, body: CleanupBody) -> dict[str, int]:
         chosen = await cleanup.select(svc, caller, body)
         ended = await cleanup.end_sessions(
@@ -120,34 +144,52 @@ def build(svc: Service) -> APIRouter:
         )
         return {"ended": ended}
 
-    @r.get("/sessions/{session_id}", summary="One session")
-    async def get_session(caller: Caller, session_id: str) -> dict[str, Any]:
+    @r.get("/sessions/{session_id}", summary="One session", **answers(Session, "The session", 404))
+    async def get_session(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         return session_view(await svc.owned(caller, session_id))
 
-    @r.post("/sessions/{session_id}/heartbeat", summary="Presence (never activity)")
-    async def heartbeat(caller: Caller, session_id: str) -> dict[str, Any]:
+    @r.post(
+        "/sessions/{session_id}/heartbeat",
+        summary="Presence (never activity)",
+        **answers(Presence, "Where the session stands", 404, 410),
+    )
+    async def heartbeat(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.heartbeat(info.id)
         return _presence(await svc.manager.get(info.id), heartbeat_interval)
 
-    @r.post("/sessions/{session_id}/activity", summary="User activity (clears a warning)")
-    async def activity(caller: Caller, session_id: str) -> dict[str, Any]:
+    @r.post(
+        "/sessions/{session_id}/activity",
+        summary="User activity (clears a warning)",
+        **answers(Presence, "Where the session stands", 404, 410),
+    )
+    async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.activity(info.id)
         return _presence(await svc.manager.get(info.id), heartbeat_interval)
 
-    @r.post("/sessions/{session_id}/messages", status_code=201, summary="Append a message")
-    async def append(caller: Caller, session_id: str, body: MessageBody) -> dict[str, Any]:
+    @r.post(
+        "/sessions/{session_id}/messages",
+        summary="Append a message",
+        **answers(Message, "The message with its seq", 400, 404, 410, 413, 422, status=201),
+    )
+    async def append(
+        caller: Caller, session_id: SessionIdPath, body: MessageBody
+    ) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         if caller.user == info.user and body.role != "user":
             await svc.manager.heartbeat(info.id)  # a request from the client is presence
         message = await svc.manager.append(info.id, body.role, body.content, body.metadata)
         return message.to_dict()
 
-    @r.get("/sessions/{session_id}/messages", summary="The transcript")
+    @r.get(
+        "/sessions/{session_id}/messages",
+        summary="The transcript",
+        **answers(MessageList, "Messages after `after`, oldest first", 404, 422),
+    )
     async def transcript(
         caller: Caller,
-        session_id: str,
+        session_id: SessionIdPath,
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
@@ -155,8 +197,14 @@ def build(svc: Service) -> APIRouter:
         messages = await svc.manager.transcript(info.id, after=after, limit=limit)
         return {"messages": [m.to_dict() for m in messages]}
 
-    @r.put("/sessions/{session_id}/config", summary="Replace the config (broadcast)")
-    async def put_config(caller: Caller, session_id: str, body: ConfigBody) -> dict[str, Any]:
+    @r.put(
+        "/sessions/{session_id}/config",
+        summary="Replace the config (broadcast)",
+        **answers(Session, "The session with its new config", 400, 404, 410, 413, 422),
+    )
+    async def put_config(
+        caller: Caller, session_id: SessionIdPath, body: ConfigBody
+    ) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         if caller.user == info.user:
             await svc.manager.heartbeat(info.id)
@@ -166,9 +214,10 @@ def build(svc: Service) -> APIRouter:
         "/sessions/{session_id}/end",
         summary="End a session (also from navigator.sendBeacon)",
         openapi_extra=_BEACON_BODY,
+        **answers(EndResult, "Whether this call ended it, and the reason it ended with", 404, 413),
     )
-    async def end_session(session_id: str, request: Request) -> JSONResponse:
-        caller = svc.tokens.verify(_beacon_token(request, await request.body()))
+    async def end_session(session_id: SessionIdPath, request: Request) -> JSONResponse:
+        caller = svc.authenticate(_beacon_token(request, await request.body()))
         info = await svc.owned(caller, session_id)
         ended = await svc.manager.end(validate_session_id(info.id), svc.end_reason(caller, info))
         final = await svc.manager.get(info.id)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         600, ge=1, description="client frames per WebSocket connection per minute"
     )
     message_burst: int = Field(60, ge=1, description="frames a connection may send at once")
+    max_requests_per_minute: int = Field(
+        600, ge=1, description="REST requests per user per minute (then 429 with Retry-After)"
+    )
+    request_burst: int = Field(120, ge=1, description="REST requests a user may make at once")
     hello_timeout: Duration = Field(5.0, description="time a WebSocket has to send hello")
     sse_ping_interval: Duration = Field(15.0, description="comment heartbeat on SSE streams")
     shutdown_grace: Duration = Field(10.0, description="bound on ending sessions at SIGTERM")

@@ -19,7 +19,7 @@ from tether.core.session import SessionInfo
 from tether.errors import InvalidInput, SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service.auth import Forbidden, Principal, TokenAuthority
-from tether.service.limits import ConnectionLimiter
+from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings
 from tether.service.watch import SessionWatch
@@ -29,7 +29,7 @@ from tether.types import EndReason, SessionId, UserId
 log = logging.getLogger("tether.service")
 
 ADMIN_KEY = "\0admin"
-"""Connection-limit key for the static admin token, which has no user id."""
+"""Limit key for the static admin token, which has no user id."""
 
 
 class Service:
@@ -47,6 +47,7 @@ class Service:
         self.tokens = TokenAuthority(settings.signing_secret(), admin_token=admin)
         self.metrics = metrics if metrics is not None else PrometheusSink()
         self.connections = ConnectionLimiter(settings.max_connections_per_user)
+        self.requests = RateLimiter(settings.max_requests_per_minute, settings.request_burst)
         self.watch = SessionWatch()
         self.websockets: set[WebSocketChannel] = set()
         self.sse_streams = 0
@@ -78,9 +79,21 @@ class Service:
 
     # -- callers and their sessions ------------------------------------------------------
 
-    def connection_key(self, caller: Principal) -> str:
-        """What a caller's connections are counted under."""
+    def limit_key(self, caller: Principal) -> str:
+        """What a caller's connections and requests are counted under."""
         return caller.user if caller.user is not None else ADMIN_KEY
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The caller of a REST request, counted against their request rate.
+
+        Raises :class:`~tether.service.auth.Unauthorized` for a bad token and
+        :class:`~tether.service.limits.Throttled` (429) past
+        ``TETHER_MAX_REQUESTS_PER_MINUTE``; either way before the request
+        has done anything.
+        """
+        caller = self.tokens.verify(token)
+        self.requests.take(self.limit_key(caller))
+        return caller
 
     def owner_for_start(self, caller: Principal, user: str | None) -> UserId:
         """The user a new session belongs to; only admins may name someone else."""

@@ -1,0 +1,96 @@
+"""What each command frame does, once ``hello`` has been accepted.
+
+:func:`dispatch` looks up the handler for the frame's type. Handlers raise
+:class:`~tether.service.frames.FrameError` or a
+:class:`~tether.errors.TetherError` for the connection to report as an
+``error`` frame; the connection stays open either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import SessionEnded
+from tether.service.frames import (
+    Activity,
+    ClientFrame,
+    Config,
+    End,
+    FrameError,
+    Hello,
+    Message,
+    Observe,
+    Ping,
+    Resume,
+    Start,
+)
+from tether.service.ws import attach
+
+if TYPE_CHECKING:
+    from tether.service.ws.connection import Connection
+
+
+async def _ping(conn: Connection, frame: Ping) -> None:
+    if conn.session_id is not None:
+        # An ended session's close is already on its way to this connection.
+        with contextlib.suppress(SessionEnded):
+            await conn.svc.manager.heartbeat(conn.session_id)
+    await conn.channel.send_json({"type": "pong"})
+
+
+async def _activity(conn: Connection, frame: Activity) -> None:
+    await conn.svc.manager.activity(conn.attached())
+
+
+async def _message(conn: Connection, frame: Message) -> None:
+    await conn.svc.manager.append(conn.attached(), frame.role, frame.content, frame.metadata)
+
+
+async def _config(conn: Connection, frame: Config) -> None:
+    await conn.svc.manager.update_config(conn.attached(), frame.config)
+
+
+async def _end(conn: Connection, frame: End) -> None:
+    session_id = conn.attached()
+    info = await conn.svc.manager.get(session_id)
+    await conn.svc.manager.end(session_id, conn.svc.end_reason(conn.principal, info))
+
+
+async def _start(conn: Connection, frame: Start) -> None:
+    await attach.start(conn, frame.kind, frame.config)
+
+
+async def _resume(conn: Connection, frame: Resume) -> None:
+    await attach.join(conn, frame.session_id, frame.after)
+
+
+async def _observe(conn: Connection, frame: Observe) -> None:
+    if frame.session_id is not None:
+        await attach.join(conn, frame.session_id, None)
+    else:
+        attach.observe_next(conn, frame.user or "me", frame.wait_s)
+
+
+async def _hello(conn: Connection, frame: Hello) -> None:
+    raise FrameError("already_authenticated", "hello was already accepted")
+
+
+Handler = Callable[["Connection", Any], Awaitable[None]]
+_HANDLERS: dict[type[Any], Handler] = {
+    Ping: _ping,
+    Activity: _activity,
+    Message: _message,
+    Config: _config,
+    End: _end,
+    Start: _start,
+    Resume: _resume,
+    Observe: _observe,
+    Hello: _hello,
+}
+
+
+async def dispatch(conn: Connection, frame: ClientFrame) -> None:
+    """Act on one parsed frame."""
+    await _HANDLERS[type(frame)](conn, frame)
