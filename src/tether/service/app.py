@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import importlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket
-from fastapi.responses import HTMLResponse
 
 import tether
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.errors import ConfigError
 from tether.runtime.manager import SessionManager
-from tether.service import archives, events, ops, rest
-from tether.service.errors import install_handlers, route_class
+from tether.service import admin, archives, events, ops, pages, rest
+from tether.service.errors import install_handlers
 from tether.service.prometheus import PrometheusSink
-from tether.service.responses import answers
-from tether.service.schemas import DemoToken
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
 from tether.service.ws import websocket_endpoint
@@ -36,20 +30,18 @@ from tether.store.memory import MemoryStore
 
 log = logging.getLogger("tether.service")
 
-DEMO_TOKEN_TTL = 3600.0
-_DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
-
 
 def build_router(svc: Service, *, include_ops: bool) -> APIRouter:
-    """Every route of ``svc``: REST, SSE, archives, ``/ws`` and optionally the ops ones."""
+    """Every route of ``svc``: REST, SSE, archives, ``/ws``, ``/static/``, the demo page
+    (``TETHER_DEMO``) and, with ``include_ops``, the ops routes and ``/dashboard``."""
     r = APIRouter()
     r.include_router(rest.build(svc))
     r.include_router(events.build(svc))
     r.include_router(archives.build(svc))
+    r.include_router(admin.build(svc))
     if include_ops:
         r.include_router(ops.build(svc))
-    if svc.settings.demo:
-        r.include_router(_demo_routes(svc))
+    r.include_router(pages.build(svc, dashboard=include_ops))
 
     async def ws(websocket: WebSocket) -> None:
         await websocket_endpoint(svc, websocket)
@@ -70,7 +62,7 @@ def router(
     ``settings`` default to the environment (``TETHER_*``). The caller owns
     ``manager``: open it before serving and close it at shutdown. Pass the
     ``metrics`` sink you gave the manager to get the duration histogram, and
-    ``include_ops=True`` for ``/health``, ``/ready`` and ``/metrics``.
+    ``include_ops=True`` for ``/health``, ``/ready``, ``/metrics`` and ``/dashboard``.
     """
     settings = settings if settings is not None else load_settings()
     settings.policy()
@@ -142,33 +134,3 @@ def _build_store(settings: Settings) -> SessionStore:
         ) from None
     store: SessionStore = module.RedisStore.from_url(settings.redis_url)
     return store
-
-
-def _demo_routes(svc: Service) -> APIRouter:
-    """``TETHER_DEMO=1`` only: the demo page may mint a token for a throwaway user."""
-    r = APIRouter(
-        prefix="/api/v1/demo",
-        tags=["demo"],
-        route_class=route_class(svc.settings.max_message_bytes),
-    )
-
-    @r.post(
-        "/token",
-        summary="Demo mode only: a short-lived token for a fresh demo user",
-        **answers(DemoToken, "A token for a fresh demo user", authenticated=False),
-    )
-    async def demo_token() -> dict[str, Any]:
-        user = f"demo-{secrets.token_hex(4)}"
-        token = svc.tokens.mint(user, ttl=DEMO_TOKEN_TTL)
-        return {"user": user, "token": token, "expires_in": DEMO_TOKEN_TTL}
-
-    page = APIRouter(include_in_schema=False)
-
-    @page.get("/")
-    async def demo_page() -> HTMLResponse:
-        return HTMLResponse(_DEMO_PAGE.read_text(encoding="utf-8"))
-
-    outer = APIRouter()
-    outer.include_router(r)
-    outer.include_router(page)
-    return outer

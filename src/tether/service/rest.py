@@ -166,6 +166,7 @@ def build(svc: Service) -> APIRouter:
     async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.activity(info.id)
+        svc.changed(info.id)
         return _presence(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(
@@ -179,7 +180,7 @@ def build(svc: Service) -> APIRouter:
         info = await svc.owned(caller, session_id)
         if caller.user == info.user and body.role != "user":
             await svc.manager.heartbeat(info.id)  # a request from the client is presence
-        message = await svc.manager.append(info.id, body.role, body.content, body.metadata)
+        message = await svc.append(info.id, body.role, body.content, body.metadata)
         return message.to_dict()
 
     @r.get(

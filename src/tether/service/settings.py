@@ -190,6 +190,10 @@ class Settings(BaseSettings):
             out.append("TETHER_SECRET is unset: tokens are signed with a random per-process key")
         if self.admin_token is None:
             out.append("TETHER_ADMIN_TOKEN is unset: admin calls are refused")
+        if self.demo:
+            root = f"http://{self.host}:{self.port}"
+            dashboard = "" if self.admin_token else " (set TETHER_ADMIN_TOKEN to use it)"
+            out.append(f"demo page: {root}/ ; dashboard: {root}/dashboard{dashboard}")
         return out
 
 

@@ -11,13 +11,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tether.core.ids import validate_session_id, validate_user_id
 from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.errors import InvalidInput, SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
+from tether.service.admin_feed import AdminFeed
 from tether.service.auth import Forbidden, Principal, TokenAuthority
 from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
@@ -30,6 +32,9 @@ log = logging.getLogger("tether.service")
 
 ADMIN_KEY = "\0admin"
 """Limit key for the static admin token, which has no user id."""
+
+MessageListener = Callable[[SessionId, Message], None]
+"""Told of every message appended through this service (the demo interviewer listens)."""
 
 
 class Service:
@@ -53,6 +58,8 @@ class Service:
         self.sse_streams = 0
         self.started_at = time.monotonic()
         self.draining = False
+        self.admin_feed = AdminFeed(self.spawn)
+        self.message_listeners: list[MessageListener] = []
         self._manager: SessionManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         if manager is not None:
@@ -64,6 +71,7 @@ class Service:
         """Serve ``manager`` from now on."""
         self._manager = manager
         self.watch.bind(manager)
+        self.admin_feed.bind(manager)
 
     @property
     def manager(self) -> SessionManager:
@@ -134,6 +142,29 @@ class Service:
         """``client_ended`` for the owner, ``admin`` when an admin ends someone's session."""
         return EndReason.CLIENT_ENDED if caller.user == info.user else EndReason.ADMIN
 
+    # -- what the edges do to sessions -----------------------------------------------------
+
+    async def append(
+        self,
+        session_id: SessionId,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append a message (REST or WebSocket) and tell whoever listens."""
+        message = await self.manager.append(session_id, role, content, metadata)
+        self.changed(session_id)
+        for listener in list(self.message_listeners):
+            try:
+                listener(session_id, message)
+            except Exception:
+                log.exception("message listener failed")
+        return message
+
+    def changed(self, session_id: SessionId) -> None:
+        """Something no manager hook reports changed (messages, activity, connections)."""
+        self.admin_feed.touch(session_id)
+
     # -- background work and shutdown ----------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -151,6 +182,7 @@ class Service:
         """Detach ``channel``, tolerating a session that is already gone."""
         with contextlib.suppress(TetherError):
             await self.manager.detach(session_id, channel)
+        self.changed(session_id)
 
     async def drain(self, grace: float) -> None:
         """Shut down in the order clients need: end every session, then close the rest.
@@ -168,6 +200,7 @@ class Service:
                 await asyncio.wait_for(asyncio.shield(self._manager.aclose()), grace)
             except TimeoutError:
                 log.warning("sessions did not all end within %.1fs of shutdown", grace)
+        self.admin_feed.close()  # after the ends, so that dashboards saw them
         leftover = [ch.close(1001, EndReason.SERVER_SHUTDOWN.value) for ch in list(self.websockets)]
         if leftover:
             remaining = max(0.1, deadline - loop.time())

@@ -41,11 +41,13 @@ async def _ping(conn: Connection, frame: Ping) -> None:
 
 
 async def _activity(conn: Connection, frame: Activity) -> None:
-    await conn.svc.manager.activity(conn.attached())
+    session_id = conn.attached()
+    await conn.svc.manager.activity(session_id)
+    conn.svc.changed(session_id)
 
 
 async def _message(conn: Connection, frame: Message) -> None:
-    await conn.svc.manager.append(conn.attached(), frame.role, frame.content, frame.metadata)
+    await conn.svc.append(conn.attached(), frame.role, frame.content, frame.metadata)
 
 
 async def _config(conn: Connection, frame: Config) -> None:
