@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Demo mode on 127.0.0.1:8765, with a fresh admin token (unless one is set) for the dashboard.
 run: $(STAMP)
-	TETHER_DEMO=1 $(BIN)/tether serve
+	@token="$${TETHER_ADMIN_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
+	echo "tether demo: http://127.0.0.1:8765/   dashboard: http://127.0.0.1:8765/dashboard#token=$$token"; \
+	TETHER_DEMO=1 TETHER_ADMIN_TOKEN="$$token" exec $(BIN)/tether serve
 
 test: lint typecheck layers unit
 
