@@ -47,6 +47,11 @@ from tether.types import SessionId, UserId
 
 log = logging.getLogger("tether.archive")
 
+FDATASYNC_UP_TO = 4
+"""A flush of this many files or fewer syncs each one: ``syncfs`` flushes the
+whole filesystem and costs several single-file syncs, so it only pays off for
+bigger batches."""
+
 
 class FsyncPolicy(StrEnum):
     """When journal appends are flushed to stable storage (``TETHER_FSYNC``)."""
@@ -169,7 +174,9 @@ class FileJournal:
         path = self._paths.get(session_id)
         if path is not None and session_id not in self._broken:
             try:
-                self._write_now(session_id, path, records.config_record(config, ts))
+                fd = self._write_now(session_id, path, records.config_record(config, ts))
+                if self.fsync is FsyncPolicy.ALWAYS:
+                    self._waiting.dirty[fd] = path  # a small flush may sync files one by one
             except ArchiveError as exc:
                 log.error("journal config write failed session=%s: %s", log_ref(session_id), exc)
 
@@ -367,7 +374,8 @@ class FileJournal:
             return
         self.batches += 1
         self._last_flush = time.monotonic()
-        if self._syncfs is not None and self._root_fd is not None:
+        few = len(work.dirty) + len(work.new_dirs) <= FDATASYNC_UP_TO
+        if self._syncfs is not None and self._root_fd is not None and not few:
             self._syncfs(self._root_fd)
             return
         for fd in work.dirty:
