@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -305,3 +306,18 @@ async def test_journal_records_are_in_append_order(
     raw = physical_records(data)
     assert raw[0][0] == b"H"
     assert [payload["seq"] for kind, payload in raw[1:]] == list(range(1, 51))
+
+
+async def test_begun_sessions_without_messages_hold_no_file_descriptors(
+    make_journal: Callable[..., FileJournal],
+) -> None:
+    """After begin() returns, a session's journal file is closed until its first message."""
+    journal = make_journal()
+    await journal.begin(sid(0), ALICE, "chat", T0, {})  # starts the flusher thread first
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(1, 41):
+        await journal.begin(sid(n), UserId(f"user{n}"), "chat", T0, {})
+    await journal.append(sid(1), msg(1))  # settles the last close
+    assert len(os.listdir("/proc/self/fd")) - before <= 1
+    await journal.append(sid(2), msg(1))
+    assert journal.knows(sid(40))

@@ -456,7 +456,8 @@ async def test_archiving_an_append_the_journal_refuses_is_not_kept(layout: Layou
     ) as kit:
         first = await kit.manager.start("alice")
         await kit.manager.append(first.id, "user", "acknowledged")
-        await kit.manager.start("bob")  # evicts alice's open journal file
+        bob = await kit.manager.start("bob")
+        await kit.manager.append(bob.id, "user", "hi")  # evicts alice's open journal file
         path = layout.journal("alice", first.id)
         path.rename(path.with_name("moved-away"))
         path.mkdir()  # reopening alice's journal now fails

@@ -67,6 +67,16 @@ def fsync_dir(path: Path) -> None:
 
 def ensure_dir(path: Path, root: Path) -> None:
     """Create ``path`` and any missing parents below ``root``, each made durable."""
+    for directory in make_dirs(path, root):
+        fsync_dir(directory.parent)
+
+
+def make_dirs(path: Path, root: Path) -> list[Path]:
+    """Create ``path`` and any missing parents below ``root``; the folders created, top first.
+
+    Not durable by itself: the caller syncs each created folder's parent
+    (or the whole filesystem) before relying on them.
+    """
     missing = []
     probe = path
     while not probe.is_dir():
@@ -74,12 +84,14 @@ def ensure_dir(path: Path, root: Path) -> None:
         if probe == root or probe.parent == probe:
             break
         probe = probe.parent
+    created = []
     for directory in reversed(missing):
         try:
             directory.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        fsync_dir(directory.parent)
+        created.append(directory)
+    return created
 
 
 def _temp_name(path: Path) -> Path:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +52,19 @@ FDATASYNC_UP_TO = 4
 """A flush of this many files or fewer syncs each one: ``syncfs`` flushes the
 whole filesystem and costs several single-file syncs, so it only pays off for
 bigger batches."""
+
+
+def default_max_open_files() -> int:
+    """Journal files kept open: a small share of the process's descriptors.
+
+    Sockets need descriptors far more: a server holding 20k connections
+    under a 20k limit must not spend a thousand on journals. A journal not
+    kept open is simply reopened by its next message (one ``open`` call).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return min(1024, max(16, soft // 64))
 
 
 class FsyncPolicy(StrEnum):
@@ -102,7 +116,7 @@ class FileJournal:
         *,
         fsync: FsyncPolicy | str = FsyncPolicy.ALWAYS,
         use_syncfs: bool | None = None,
-        max_open_files: int = 1024,
+        max_open_files: int | None = None,
     ) -> None:
         self.paths = DataDir(data_dir)
         self.fsync = parse_fsync_policy(fsync)
@@ -110,7 +124,7 @@ class FileJournal:
         if use_syncfs and syncfs is None:
             raise InvalidInput("syncfs is not available on this platform")
         self._syncfs = syncfs
-        self._max_open = max(1, max_open_files)
+        self._max_open = max(1, max_open_files or default_max_open_files())
         self._closed = False
         # Loop side. Each live session's journal path is built and checked
         # once, at begin(): resolving a path walks the filesystem.
@@ -152,14 +166,24 @@ class FileJournal:
         data = records.header_record(session_id, user, kind, created_at, config)
         loop = asyncio.get_running_loop()
         try:
-            path, fd = await loop.run_in_executor(None, self._create, user, session_id)
+            path, fd, dirs = await loop.run_in_executor(None, self._create, user, session_id, data)
         except OSError as exc:
             raise ArchiveError(f"cannot create the journal: {exc.strerror or exc}") from None
         self._paths[session_id] = path
-        self._remember_fd(session_id, fd)
+        # The file is closed once flushed and reopened by the first message:
+        # a session that never speaks holds no descriptor, so idle sessions
+        # cost no file descriptors beside their sockets.
+        done: asyncio.Future[None] | None = None
+        if self.fsync is not FsyncPolicy.NO:
+            self._waiting.dirty[fd] = path
+        if self.fsync is FsyncPolicy.ALWAYS:
+            done = loop.create_future()
+            self._waiting.acks.append(done)
         with self._lock:
-            self._handoff.new_dirs.add(path.parent)
-        await self._write(session_id, path, data)
+            self._handoff.new_dirs.update(dirs)
+        self._hand_over(_Closing(fd))
+        if done is not None:
+            await done
 
     async def append(self, session_id: SessionId, message: Message) -> None:
         """Append ``message``; returns once it is durable under the fsync policy.
@@ -298,11 +322,25 @@ class FileJournal:
             if self._idle:
                 self._lock.notify()
 
-    def _create(self, user: UserId, session_id: SessionId) -> tuple[Path, int]:
-        """Build, check and open a new journal (on a worker thread: paths resolve on disk)."""
+    def _create(
+        self, user: UserId, session_id: SessionId, header: bytes
+    ) -> tuple[Path, int, list[Path]]:
+        """Build, check and create a journal holding ``header`` (on a worker thread).
+
+        Returns the path, its open fd, and the folders whose entries the next
+        flush must make durable (the journal's own and those of any folder
+        created here): one flush covers them all, instead of a sync per level.
+        """
         path = self.paths.journal(user, session_id)
-        durable.ensure_dir(path.parent, self.paths.root)
-        return path, durable.open_append(path)
+        created = durable.make_dirs(path.parent, self.paths.root)
+        fd = durable.open_append(path)
+        try:
+            durable.write_all(fd, header)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return path, fd, [path.parent, *(folder.parent for folder in created)]
 
     def _settle(self, acks: list[asyncio.Future[None]], error: OSError | None) -> None:
         if error is not None:

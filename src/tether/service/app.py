@@ -21,6 +21,7 @@ from tether.errors import ConfigError
 from tether.runtime.manager import SessionManager
 from tether.service import admin, archives, events, ops, pages, rest
 from tether.service.errors import install_handlers
+from tether.service.fastpath import WebSocketFastPath
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
@@ -107,6 +108,11 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
     )
     install_handlers(app)
     app.include_router(build_router(svc, include_ops=True))
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket_endpoint(svc, websocket)
+
+    app.add_middleware(WebSocketFastPath, path="/ws", endpoint=ws)
     app.state.tether = svc
     return app
 
