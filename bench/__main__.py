@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import archiving, expiry, journal, lateness, memory, touch
+from bench import archiving, expiry, journal, lateness, memory, touch, ws_idle
 from bench.common import Row, table, write_json
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
@@ -25,6 +25,7 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "memory": memory.run,
     "journal": journal.run,
     "archiving": archiving.run,
+    "ws_idle": ws_idle.run,
 }
 
 
