@@ -8,14 +8,23 @@ Every timeout in tether can be tested in microseconds::
         await kit.manager.attach(session.id, channel)
         await kit.advance(50)
         assert channel.types()[-1] == "session.warning"
+
+With a shared store (Redis), work also waits on the network, which
+:func:`settle` cannot see. There, drive fake time with
+``clock.advance(s, quiesce=lambda: idle(*managers))`` so each step waits until
+every manager is idle, and wait for what another node delivers with
+:func:`eventually`, which polls in real time (bounded) and never moves the
+fake clock. :func:`crash` stops a manager the way SIGKILL would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import inspect
 import itertools
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -88,21 +97,35 @@ class FakeClock:
             self._mono += when - self._wall
             self._wall = when
 
-    async def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, firing timers in order on the way."""
+    async def advance(
+        self, seconds: float, *, quiesce: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Move time forward by ``seconds``, firing timers in order on the way.
+
+        After each step the loop settles; with ``quiesce`` it is also awaited
+        (e.g. :func:`idle` of managers whose work waits on the network), so
+        a step's consequences land before time moves on.
+        """
         if seconds < 0:
             raise ValueError("time only moves forward")
         target = self._wall + seconds
-        await settle()
+
+        async def calm() -> None:
+            await settle()
+            if quiesce is not None:
+                await quiesce()
+                await settle()
+
+        await calm()
         while self._timers and self._timers[0][0] <= target:
             when, _, timer = heapq.heappop(self._timers)
             if timer.cancelled:
                 continue
             self._move_to(when)
             timer.callback()
-            await settle()
+            await calm()
         self._move_to(target)
-        await settle()
+        await calm()
 
 
 async def settle(max_rounds: int = 10_000) -> None:
@@ -122,6 +145,51 @@ async def settle(max_rounds: int = 10_000) -> None:
                 return
     if ready is not None:
         raise RuntimeError("event loop did not settle: something reschedules itself forever")
+
+
+async def eventually(
+    check: Callable[[], object], *, within: float = 5.0, message: str = ""
+) -> None:
+    """Wait until ``check()`` (a function or coroutine function) is truthy.
+
+    Polls every millisecond of *real* time, for at most ``within`` real
+    seconds: for what travels over a network (another node's pub/sub
+    message), which no fake clock controls. It never moves a fake clock.
+    Raises ``AssertionError`` when time is up.
+    """
+    give_up = time.monotonic() + within
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= give_up:
+            raise AssertionError(message or f"still false after {within}s: {check!r}")
+        await asyncio.sleep(0.001)
+
+
+async def idle(*managers: SessionManager, within: float = 5.0) -> None:
+    """Wait until every manager is idle (scheduler asleep, no task, nothing unsent).
+
+    Bounded by ``within`` real seconds; raises ``AssertionError`` beyond.
+    """
+    try:
+        async with asyncio.timeout(within):
+            for manager in managers:
+                await manager.wait_idle()
+    except TimeoutError:
+        raise AssertionError(f"managers still busy after {within}s") from None
+
+
+async def crash(manager: SessionManager) -> None:
+    """Stop ``manager`` dead, as SIGKILL would: nothing ended, closed or deregistered.
+
+    Its background work is cancelled and its store connection dropped; its
+    channels are left as they are, and every lease it held runs out on its
+    own, for other nodes to take over.
+    """
+    await manager._halt()
 
 
 class RecordingChannel:

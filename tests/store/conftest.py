@@ -7,21 +7,21 @@ contract against another implementation, add its fixture there; nothing else
 changes. ``aclose`` may already have been called by the test when the factory
 closes the store, so it must be idempotent.
 
-The Redis factory runs against a real ``redis-server`` that this conftest
-starts once per session (see ``redis_kit``); each store gets its own key
-prefix, and the database is flushed after each test.
+The Redis factory runs against the real ``redis-server`` that tests/conftest.py
+starts once per session (see ``tests/redis_kit.py``); each store gets its own
+key prefix, and the database is flushed after each test.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
-from redis_kit import RedisServer, flush, start_redis_server
 
+from redis_kit import RedisServer, flush
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
 from tether.store.redis import RedisStore
@@ -54,16 +54,6 @@ STORE_FACTORIES: list[object] = [
     pytest.param("memory_store_factory", id="memory"),
     pytest.param("redis_store_factory", id="redis"),
 ]
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One ``redis-server`` for the whole test session, stopped by pid at the end."""
-    server = start_redis_server(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -40,6 +40,15 @@ async def add(
     return (await store.create(record, max_per_user=None)).session
 
 
+async def end_done(
+    store: MemoryStore, session_id: SessionId, reason: EndReason, now: float
+) -> None:
+    """End the session and complete its end, as the runtime does after the pipeline."""
+    claim = await store.end(session_id, reason, now)
+    assert claim is not None
+    assert await store.complete(session_id, claim.fence)
+
+
 async def add_many(store: MemoryStore, n: int, *, policy: Policy = QUIET) -> list[SessionId]:
     """Create ``n`` sessions, one user each, and return their ids."""
     return [(await add(store, user=UserId(f"user{i}"), policy=policy)).id for i in range(n)]
@@ -133,7 +142,7 @@ async def test_claim_due_examines_at_most_limit_entries_stale_ones_included(
     """``limit`` bounds the heap entries one call pops, even when they are all stale."""
     ids = await add_many(store, 50, policy=SHORT_IDLE)
     for session_id in ids[:40]:
-        await store.end(session_id, EndReason.ADMIN, T0 + 1.0)
+        await end_done(store, session_id, EndReason.ADMIN, T0 + 1.0)
     assert len(store._index) == 50  # ended entries linger until they surface
     claims = await store.claim_due(T0 + 100.0, 10)
     assert len(store._index) == 40
@@ -176,7 +185,7 @@ async def test_stale_entries_are_compacted_as_sessions_end(store: MemoryStore) -
     """Ending 5000 of 6000 sessions keeps the heap within 2 * live + 1024 and loses no one."""
     ids = await add_many(store, 6000)
     for i, session_id in enumerate(ids[:5000]):
-        await store.end(session_id, EndReason.ADMIN, T0 + i * 0.001)
+        await end_done(store, session_id, EndReason.ADMIN, T0 + i * 0.001)
         assert len(store._index) <= 2 * len(store._live) + 1024
     assert len(store._live) == 1000
     assert len(store._index) < 6000  # the rebuild happened
@@ -211,12 +220,14 @@ async def test_compaction_inside_claim_due_loses_and_repeats_nothing(store: Memo
     due = await add_many(store, 2000, policy=SHORT_IDLE)
     victims = await add_many(store, 3023, policy=QUIET)
     for session_id in victims:
-        await store.end(session_id, EndReason.ADMIN, T0 + 1.0)
+        await end_done(store, session_id, EndReason.ADMIN, T0 + 1.0)
     # just below the rebuild threshold: the next two ends inside claim_due cross it
     assert len(store._index) == 2 * len(store._live) + 1023
     claims = await store.claim_due(T0 + 100.0, BIG)
     claimed = [c.session.id for c in claims]
     assert sorted(claimed) == sorted(due)
+    for claim in claims:
+        assert await store.complete(claim.session.id, claim.fence)
     assert await store.claim_due(T0 + 10_000.0, BIG) == []
     assert store._live == {}
 
@@ -259,7 +270,7 @@ async def test_retention_is_swept_by_claimed_and_replaced_ends_too() -> None:
     replaced = await add(store, user=U1, now=T0 + 200.0)
     record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0 + 300.0)
     created = await store.create(record, max_per_user=1)
-    assert [s.id for s in created.replaced] == [replaced.id]
+    assert [c.session.id for c in created.replaced] == [replaced.id]
     assert await store.get(first.id) is None
 
 
@@ -296,7 +307,7 @@ async def test_replacing_a_bare_id_user_keeps_the_index_consistent(store: Memory
     only = await add(store)
     record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0 + 1.0)
     created = await store.create(record, max_per_user=1)
-    assert [s.id for s in created.replaced] == [only.id]
+    assert [c.session.id for c in created.replaced] == [only.id]
     assert store._by_user == {U1: record.id}
     record2 = SessionRecord(new_session_id(), U1, "chat", QUIET, T0 + 2.0)
     created2 = await store.create(record2, max_per_user=2)
@@ -343,7 +354,44 @@ async def test_every_method_completes_without_yielding_to_the_event_loop(
     step(store.next_due())
     step(store.claim_due(T0 + 3.0, BIG))
     step(store.end(other.id, EndReason.ADMIN, T0 + 3.0))
+    step(store.renew([(other.id, 1)], T0 + 3.0))
+    step(store.complete(other.id, 1))
     record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0 + 4.0)
     step(store.create(record, max_per_user=1))
     step(store.ping())
     step(store.aclose())
+
+
+# -- end leases --------------------------------------------------------------------------
+
+
+async def test_completed_and_renewed_leases_leave_a_bounded_lease_index(store: MemoryStore) -> None:
+    """Renewals and completions leave stale lease entries; the lease index is compacted."""
+    ids = await add_many(store, 3000)
+    fences = {}
+    for session_id in ids:
+        claim = await store.end(session_id, EndReason.ADMIN, T0)
+        assert claim is not None
+        fences[session_id] = claim.fence
+    for k in range(3):
+        assert await store.renew(list(fences.items()), T0 + 10.0 * (k + 1)) == [True] * 3000
+    assert len(store._lease_queue) == 4 * 3000
+    for session_id in ids:
+        assert await store.complete(session_id, fences[session_id])
+        assert len(store._lease_queue) <= 2 * len(store._leases) + 1024
+    assert store._leases == {}
+    assert len(store._lease_queue) <= 1024
+    assert await store.claim_due(T0 + 10_000.0, BIG) == []
+    assert await store.next_due() is None
+
+
+async def test_a_lease_of_a_forgotten_session_is_dropped_not_handed_out() -> None:
+    """An end whose tombstone's retention ran out before anyone completed it is just dropped."""
+    store = MemoryStore(ended_retention=10.0, end_lease=30.0)
+    lost = await add(store)
+    await store.end(lost.id, EndReason.ADMIN, T0)
+    later = await add(store, user=U2)
+    await end_done(store, later.id, EndReason.ADMIN, T0 + 20.0)  # sweeps the first tombstone
+    assert await store.get(lost.id) is None
+    assert await store.claim_due(T0 + 100.0, BIG) == []
+    assert store._leases == {}

@@ -22,8 +22,8 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis_kit import RedisServer, flush, start_redis_server
 
+from redis_kit import RedisServer, flush, start_redis_server
 from tether.core.ids import new_session_id
 from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord, Transition, Warned
@@ -202,7 +202,7 @@ async def test_ended_sessions_keys_expire_after_the_retention(url: str) -> None:
                 SessionRecord(new_session_id(), UserId("u2"), "chat", QUIET, T0 + 2.0),
                 max_per_user=1,
             )
-            assert [s.id for s in created.replaced] == [live.id]
+            assert [c.session.id for c in created.replaced] == [live.id]
             prefix = store.prefix
             for session_id in (ended.id, live.id):
                 for key in (f"{prefix}s:{session_id}", f"{prefix}m:{session_id}"):
@@ -259,9 +259,17 @@ async def test_a_store_on_a_given_decoding_client_works_and_leaves_it_open(url: 
         assert by_session(claims) == {info.id: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0)]}
         assert [s.id for s in await store.list(user=U1)] == [info.id]
         assert (await store.stats()).live == 1
+        await store.attach(info.id, T0 + 85.0)
+        assert (await store.attach(info.id, T0 + 85.0)).connections == 2
+        assert await store.detach(info.id, T0 + 86.0) is None  # one is still attached
+        assert await store.keepalive(T0 + 86.0)
         ended = await store.end(info.id, EndReason.ADMIN, T0 + 90.0)
         assert ended is not None
-        assert ended.end_reason is EndReason.ADMIN
+        assert ended.session.end_reason is EndReason.ADMIN
+        assert await store.next_due() == T0 + 90.0 + store.end_lease
+        assert await store.complete(info.id, ended.fence)
+        assert await store.next_due() is None
+        await store.leave(T0 + 91.0)
         await store.aclose()
         assert await client.ping()
     finally:
@@ -285,6 +293,9 @@ async def test_two_nodes_claiming_concurrently_get_each_transition_once(url: str
             for batch in batches:
                 for session_id, found in by_session(batch).items():
                     seen.setdefault(session_id, []).extend(found)
+                for claim in batch:
+                    if claim.fence:
+                        assert await a.complete(claim.session.id, claim.fence)
         end = Ended(EndReason.IDLE_TIMEOUT)
         assert seen == {
             **{i: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0), end] for i in warned},
@@ -318,7 +329,8 @@ async def test_a_dead_claimers_sessions_come_due_after_the_lease(url: str) -> No
     async with nodes(url, 2, claim_lease=30.0) as [dead, alive]:
         info = await add(dead, policy=SHORT_IDLE)
         # The dead node ran claim.lua, then crashed before committing anything.
-        leased = await dead._lease(T0 + 100.0, BIG)
+        ends, leased = await dead._lease(T0 + 100.0, BIG)
+        assert ends == []
         assert [loaded.record.id for loaded in leased] == [info.id]
         assert await alive.claim_due(T0 + 100.0, BIG) == []
         assert await alive.claim_due(T0 + 129.0, BIG) == []

@@ -229,8 +229,10 @@ class StoreContract:
         assert claim.transition == Ended(EndReason.IDLE_TIMEOUT)
         assert claim.session.id == info.id
         assert (claim.session.state, claim.session.end_reason) == (ENDED, EndReason.IDLE_TIMEOUT)
+        assert claim.fence == 1
         stored = await get_live(store, info.id)
         assert (stored.state, stored.end_reason) == (ENDED, EndReason.IDLE_TIMEOUT)
+        assert await store.complete(info.id, claim.fence)
         assert await store.claim_due(T0 + 10_000.0, BIG) == []
         assert await store.end(info.id, EndReason.ADMIN, T0 + 10_000.0) is None
 
@@ -369,6 +371,8 @@ class StoreContract:
             EndReason.IDLE_TIMEOUT,
         )
         assert ended[0].session.ended_at == T0 + 100.0
+        assert ended[0].fence == 1
+        assert await store.complete(info.id, ended[0].fence)
         assert await store.claim_due(T0 + 10_000.0, BIG) == []
 
     async def test_claim_due_re_arms_a_touched_session_instead_of_ending_it(
@@ -437,16 +441,18 @@ class StoreContract:
     # -- end -----------------------------------------------------------------------
 
     async def test_end_returns_the_ended_session(self, store: SessionStore) -> None:
-        """``end`` returns the session as ended, with the reason and time given."""
+        """``end`` returns the end's claim: the session as ended, its reason, and fence 1."""
         info = await new_session(store)
-        ended = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 5.0)
-        assert ended is not None
+        claim = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 5.0)
+        assert claim is not None
+        ended = claim.session
         assert (ended.id, ended.state, ended.end_reason, ended.ended_at) == (
             info.id,
             ENDED,
             EndReason.CLIENT_ENDED,
             T0 + 5.0,
         )
+        assert (claim.transition, claim.fence) == (Ended(EndReason.CLIENT_ENDED), 1)
         assert ended.next_deadline is None
         assert await store.get(info.id) == ended
 
@@ -469,10 +475,13 @@ class StoreContract:
         just_before = await new_session(store, policy=SHORT_IDLE, user=U2)
         ended = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 100.0)
         assert ended is not None
-        assert ended.end_reason is EndReason.IDLE_TIMEOUT
+        assert ended.session.end_reason is EndReason.IDLE_TIMEOUT
+        assert ended.transition == Ended(EndReason.IDLE_TIMEOUT)
         earlier = await store.end(just_before.id, EndReason.CLIENT_ENDED, T0 + 99.0)
         assert earlier is not None
-        assert earlier.end_reason is EndReason.CLIENT_ENDED
+        assert earlier.session.end_reason is EndReason.CLIENT_ENDED
+        for claim in (ended, earlier):
+            assert await store.complete(claim.session.id, claim.fence)
         assert await store.claim_due(T0 + 200.0, 100) == []
 
     async def test_concurrent_ends_have_exactly_one_winner(self, store: SessionStore) -> None:
@@ -482,7 +491,7 @@ class StoreContract:
         results = await asyncio.gather(*(store.end(info.id, r, T0 + 1.0) for r in reasons))
         winners = [r for r in results if r is not None]
         assert len(winners) == 1
-        assert (await get_live(store, info.id)).end_reason is winners[0].end_reason
+        assert (await get_live(store, info.id)).end_reason is winners[0].session.end_reason
 
     async def test_end_claim_and_touch_racing_an_expiry_have_one_claimant(
         self, store: SessionStore
@@ -503,9 +512,7 @@ class StoreContract:
             if isinstance(result, SessionEnded):
                 continue
             assert not isinstance(result, BaseException), result
-            if isinstance(result, SessionInfo):
-                wins[result.id] += 1
-            elif isinstance(result, Claim):
+            if isinstance(result, Claim):
                 assert isinstance(result.transition, Ended)
                 wins[result.session.id] += 1
             elif isinstance(result, list):
@@ -531,9 +538,11 @@ class StoreContract:
             await store.end(new_session_id(), EndReason.ADMIN, T0)
 
     async def test_an_ended_session_is_never_claimed(self, store: SessionStore) -> None:
-        """After ``end``, the session's deadlines are gone: claim_due never returns it."""
+        """Once its end is completed, a session's deadlines are gone: claim_due never returns it."""
         info = await new_session(store, policy=WARN_IDLE)
-        await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 1.0)
+        claim = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 1.0)
+        assert claim is not None
+        assert await store.complete(info.id, claim.fence)
         for at in (80.0, 100.0, 10_000.0):
             assert await store.claim_due(T0 + at, BIG) == []
 
@@ -630,8 +639,9 @@ class StoreContract:
         info = await new_session(store)
         await store.attach(info.id, T0)
         ended = await store.end(info.id, EndReason.CLIENT_ENDED, T0 + 1.0)
+        assert ended is not None
         assert await store.detach(info.id, T0 + 2.0) is None
-        assert await store.get(info.id) == ended
+        assert await store.get(info.id) == ended.session
 
     # -- config / policy --------------------------------------------------------------
 
@@ -829,10 +839,10 @@ class StoreContract:
         record = make_record(user=U1, now=T0 + 3.0)
         created = await store.create(record, max_per_user=2)
         assert isinstance(created, Created)
-        assert [(s.id, s.state, s.end_reason) for s in created.replaced] == [
-            (old.id, ENDED, EndReason.REPLACED)
-        ]
-        assert created.replaced[0].ended_at == T0 + 3.0
+        assert [
+            (c.session.id, c.session.state, c.transition, c.fence) for c in created.replaced
+        ] == [(old.id, ENDED, Ended(EndReason.REPLACED), 1)]
+        assert created.replaced[0].session.ended_at == T0 + 3.0
         assert (await get_live(store, old.id)).end_reason is EndReason.REPLACED
         assert [s.id for s in await store.list(user=U1)] == [mid.id, record.id]
         assert (await get_live(store, other.id)).state is ACTIVE
@@ -846,7 +856,7 @@ class StoreContract:
         second = await new_session(store, user=U1, now=T0 + 1.0)
         other = await new_session(store, user=U2, now=T0 + 1.5)
         created = await store.create(make_record(user=U1, now=T0 + 2.0), max_per_user=1)
-        assert [s.id for s in created.replaced] == [first.id, second.id]
+        assert [c.session.id for c in created.replaced] == [first.id, second.id]
         assert [s.id for s in await store.list(user=U1)] == [created.session.id]
         assert [s.id for s in await store.list(user=U2)] == [other.id]
 
@@ -860,10 +870,11 @@ class StoreContract:
         assert len(await store.list(user=U1)) == 7
 
     async def test_replaced_sessions_belong_to_the_creator_alone(self, store: SessionStore) -> None:
-        """A replaced session is never claimed again and no later end wins it."""
+        """A replaced (and completed) session is never claimed again and no later end wins it."""
         old = await new_session(store, user=U1, policy=SHORT_IDLE)
-        await store.create(make_record(user=U1, now=T0 + 1.0), max_per_user=1)
+        created = await store.create(make_record(user=U1, now=T0 + 1.0), max_per_user=1)
         assert await store.end(old.id, EndReason.ADMIN, T0 + 2.0) is None
+        assert await store.complete(old.id, created.replaced[0].fence)
         claimed = await store.claim_due(T0 + 10_000.0, BIG)
         assert old.id not in transitions(claimed)
 

@@ -34,6 +34,10 @@ class CleanupRegistry:
         """Register ``callback`` to run when ``session_id`` ends."""
         self._stacks.setdefault(session_id, []).append(callback)
 
+    def sessions(self) -> list[SessionId]:
+        """The sessions with callbacks registered here."""
+        return list(self._stacks)
+
     async def run(self, session_id: SessionId) -> int:
         """Run and forget the session's callbacks, newest first; returns how many failed."""
         failures = 0

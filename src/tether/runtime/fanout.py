@@ -78,6 +78,10 @@ class Fanout:
         """How many channels are attached to ``session_id`` here."""
         return len(self._boxes.get(session_id, ()))
 
+    def sessions(self) -> list[SessionId]:
+        """The sessions with at least one channel attached here."""
+        return list(self._boxes)
+
     def send(self, session_id: SessionId, event: Event, channel: Channel | None = None) -> None:
         """Queue ``event`` for every channel of the session (or only ``channel``)."""
         for box in list(self._boxes.get(session_id, ())):

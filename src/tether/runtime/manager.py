@@ -3,8 +3,15 @@
 It owns one deadline scheduler, the fan-out to attached channels, the cleanup
 registry and the hooks, and it runs the end pipeline for every session it is
 the claimant of: tell attached clients, close them with the reason's close
-code, run cleanups, count, call ``on_ended``. Exactly one pipeline runs per
-session because only the store's single winner of an end starts one.
+code, run cleanups, count, call ``on_ended``, then complete the end in the
+store. Exactly one pipeline runs per session because only the store's single
+winner of an end starts one; if the winner dies mid-pipeline, the store hands
+the end to another node once its lease runs out, and the archive write is
+idempotent, so the session is still archived once.
+
+On a shared store (Redis) the manager is one node of several: a
+:class:`~tether.runtime.cluster.Cluster` carries events and ends to the
+connections other nodes hold, over an :class:`~tether.runtime.bus.EventBus`.
 """
 
 from __future__ import annotations
@@ -45,10 +52,13 @@ from tether.errors import (
 )
 from tether.metrics.counters import SessionCounters
 from tether.metrics.sink import MetricsSink, Tee
+from tether.runtime.bus import EventBus, LocalBus
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupRegistry
+from tether.runtime.cluster import Cluster
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
+from tether.runtime.leases import EndLeases
 from tether.runtime.pipelines import PipelineQueue
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.tasks import TaskSet
@@ -60,6 +70,8 @@ log = logging.getLogger("tether.runtime")
 T = TypeVar("T")
 END_BATCH = 64
 """``end_many`` yields to the loop after this many store calls."""
+SHARED_POLL_INTERVAL = 5.0
+"""On a shared store, the scheduler looks at the deadline index at least this often."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +104,15 @@ class SessionManager:
             await manager.activity(session.id)
 
     Closing the manager ends every live session with ``server_shutdown`` and
-    waits for their pipelines.
+    waits for their pipelines. On a shared store it ends nothing: the other
+    nodes go on serving the sessions, so it closes its own connections with
+    1001 (their clients reconnect elsewhere and resume), finishes the
+    pipelines it runs, and leaves the deployment.
+
+    ``bus`` defaults to the store's (Redis pub/sub for a Redis store).
+    ``ack_timeout`` bounds how long an end waits for other nodes to confirm
+    they closed the session's connections; ``poll_interval`` caps the
+    scheduler's sleep on a shared store (see ``docs/operations.md``).
     """
 
     def __init__(
@@ -110,6 +130,9 @@ class SessionManager:
         id_factory: Callable[[], SessionId] = new_session_id,
         journal: FileJournal | None = None,
         archiver: Archiver | None = None,
+        bus: EventBus | None = None,
+        ack_timeout: float | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         if max_sessions_per_user is not None and max_sessions_per_user < 1:
             raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
@@ -117,6 +140,15 @@ class SessionManager:
             # A journal is only ever removed once its archive is durable, so
             # without an archiver every journal would stay forever.
             raise ConfigError("a journal needs an archiver to hand ended sessions to")
+        shared = store is not None and store.shared
+        if journal is not None and shared:
+            # On a shared store the transcript is durable in the store, and a
+            # node's journal sees only the messages appended through it, while
+            # its start-up recovery would archive sessions still live elsewhere.
+            raise ConfigError(
+                "a journal is per node: on a shared store (Redis) pass journal=None, "
+                "the store keeps the transcript"
+            )
         self.journal = journal
         self.archiver = archiver
         self.recovery: RecoveryReport | None = None
@@ -146,9 +178,35 @@ class SessionManager:
         )
         self._hooks = Hooks(self._metrics.hook_failed)
         self._scheduler = DeadlineScheduler(
-            self.store, self.clock, self._dispatch, batch=claim_batch
+            self.store,
+            self.clock,
+            self._dispatch,
+            batch=claim_batch,
+            max_sleep=(poll_interval or SHARED_POLL_INTERVAL) if shared else None,
         )
-        self._pipelines = PipelineQueue(self._tasks, self._end_pipeline, limit=max_concurrent_ends)
+        self._pipelines = PipelineQueue(self._tasks, self._run_pipeline, limit=max_concurrent_ends)
+        self._leases = EndLeases(self.store, self.clock, renew=shared)
+        if bus is None and shared:
+            # Imported here: a memory-only deployment never loads the Redis client.
+            from tether.runtime.redis_bus import bus_for
+
+            bus = bus_for(self.store)
+        self.bus: EventBus = bus if bus is not None else LocalBus()
+        self._cluster = (
+            Cluster(
+                store=self.store,
+                bus=self.bus,
+                clock=self.clock,
+                fanout=self._fanout,
+                cleanups=self._cleanups,
+                tasks=self._tasks,
+                poke=self._scheduler.poke,
+                ending_here=lambda sid: self._pipelines.pending(sid) is not None,
+                ack_timeout=ack_timeout if ack_timeout is not None else 2 * close_timeout + 1,
+            )
+            if shared
+            else None
+        )
         self._open = False
         self._closing = False
 
@@ -162,6 +220,8 @@ class SessionManager:
         if self.journal is not None and self.archiver is not None:
             self.recovery = await recover(self.journal.paths, self.archiver)
             self._metrics.journals_recovered(self.recovery.recovered)
+        if self._cluster is not None:
+            await self._cluster.open()
         self._scheduler.start()
 
     async def __aenter__(self) -> Self:
@@ -177,14 +237,25 @@ class SessionManager:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """End every live session with ``server_shutdown`` and wait for all pipelines."""
+        """End every live session with ``server_shutdown`` and wait for all pipelines.
+
+        On a shared store: end nothing, close this node's connections with
+        1001, finish the pipelines running here, and leave the deployment.
+        """
         if self._closing:
             return
         self._closing = True
         await self._scheduler.stop()
-        live = await self.store.list()
-        await self.end_many([info.id for info in live], EndReason.SERVER_SHUTDOWN)
-        await self._tasks.join()
+        if self._cluster is not None:
+            await self._cluster.release_connections()
+            await self._tasks.join()
+            await self._leases.aclose()
+            await self._cluster.aclose()
+        else:
+            live = await self.store.list()
+            await self.end_many([info.id for info in live], EndReason.SERVER_SHUTDOWN)
+            await self._tasks.join()
+            await self._leases.aclose()
         await self.store.aclose()
         if self.journal is not None:
             await self.journal.aclose()
@@ -200,9 +271,25 @@ class SessionManager:
         """
         while True:
             await self._scheduler.wait_idle()
+            await self._leases.wait_idle()
+            if self._cluster is not None:
+                await self._cluster.wait_idle()
+                await self.bus.flush()
             if not self._tasks:
                 return
             await self._tasks.join()
+
+    async def _halt(self) -> None:
+        """Stop dead, as a killed process would: no ends, no goodbyes (``testing.crash``)."""
+        self._closing = True
+        await self._scheduler.stop()
+        if self._cluster is not None:
+            await self._cluster.halt()
+        await self._leases.aclose()
+        await self._tasks.cancel_all()
+        await self.store.aclose()
+        if self.archiver is not None:
+            await self.archiver.aclose()
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -268,9 +355,9 @@ class SessionManager:
         try:
             await self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
         except ArchiveError:
-            ended = await self.store.end(info.id, EndReason.ERROR, self.clock.now())
-            if ended is not None:
-                self._start_pipeline(ended)
+            claim = await self.store.end(info.id, EndReason.ERROR, self.clock.now())
+            if claim is not None:
+                self._start_pipeline(claim)
             raise
 
     # activity() and heartbeat() are the hottest calls: on a store with
@@ -322,11 +409,22 @@ class SessionManager:
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
             self._fanout.send(session_id, self._warning_event(info.warning), channel)
+        if self._cluster is not None:
+            self._cluster.attached(info)
+            ended = self._cluster.ended_here(session_id)
+            if ended is not None:
+                # It ended on another node while this attach was on its way,
+                # and that node's Close came first: close this channel too.
+                reason, archive_id = ended
+                self._fanout.send(session_id, SessionEndedEvent(reason, archive_id), channel)
+                await self._fanout.close_all(session_id, close_code(reason), reason.value)
         return info
 
     async def detach(self, session_id: SessionId, channel: Channel) -> None:
         """Detach ``channel``; when it was the last, the presence clock starts."""
         if self._fanout.remove(session_id, channel):
+            if self._cluster is not None:
+                self._cluster.detached(session_id)
             await self._release_connection(session_id)
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
@@ -335,7 +433,7 @@ class SessionManager:
         info = await self.store.update_config(session_id, config)
         if self.journal is not None:
             self.journal.config(session_id, info.config, self.clock.now())
-        self._fanout.send(session_id, SessionConfig(info.config))
+        self._broadcast(session_id, SessionConfig(info.config))
         return info
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
@@ -372,7 +470,7 @@ class SessionManager:
             except ArchiveError:
                 await self._journal_failed(session_id, message.seq)
                 raise
-        self._fanout.send(session_id, TranscriptAppended(message))
+        self._broadcast(session_id, TranscriptAppended(message))
         return message
 
     async def _journal_failed(self, session_id: SessionId, seq: int) -> None:
@@ -385,10 +483,10 @@ class SessionManager:
         holds every acknowledged message, from the store.
         """
         await self.store.retract(session_id, seq)
-        info = await self.store.end(session_id, EndReason.ERROR, self.clock.now())
-        if info is not None:
+        claim = await self.store.end(session_id, EndReason.ERROR, self.clock.now())
+        if claim is not None:
             log.error("journal refused a message; ending session=%s", log_ref(session_id))
-            self._start_pipeline(info)
+            self._start_pipeline(claim)
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
@@ -403,13 +501,15 @@ class SessionManager:
         ended (in which case it still waits for a pipeline running here).
         """
         reason = parse_choice(EndReason, reason, "end reason")
-        info = await self.store.end(session_id, reason, self.clock.now())
+        claim = await self.store.end(session_id, reason, self.clock.now())
         done = (
-            self._start_pipeline(info) if info is not None else self._pipelines.pending(session_id)
+            self._start_pipeline(claim)
+            if claim is not None
+            else self._pipelines.pending(session_id)
         )
         if done is not None:
             await asyncio.shield(done)
-        return info is not None
+        return claim is not None
 
     async def end_many(
         self, session_ids: Iterable[SessionId], reason: EndReason = EndReason.CLIENT_ENDED
@@ -426,12 +526,12 @@ class SessionManager:
         ended = 0
         for n, session_id in enumerate(session_ids, 1):
             try:
-                info = await self.store.end(session_id, reason, self.clock.now())
+                claim = await self.store.end(session_id, reason, self.clock.now())
             except SessionNotFound:
                 continue
-            if info is not None:
+            if claim is not None:
                 ended += 1
-                waiting.append(self._start_pipeline(info))
+                waiting.append(self._start_pipeline(claim))
             elif (done := self._pipelines.pending(session_id)) is not None:
                 waiting.append(done)
             if n % END_BATCH == 0:
@@ -506,7 +606,7 @@ class SessionManager:
             info, transition = claim.session, claim.transition
             event: Event
             if isinstance(transition, Ended):
-                self._start_pipeline(info)
+                self._start_pipeline(claim)
                 continue
             if isinstance(transition, Warned):
                 event = self._warning_event(transition)
@@ -517,7 +617,7 @@ class SessionManager:
                 event = SessionActive()
                 self._metrics.session_reactivated()
                 hooks = self._hooks.active
-            self._fanout.send(info.id, event)
+            self._broadcast(info.id, event)
             self._emit(hooks, info)
 
     def _emit(self, hooks: builtins.list[Hook], info: SessionInfo) -> None:
@@ -525,19 +625,49 @@ class SessionManager:
         if hooks:
             self._tasks.spawn(self._hooks.emit(hooks, info), name="tether-hook")
 
-    def _start_pipeline(self, info: SessionInfo) -> asyncio.Future[None]:
-        return self._pipelines.submit(info)
+    def _broadcast(self, session_id: SessionId, event: Event) -> None:
+        """Send ``event`` to the session's channels here and on every other node."""
+        self._fanout.send(session_id, event)
+        if self._cluster is not None:
+            self._cluster.sent(session_id, event)
+            self._cluster.publish(session_id, event)
+
+    def _start_pipeline(self, claim: Claim) -> asyncio.Future[None]:
+        """Run the end's pipeline here (once: a re-claim of a running one adopts its fence)."""
+        self._leases.hold(claim)
+        running = self._pipelines.pending(claim.session.id)
+        if running is not None:
+            return running
+        return self._pipelines.submit(claim.session)
+
+    async def _run_pipeline(self, info: SessionInfo) -> None:
+        """The end pipeline, then its completion in the store (not if cancelled: a node dying)."""
+        try:
+            await self._end_pipeline(info)
+        except Exception:
+            # A bug, not an expected failure (those are reported inside); a
+            # re-run elsewhere would meet it again, so the end still completes.
+            log.exception("end pipeline crashed session=%s", log_ref(info.id))
+        await self._leases.complete(info.id)
 
     async def _end_pipeline(self, info: SessionInfo) -> None:
         """Archive, notify, close, clean up, count, call hooks: once per ended session.
 
         The archive comes first so that ``session.ended`` can name it, and
-        the journal goes only once the archive is durable.
+        the journal goes only once the archive is durable. Connections on
+        other nodes are told and closed at the same time as this node's.
         """
         reason = info.end_reason or EndReason.ERROR
         archive_id = await self._archive(info, reason)
         self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
-        await self._fanout.close_all(info.id, close_code(reason), reason.value)
+        closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
+        if self._cluster is None:
+            await closing
+        else:
+            holders = self._leases.holders(info.id)
+            await asyncio.gather(
+                closing, self._cluster.announce_end(info.id, reason, archive_id, holders)
+            )
         await self._cleanups.run(info.id)
         duration = (info.ended_at or self.clock.now()) - info.created_at
         self._metrics.session_ended(reason, duration)
@@ -577,6 +707,8 @@ class SessionManager:
         return archive_id
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
+        if self._cluster is not None:
+            self._cluster.detached(session_id)
         self._tasks.spawn(self._release_connection(session_id))
 
     async def _release_connection(self, session_id: SessionId) -> None:

@@ -5,6 +5,10 @@ deadline, sleeps until then on the injected clock, claims whatever is due, and
 goes back to sleep. Anything that arms an earlier deadline (a new session, a
 closed last connection, a shorter policy) calls :meth:`poke`, which wakes the
 task early only when that deadline is earlier than the one it sleeps for.
+
+On a shared store other nodes arm deadlines too, and only the node that armed
+one pokes its own scheduler. ``max_sleep`` caps every sleep there, so if that
+node dies the others take its deadlines over within ``max_sleep``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 
 from tether.clock import Clock, TimerHandle
 from tether.errors import StoreError
+from tether.runtime.tasks import cancel_and_wait, cancel_requested
 from tether.store.base import Claim, SessionStore
 
 log = logging.getLogger("tether.runtime")
@@ -33,11 +38,13 @@ class DeadlineScheduler:
         dispatch: Callable[[list[Claim]], None],
         *,
         batch: int = 1000,
+        max_sleep: float | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._dispatch = dispatch
         self._batch = batch
+        self._max_sleep = max_sleep
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         # +inf while awake (every poke forces another pass) or asleep with nothing armed.
@@ -55,8 +62,7 @@ class DeadlineScheduler:
         """Stop the task; pending deadlines stay armed in the store."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
 
     def poke(self, at: float = -math.inf) -> None:
         """A deadline at ``at`` was armed: wake up if it is earlier than the current sleep."""
@@ -75,6 +81,8 @@ class DeadlineScheduler:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if cancel_requested():  # a store client swallowed our cancellation
+                raise asyncio.CancelledError
             self._wakeup = loop.create_future()
             self._sleeping_until = math.inf
             self._idle.clear()
@@ -91,6 +99,8 @@ class DeadlineScheduler:
             if more is None:
                 await asyncio.sleep(0)  # more is already due: yield, then go on
                 continue
+            if self._max_sleep is not None:
+                more = min(more, self._clock.now() + self._max_sleep)
             await self._sleep_until(more)
 
     async def _pass(self) -> float | None:

@@ -35,10 +35,36 @@ class TaskSet:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def join(self) -> None:
-        """Wait until every task (including ones spawned meanwhile) has finished."""
+    async def cancel_all(self) -> None:
+        """Cancel every task and wait for them (what dies with a killed process)."""
         while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*(cancel_and_wait(t) for t in list(self._tasks)))
+
+    async def join(self) -> None:
+        """Wait until every task (including ones spawned meanwhile) has finished.
+
+        Cancelling the wait leaves the tasks running (unlike a cancelled ``gather``).
+        """
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling again if it shrugged it off.
+
+    Some client libraries (redis-py's asyncio client among them) can swallow a
+    cancellation that lands at the wrong instant of a command; the task then
+    carries on. Asking again until it is done makes stopping reliable.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+
+
+def cancel_requested() -> bool:
+    """Whether the current task has been asked to stop (even if a callee swallowed it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def wait_bounded(clock: Clock, task: asyncio.Future[Any], seconds: float) -> bool:

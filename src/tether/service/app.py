@@ -119,12 +119,15 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
 
 def build_manager(settings: Settings, metrics: PrometheusSink | None = None) -> SessionManager:
     """A manager wired from settings: store, policy, limits, metrics, journal and archive."""
+    store = _build_store(settings)
     return SessionManager(
-        _build_store(settings),
+        store,
         policy=settings.policy(),
         max_sessions_per_user=settings.max_sessions_per_user,
         metrics=metrics,
-        journal=FileJournal(settings.data_dir, fsync=settings.fsync),
+        # On a shared store the transcript is kept durable by the store
+        # itself (Redis, with AOF), so no node keeps a local journal.
+        journal=None if store.shared else FileJournal(settings.data_dir, fsync=settings.fsync),
         archiver=YamlArchive(settings.data_dir),
     )
 

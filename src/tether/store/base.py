@@ -11,6 +11,16 @@ Lua script there):
   touch itself decided one (activity clearing a warning, or a touch that
   arrived after the session's end was due, which ends it).
 
+Ends are leased. Whoever gets an end back (from ``end``, ``claim_due``,
+``touch`` or as a ``replaced`` session of ``create``) gets it with a *fence*
+(an integer, 1 for the first claimant) and a lease of ``end_lease`` seconds:
+it runs the end pipeline and then calls ``complete(session_id, fence)``. An
+end not completed before its lease runs out is handed out again by
+``claim_due`` (as an :class:`~tether.core.session.Ended` with the original
+reason and a greater fence), so a claimant that died mid-pipeline is
+replaced; a completion with a superseded fence is a no-op. ``renew`` extends
+leases still held, for pipelines that run long.
+
 Times are epoch seconds passed in by the caller (its injected clock); stores
 never read a clock themselves.
 """
@@ -18,6 +28,7 @@ never read a clock themselves.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,10 +40,19 @@ from tether.types import EndReason, SessionId, SessionState, UserId
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A transition this caller won, with the session as it is after it."""
+    """A transition this caller won, with the session as it is after it.
+
+    For an end (``transition`` is ``Ended``) the caller owns the end's
+    pipeline: ``fence`` is its token for :meth:`SessionStore.complete`, and
+    ``holders`` names the nodes that held connections to the session when it
+    ended (shared stores only: they must close them). For other transitions
+    ``fence`` is 0.
+    """
 
     session: SessionInfo
     transition: Transition
+    fence: int = 0
+    holders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +62,8 @@ class Created:
     session: SessionInfo
     armed_at: float
     """When the new session's first deadline falls (the scheduler may need waking)."""
-    replaced: builtins.list[SessionInfo] = field(default_factory=list)
-    """Sessions this create ended as ``replaced``; the creator is their claimant."""
+    replaced: builtins.list[Claim] = field(default_factory=list)
+    """Ends of sessions this create replaced; the creator is their claimant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,41 @@ class NowaitTouch(Protocol):
         ...
 
 
+@runtime_checkable
+class NodeMembership(Protocol):
+    """A shared store's registry of the nodes using it (see ``docs/operations.md``).
+
+    Each node's store counts the connections it attaches under the node's
+    identity, and the node proves it is alive with :meth:`keepalive` at least
+    every ``node_lease / 3`` seconds. When a node's lease runs out (it died),
+    ``claim_due`` on any other node releases that node's connections: each
+    session's presence clock then runs from the dead node's last keepalive,
+    so its sessions end as ``client_gone`` unless their clients come back.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """This node's current identity (it changes if the node was given up for dead)."""
+        ...
+
+    @property
+    def node_lease(self) -> float:
+        """Seconds a keepalive keeps this node alive."""
+        ...
+
+    async def keepalive(self, now: float) -> bool:
+        """Renew this node's lease; ``False`` when it had run out and the node was reaped.
+
+        After ``False`` the node has a new identity and no connections counted:
+        the caller must attach its connections again.
+        """
+        ...
+
+    async def leave(self, now: float) -> None:
+        """Deregister this node, releasing every connection it still counts (as of ``now``)."""
+        ...
+
+
 class SessionStore(Protocol):
     """Atomic storage of sessions, their deadlines and their transcripts.
 
@@ -76,6 +131,16 @@ class SessionStore(Protocol):
     with its reason. Implementations translate their own failures into
     :class:`~tether.errors.StoreUnavailable`.
     """
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes use this store too (other nodes hold some connections)."""
+        ...
+
+    @property
+    def end_lease(self) -> float:
+        """Seconds an end's claimant has to ``complete`` it before it is handed out again."""
+        ...
 
     async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
         """Store a new session; first end the user's oldest beyond ``max_per_user - 1``."""
@@ -107,18 +172,39 @@ class SessionStore(Protocol):
         ...
 
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
-        """Apply and return up to ``limit`` transitions due at ``now``."""
+        """Apply and return up to ``limit`` transitions due at ``now``.
+
+        These include ends whose lease ran out before they were completed,
+        handed out again with a new fence.
+        """
         ...
 
     async def next_due(self) -> float | None:
-        """The earliest armed deadline (possibly earlier than any true one), or ``None``."""
+        """The earliest armed deadline (possibly early), or ``None``.
+
+        A shared store includes when end leases run out (another node may
+        have to take an end over); a store private to one process need not.
+        """
         ...
 
-    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> Claim | None:
         """End the session; ``None`` if it had already ended (someone else won).
 
         If one of its clocks has already run out at ``now``, the end carries
         that clock's reason instead of ``reason``: the timeout came first.
+        The caller owns the returned end: run its pipeline, then ``complete`` it.
+        """
+        ...
+
+    async def complete(self, session_id: SessionId, fence: int) -> bool:
+        """Acknowledge that the end's pipeline ran; ``False`` for a superseded or spent fence."""
+        ...
+
+    async def renew(self, ends: Sequence[tuple[SessionId, int]], now: float) -> builtins.list[bool]:
+        """Extend the lease of each ``(session_id, fence)`` to ``now + end_lease``.
+
+        One answer per end: ``False`` when the fence no longer holds it (it was
+        completed, or handed out again after the lease ran out).
         """
         ...
 

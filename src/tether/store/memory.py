@@ -13,13 +13,23 @@ matches ``armed_at``) and dropped when it surfaces.
 So a touch is O(1), a claim of k due sessions out of n is O(k log n), and
 nothing ever scans all sessions. Every method runs without awaiting, which
 makes each one atomic with respect to the event loop.
+
+Ended sessions wait for their pipeline's ``complete`` in a queue of end
+leases, in expiry order (a lease runs ``end_lease`` from the end, and the
+caller's clock only moves forward, so appending keeps it sorted: O(1), where
+a heap push would cost every end a few hundred nanoseconds). An end whose
+lease runs out is handed out again by ``claim_due`` with the next fence. In
+one process that only happens when a pipeline outlives its lease, and the
+runtime then keeps the one it runs; so ``next_due`` leaves end leases out,
+and the scheduler never wakes for them.
 """
 
 from __future__ import annotations
 
 import bisect
 import builtins
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 from tether.core.policy import Policy
@@ -32,6 +42,7 @@ from tether.types import EndReason, SessionId, SessionState, UserId
 
 _WARNING = SessionState.WARNING
 _ENDED = SessionState.ENDED
+_REPLACED = Ended(EndReason.REPLACED)
 
 
 class _Live(SessionRecord):
@@ -61,9 +72,10 @@ class MemoryStore:
 
     ``ended_retention`` is how long an ended session is still answered (so a
     late heartbeat learns *why* it ended) before it is forgotten.
+    ``end_lease`` is how long an end's claimant has to complete it.
     """
 
-    def __init__(self, *, ended_retention: float = 3600.0) -> None:
+    def __init__(self, *, ended_retention: float = 3600.0, end_lease: float = 30.0) -> None:
         self._live: dict[SessionId, _Live] = {}
         # A user's live sessions in creation order. Most users have exactly one,
         # so that case stores the bare id: a list per user would cost ~70 bytes
@@ -72,6 +84,19 @@ class MemoryStore:
         self._index = DeadlineIndex()
         self._ended: OrderedDict[SessionId, _Tombstone] = OrderedDict()
         self._ended_retention = ended_retention
+        self._end_lease = end_lease
+        # An end handed out and not completed: (fence, when its lease runs out).
+        self._leases: dict[SessionId, tuple[int, float]] = {}
+        self._lease_queue: deque[tuple[float, SessionId]] = deque()
+
+    @property
+    def shared(self) -> bool:
+        """Never: this store lives and dies with its process."""
+        return False
+
+    @property
+    def end_lease(self) -> float:
+        return self._end_lease
 
     # -- lookups ------------------------------------------------------------
 
@@ -169,6 +194,10 @@ class MemoryStore:
             del messages[index]
 
     async def next_due(self) -> float | None:
+        # End leases are left out: in one process the claimant of an end is
+        # this process, which completes it; a re-claim could only hand the end
+        # back to the pipeline already running it. claim_due still hands out
+        # expired ones whenever it runs, as the contract says.
         return self._index.peek()
 
     async def ping(self) -> None:
@@ -183,13 +212,13 @@ class MemoryStore:
         if record.id in self._live or record.id in self._ended:
             raise ValueError("duplicate session id")  # ids are 128 random bits
         now = record.created_at
-        replaced: builtins.list[SessionInfo] = []
+        replaced: builtins.list[Claim] = []
         if max_per_user is not None:
             ids = self._user_sessions(record.user)
             while len(ids) >= max(1, max_per_user):
                 oldest = self._live[ids[0]]
                 oldest.finish(now, EndReason.REPLACED)
-                replaced.append(self._retire(oldest, now))
+                replaced.append(Claim(self._retire(oldest, now), _REPLACED, 1))
                 ids = self._user_sessions(record.user)
         live = _Live(record)
         self._live[live.id] = live
@@ -236,11 +265,12 @@ class MemoryStore:
         return self._rearm_if_earlier(record)
 
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
-        index, live, out = self._index, self._live, []
+        out = self._reclaim_ends(now, limit)
+        index, live = self._index, self._live
         index.release(now)
         # ``limit`` bounds entries examined, not claims returned, so one call
         # never holds the event loop for long even when most entries re-arm.
-        for _ in range(limit):
+        for _ in range(limit - len(out)):
             entry = index.pop_due(now)
             if entry is None:
                 break
@@ -254,7 +284,7 @@ class MemoryStore:
         index.peek()  # tighten the floor that touches test against
         return out
 
-    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> Claim | None:
         record = self._live.get(session_id)
         if record is None:
             if session_id in self._ended:
@@ -264,7 +294,57 @@ class MemoryStore:
         # the session ended, whether or not the scheduler got there first.
         reason = self._due_reason(record, now) or reason
         record.finish(now, reason)
-        return self._retire(record, now)
+        return Claim(self._retire(record, now), Ended(reason), 1)
+
+    async def complete(self, session_id: SessionId, fence: int) -> bool:
+        lease = self._leases.get(session_id)
+        if lease is None or lease[0] != fence:
+            return False
+        del self._leases[session_id]
+        # Completed leases' entries stay queued until they surface; rebuild when they dominate.
+        if len(self._lease_queue) > 2 * len(self._leases) + 1024:
+            self._lease_queue = deque(sorted((u, sid) for sid, (_, u) in self._leases.items()))
+        return True
+
+    async def renew(self, ends: Sequence[tuple[SessionId, int]], now: float) -> builtins.list[bool]:
+        out = []
+        until = now + self._end_lease
+        for session_id, fence in ends:
+            lease = self._leases.get(session_id)
+            held = lease is not None and lease[0] == fence
+            if lease is not None and held and until > lease[1]:
+                self._lease(session_id, fence, until)
+            out.append(held)
+        return out
+
+    def _lease(self, session_id: SessionId, fence: int, until: float) -> None:
+        """Lease the end to ``fence`` until ``until`` (superseding any earlier lease)."""
+        self._leases[session_id] = (fence, until)
+        queue = self._lease_queue
+        if queue and until < queue[-1][0]:
+            bisect.insort(queue, (until, session_id))  # a clock that went back: rare
+        else:
+            queue.append((until, session_id))
+
+    def _reclaim_ends(self, now: float, limit: int) -> builtins.list[Claim]:
+        """Hand out again, with the next fence, ends whose lease ran out uncompleted."""
+        queue, leases = self._lease_queue, self._leases
+        out: builtins.list[Claim] = []
+        for _ in range(limit):
+            if not queue or queue[0][0] > now:
+                break
+            until, session_id = queue.popleft()
+            lease = leases.get(session_id)
+            if lease is None or lease[1] != until:
+                continue  # completed, or renewed: a later entry stands for it
+            tomb = self._ended.get(session_id)
+            if tomb is None or tomb.info.end_reason is None:
+                del leases[session_id]  # forgotten after its retention: nothing to finish
+                continue
+            fence = lease[0] + 1
+            self._lease(session_id, fence, now + self._end_lease)
+            out.append(Claim(tomb.info, Ended(tomb.info.end_reason), fence))
+        return out
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         record = self._require(session_id)
@@ -327,7 +407,7 @@ class MemoryStore:
         transition = record.advance(now)
         if isinstance(transition, Ended):
             info = self._retire(record, now)
-            return Claim(info, transition)
+            return Claim(info, transition, 1)
         if not armed:
             self._arm(record)
         elif transition is not None:
@@ -340,7 +420,7 @@ class MemoryStore:
         return Claim(record.snapshot(), transition)
 
     def _retire(self, record: _Live, now: float) -> SessionInfo:
-        """Move an ended record out of the live indexes into retention."""
+        """Move an ended record out of the live indexes into retention, its end leased (fence 1)."""
         del self._live[record.id]
         held = self._by_user[record.user]
         if isinstance(held, str):
@@ -351,6 +431,7 @@ class MemoryStore:
                 self._by_user[record.user] = held[0]
         info = record.snapshot()
         self._ended[record.id] = _Tombstone(info, record.messages)
+        self._lease(record.id, 1, now + self._end_lease)
         self._evict_ended(now)
         self._compact_if_mostly_stale()
         return info

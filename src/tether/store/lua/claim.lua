@@ -1,22 +1,45 @@
--- claim.lua: lease up to `limit` due sessions to the caller.
--- KEYS[1] due zset
--- ARGV[1] prefix   ARGV[2] now   ARGV[3] limit   ARGV[4] lease expiry
--- Reply: {id, fields, id, fields, ...}, earliest deadline first.
--- Each due entry is re-scored to the lease expiry, so no other caller sees it
--- until the caller commits the session's next state (apply.lua, which re-arms
--- or retires it) or dies and the lease runs out. Entries of sessions that are
--- gone or ended are dropped.
-local out = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
-for _, id in ipairs(due) do
-  local hash = session_key(ARGV[1], id)
-  local state = redis.call('HGET', hash, 'state')
-  if state and state ~= 'ended' then
-    redis.call('ZADD', KEYS[1], ARGV[4], id)
-    out[#out + 1] = id
-    out[#out + 1] = redis.call('HGETALL', hash)
+-- claim.lua: hand out ends whose lease ran out, then lease up to `limit` due
+-- sessions to the caller.
+-- KEYS[1] due zset   KEYS[2] ending zset
+-- ARGV[1] prefix   ARGV[2] now   ARGV[3] limit   ARGV[4] claim lease expiry
+-- ARGV[5] end lease expiry   ARGV[6] retention of ended keys, ms
+-- Reply: {ends, due}, each {id, fields, id, fields, ...}.
+-- An end not completed in time is handed out again with the next fence and a
+-- fresh lease, and its keys are kept for another retention, so its transcript
+-- is still there to archive. Each due entry is re-scored to the claim lease
+-- expiry, so no other caller sees it until the caller commits the session's
+-- next state (apply.lua, which re-arms or retires it) or dies and the lease
+-- runs out. Entries of sessions that are gone or ended are dropped.
+local prefix, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ends = {}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(stale) do
+  local hash = session_key(prefix, id)
+  if redis.call('HGET', hash, 'state') == 'ended' then
+    redis.call('HINCRBY', hash, 'fence', 1)
+    redis.call('ZADD', KEYS[2], ARGV[5], id)
+    redis.call('PEXPIRE', hash, ARGV[6])
+    redis.call('PEXPIRE', transcript_key(prefix, id), ARGV[6])
+    ends[#ends + 1] = id
+    ends[#ends + 1] = redis.call('HGETALL', hash)
   else
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
   end
 end
-return out
+local out = {}
+local left = limit - #stale
+if left > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, left)
+  for _, id in ipairs(due) do
+    local hash = session_key(prefix, id)
+    local state = redis.call('HGET', hash, 'state')
+    if state and state ~= 'ended' then
+      redis.call('ZADD', KEYS[1], ARGV[4], id)
+      out[#out + 1] = id
+      out[#out + 1] = redis.call('HGETALL', hash)
+    else
+      redis.call('ZREM', KEYS[1], id)
+    end
+  end
+end
+return {ends, out}

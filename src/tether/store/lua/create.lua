@@ -4,7 +4,8 @@
 -- ARGV[1] prefix            ARGV[2] session id        ARGV[3] user
 -- ARGV[4] now               ARGV[5] max per user ('' for no limit)
 -- ARGV[6] first deadline    ARGV[7] retention of ended keys, ms
--- ARGV[8...] the new hash, as field, value pairs
+-- ARGV[8] when the end lease of a replaced session runs out
+-- ARGV[9...] the new hash, as field, value pairs
 -- Reply: {'D'} when the id exists (live or retained), else {'OK', replaced}
 -- with the fields of each session ended as 'replaced', oldest first.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -22,7 +23,7 @@ if ARGV[5] ~= '' then
     if state and state ~= 'ended' then
       finish(hash, now, 'replaced')
       retire(prefix, old, hash, transcript_key(prefix, old), KEYS[3], KEYS[4], KEYS[5],
-        KEYS[6], ARGV[7])
+        KEYS[6], ARGV[7], ARGV[8])
       replaced[#replaced + 1] = redis.call('HGETALL', hash)
     else
       redis.call('ZREM', users, old)
@@ -30,7 +31,7 @@ if ARGV[5] ~= '' then
   end
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 local order = redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[3], ARGV[6], id)
 redis.call('ZADD', KEYS[4], order, id)

@@ -8,6 +8,19 @@
 --   P ended     zset: retained ended sessions, scored by end order
 --   P due       zset: one armed deadline (or claim lease) per live session
 --   P seq       counter: creation and end order
+--   P ending    zset: ended sessions whose pipeline is not completed yet,
+--               scored by when their end lease runs out
+--   P nodes     zset: registered nodes (their current identity token), scored
+--               by when their node lease runs out
+--   P alive     hash: node token -> time of its last keepalive
+--   P node:<t>  set: sessions node t counts connections for
+--   P reaping   hash: dead node token -> time of its last keepalive, while
+--               its connections are being released
+--   P reap:<t>  set: dead node t's sessions still to release
+--
+-- A session hash also holds 'fence' (its end's fencing token: 1 for the first
+-- claimant of the end, +1 for each re-claim) and 'c:<t>' (how many of its
+-- connections node t counts; 'connections' is their sum).
 --
 -- Every write to a session hash bumps its version field 'v', so a caller that
 -- decided something in Python at version v can commit it only if nothing moved.
@@ -70,11 +83,21 @@ end
 
 -- Move an ended session out of the live indexes into retention: its keys expire
 -- after `retention_ms`, and the ended index forgets a few expired ones per call.
-local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms)
+-- Its end is leased to the caller (fence 1) until `lease_until`. The nodes that
+-- counted connections to it stop listing it (its 'c:' fields stay, naming them).
+local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms,
+                      lease_until)
   local user = redis.call('HGET', hash, 'user')
   redis.call('ZREM', due, id)
   redis.call('ZREM', live, id)
   redis.call('ZREM', user_key(prefix, user), id)
+  redis.call('HINCRBY', hash, 'fence', 1)
+  redis.call('ZADD', prefix .. 'ending', lease_until, id)
+  for _, field in ipairs(redis.call('HKEYS', hash)) do
+    if string.sub(field, 1, 2) == 'c:' then
+      redis.call('SREM', prefix .. 'node:' .. string.sub(field, 3), id)
+    end
+  end
   local oldest = redis.call('ZRANGE', ended, 0, 3)
   for _, other in ipairs(oldest) do
     if redis.call('EXISTS', session_key(prefix, other)) == 1 then
@@ -87,3 +110,30 @@ local function retire(prefix, id, hash, transcript, due, live, ended, seq, reten
   redis.call('PEXPIRE', transcript, retention_ms)
 end
 
+
+-- Release the connections node field `field` counted for session `id`: a
+-- live session's presence clock then runs from `last` (the node's last sign of
+-- life) unless another node still holds a connection, and the session comes
+-- due at once so a claim re-decides it (and re-arms it at its true deadline).
+local function release(prefix, id, field, last, due, now)
+  local hash = session_key(prefix, id)
+  local held = tonumber(redis.call('HGET', hash, field) or '0')
+  if held == 0 then
+    return
+  end
+  redis.call('HDEL', hash, field)
+  local head = redis.call('HMGET', hash, 'state', 'connections', 'last_seen', 'armed_at')
+  if not head[1] or head[1] == 'ended' then
+    return
+  end
+  local left = math.max(0, tonumber(head[2]) - held)
+  redis.call('HSET', hash, 'connections', left)
+  if tonumber(last) > tonumber(head[3]) then
+    redis.call('HSET', hash, 'last_seen', last)
+  end
+  redis.call('HINCRBY', hash, 'v', 1)
+  if left == 0 and tonumber(now) < tonumber(head[4]) then
+    redis.call('HSET', hash, 'armed_at', now)
+    redis.call('ZADD', due, now, id)
+  end
+end

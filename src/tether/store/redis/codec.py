@@ -2,10 +2,11 @@
 
 A session is one hash. Numbers are written with ``repr`` so they read back
 exactly (Lua only compares them, never formats them). Besides the record's own
-fields the hash holds two of the store's: ``armed_at``, the time of the
-session's entry in the deadline index (a lower bound of its next event), and
-``v``, a version every write bumps, so a change decided in Python commits only
-if the session did not move meanwhile.
+fields the hash holds the store's: ``armed_at``, the time of the session's
+entry in the deadline index (a lower bound of its next event); ``v``, a
+version every write bumps, so a change decided in Python commits only if the
+session did not move meanwhile; ``fence``, the fencing token of its end; and
+``c:<node>``, the connections each node counts (see ``prelude.lua``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ class Loaded(NamedTuple):
     record: SessionRecord
     version: str
     armed_at: float
+    fence: int = 0
+    counts: dict[str, int] = {}  # noqa: RUF012 (never mutated: decode builds a new one)
+    """Connections counted per node token."""
+
+    @property
+    def holders(self) -> tuple[str, ...]:
+        """The nodes counting connections to the session, sorted."""
+        return tuple(sorted(node for node, n in self.counts.items() if n > 0))
 
 
 def text(value: Raw) -> str:
@@ -148,7 +157,8 @@ def decode(fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
     record.ended_at = float(f["ended_at"]) if f["ended_at"] else None
     record.end_reason = EndReason(f["end_reason"]) if f["end_reason"] else None
     record.message_count = int(f["message_count"])
-    return Loaded(record, f["v"], float(f["armed_at"]))
+    counts = {k[2:]: int(v) for k, v in f.items() if k.startswith("c:")}
+    return Loaded(record, f["v"], float(f["armed_at"]), int(f.get("fence", "0")), counts)
 
 
 def encode_message(role: Role, content: str, ts: float, metadata: dict[str, Any] | None) -> str:

@@ -47,6 +47,13 @@ class Scripts:
         self.apply = register("apply")
         self.claim = register("claim")
         self.stats = register("stats")
+        self.detach = register("detach")
+        self.complete = register("complete")
+        self.renew = register("renew")
+        self.keepalive = register("keepalive")
+        self.leave = register("leave")
+        self.reap = register("reap")
+        self.next = register("next")
 
 
 async def pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:

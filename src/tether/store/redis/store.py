@@ -23,6 +23,15 @@ out) is decided again on the fresh state, so each transition is committed,
 and returned, exactly once. A claimer that dies between the two steps leaves
 its sessions leased; they come due again when the lease runs out.
 
+Ends are leased too (``end_lease``, fence in the hash, the ``ending`` index):
+an end not completed in time is handed out again by ``claim_due``.
+
+Each store instance is one *node*: it registers under a random identity
+token (:class:`~tether.store.base.NodeMembership`) and counts the
+connections it attaches under it. ``claim_due`` on any node first gives up
+nodes whose lease ran out (``reap.lua``) and releases their connections, so
+a killed node cannot hold its sessions' presence forever.
+
 Every ``RedisError`` (and ``OSError``) is translated here, once, into
 :class:`~tether.errors.StoreUnavailable`.
 """
@@ -33,6 +42,7 @@ import builtins
 import contextlib
 import functools
 import logging
+import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, NamedTuple, ParamSpec, TypeVar, cast
 
@@ -92,6 +102,13 @@ def _refused(reply: builtins.list[Any]) -> Loaded:
     return codec.decode(reply[1])
 
 
+def _new_node_token() -> str:
+    return secrets.token_hex(8)
+
+
+_REPLACED = Ended(EndReason.REPLACED)
+
+
 def _ok(reply: Any) -> bool:
     return isinstance(reply, list) and text(reply[0]) == "OK"
 
@@ -127,7 +144,9 @@ class RedisStore:
     scripts derive some keys from the prefix). Ended sessions' keys expire
     ``retention`` seconds after the end; until then late callers learn why
     the session ended. ``claim_lease`` is how long a claimer that died
-    mid-claim keeps its sessions from the others.
+    mid-claim keeps its sessions from the others; ``end_lease`` how long an
+    end's claimant has to complete it; ``node_lease`` how long a keepalive
+    keeps this node (and the connections it counts) alive.
     """
 
     def __init__(
@@ -137,19 +156,30 @@ class RedisStore:
         prefix: str = "tether:",
         retention: float = 3600.0,
         claim_lease: float = 30.0,
+        end_lease: float = 30.0,
+        node_lease: float = 15.0,
         owns_client: bool = False,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._retention_ms = str(max(1, round(retention * 1000)))
         self._claim_lease = claim_lease
+        self._end_lease = end_lease
+        self._node_lease = node_lease
         self._owns_client = owns_client
+        self._node = _new_node_token()
+        self._joined = False
+        self._lost = False
         self._closed = False
         self._scripts = Scripts(client)
         self._due = prefix + "due"
         self._live = prefix + "live"
         self._ended = prefix + "ended"
         self._seq = prefix + "seq"
+        self._ending = prefix + "ending"
+        self._nodes = prefix + "nodes"
+        self._alive = prefix + "alive"
+        self._reaping = prefix + "reaping"
         self.touches: Batcher[_Touch] = Batcher(self._send_touches)
         """The touch writer; its counters show how many round trips touches took."""
 
@@ -161,6 +191,8 @@ class RedisStore:
         prefix: str = "tether:",
         retention: float = 3600.0,
         claim_lease: float = 30.0,
+        end_lease: float = 30.0,
+        node_lease: float = 15.0,
         **options: Any,
     ) -> RedisStore:
         """A store on its own client for ``url``.
@@ -178,6 +210,8 @@ class RedisStore:
             prefix=prefix,
             retention=retention,
             claim_lease=claim_lease,
+            end_lease=end_lease,
+            node_lease=node_lease,
             owns_client=True,
         )
 
@@ -185,6 +219,29 @@ class RedisStore:
     def prefix(self) -> str:
         """What every key of this store starts with."""
         return self._prefix
+
+    @property
+    def client(self) -> Redis:
+        """The Redis client this store talks through."""
+        return self._client
+
+    @property
+    def shared(self) -> bool:
+        """Always: every node of the deployment uses the same Redis."""
+        return True
+
+    @property
+    def end_lease(self) -> float:
+        return self._end_lease
+
+    @property
+    def node_id(self) -> str:
+        """This node's identity token: connections it attaches count under it."""
+        return self._node
+
+    @property
+    def node_lease(self) -> float:
+        return self._node_lease
 
     # -- keys and calls -------------------------------------------------------
 
@@ -205,13 +262,13 @@ class RedisStore:
     async def _run(self, calls: Sequence[Call]) -> builtins.list[Any]:
         return await pipelined(self._client, calls)
 
-    async def _apply(self, loaded: Loaded, arm: str) -> Any:
+    async def _apply(self, loaded: Loaded, arm: str, now: float) -> Any:
         """Commit ``loaded.record`` if still at ``loaded.version``; see ``apply.lua``."""
         return await self._scripts.apply(
-            keys=self._keys(loaded.record.id), args=self._apply_args(loaded, arm)
+            keys=self._keys(loaded.record.id), args=self._apply_args(loaded, arm, now)
         )
 
-    def _apply_args(self, loaded: Loaded, arm: str) -> builtins.list[str]:
+    def _apply_args(self, loaded: Loaded, arm: str, now: float) -> builtins.list[str]:
         record = loaded.record
         return [
             self._prefix,
@@ -219,8 +276,13 @@ class RedisStore:
             loaded.version,
             arm,
             self._retention_ms,
+            num(now + self._end_lease),
             *codec.mutable_fields(record),
         ]
+
+    def _end_claim(self, loaded: Loaded, transition: Ended, fence: int = 1) -> Claim:
+        """The claim of an end: fence 1 for the end just committed."""
+        return Claim(loaded.record.snapshot(), transition, fence, loaded.holders)
 
     async def _read(self, session_id: SessionId) -> Loaded:
         """The live session; raises for an unknown or ended one."""
@@ -317,8 +379,8 @@ class RedisStore:
 
     @_translated
     async def next_due(self) -> float | None:
-        first = await self._client.zrange(self._due, 0, 0, withscores=True)
-        return float(first[0][1]) if first else None
+        reply = await self._scripts.next(keys=[self._due, self._ending, self._reaping])
+        return None if reply is None else float(text(reply))
 
     @_translated
     async def ping(self) -> None:
@@ -351,12 +413,13 @@ class RedisStore:
                 "" if max_per_user is None else str(max_per_user),
                 num(deadline.at),
                 self._retention_ms,
+                num(record.created_at + self._end_lease),
                 *codec.new_fields(record, deadline.at),
             ],
         )
         if text(reply[0]) == "D":
             raise ValueError("duplicate session id")
-        replaced = [codec.decode(flat).record.snapshot() for flat in reply[1]]
+        replaced = [self._end_claim(codec.decode(flat), _REPLACED) for flat in reply[1]]
         return Created(record.snapshot(), deadline.at, replaced)
 
     @_translated
@@ -378,8 +441,10 @@ class RedisStore:
                 record.last_activity = now
             transition = record.advance(now)
             arm = self._arm_after(loaded, transition, popped=False)
-            reply = await self._apply(loaded, arm)
+            reply = await self._apply(loaded, arm, now)
             if _ok(reply):
+                if isinstance(transition, Ended):
+                    return self._end_claim(loaded, transition)
                 return None if transition is None else Claim(record.snapshot(), transition)
         raise _contention()
 
@@ -395,15 +460,21 @@ class RedisStore:
 
     @_translated
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
-        keys, at = [self._session_key(session_id)], num(now)
-        reply = await self._scripts.attach(keys=keys, args=[at, ""])
+        at, expected = num(now), ""
         for _ in range(MAX_ATTEMPTS):
+            reply = await self._scripts.attach(
+                keys=[self._session_key(session_id), self._nodes, self._node_set()],
+                args=[at, expected, self._node, session_id],
+            )
             if _ok(reply):
                 return codec.decode(reply[1]).record.snapshot()
+            if text(reply[0]) == "R":  # not registered (yet, or any more)
+                await self._register(now)
+                continue
             loaded = _refused(reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)  # not revived: claim_due applies the end
-            reply = await self._scripts.attach(keys=keys, args=[at, loaded.version])
+            expected = loaded.version
         raise _contention()
 
     @_translated
@@ -411,27 +482,41 @@ class RedisStore:
         try:
             loaded = await self._read(session_id)
             for _ in range(MAX_ATTEMPTS):
+                if loaded.counts.get(self._node, 0) <= 0:
+                    return None  # a duplicate close, or released when this node was reaped
                 loaded.record.detach(now)
                 earlier = _earlier(loaded)
-                reply = await self._apply(loaded, "" if earlier is None else num(earlier))
-                if _ok(reply):
+                reply = await self._scripts.detach(
+                    keys=[self._session_key(session_id), self._due, self._node_set()],
+                    args=[
+                        self._node,
+                        num(now),
+                        loaded.version,
+                        "" if earlier is None else num(earlier),
+                        session_id,
+                    ],
+                )
+                code = text(reply[0])
+                if code == "OK":
                     return earlier
+                if code == "Z":
+                    return None
                 loaded = _refused(reply)
         except (SessionNotFound, SessionEnded):
             return None  # connections close after their session ends
         raise _contention()
 
     @_translated
-    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> SessionInfo | None:
-        keys, at = self._keys(session_id), num(now)
+    async def end(self, session_id: SessionId, reason: EndReason, now: float) -> Claim | None:
+        keys, at, lease = self._keys(session_id), num(now), num(now + self._end_lease)
         expected, why = "", reason
         for _ in range(MAX_ATTEMPTS):
             reply = await self._scripts.end(
                 keys=keys,
-                args=[self._prefix, session_id, at, why.value, expected, self._retention_ms],
+                args=[self._prefix, session_id, at, why.value, expected, self._retention_ms, lease],
             )
             if _ok(reply):
-                return codec.decode(reply[1]).record.snapshot()
+                return self._end_claim(codec.decode(reply[1]), Ended(why))
             try:
                 loaded = _refused(reply)
             except SessionEnded:
@@ -459,7 +544,7 @@ class RedisStore:
                 raise SessionEnded(reason)
             loaded.record.policy = policy
             earlier = _earlier(loaded)
-            reply = await self._apply(loaded, "" if earlier is None else num(earlier))
+            reply = await self._apply(loaded, "" if earlier is None else num(earlier), now)
             if _ok(reply):
                 return earlier
             loaded = _refused(reply)
@@ -495,8 +580,7 @@ class RedisStore:
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
         if limit <= 0:
             return []
-        pending = await self._lease(now, limit)
-        claims: builtins.list[Claim] = []
+        claims, pending = await self._lease(now, limit)
         for _ in range(MAX_ATTEMPTS):
             if not pending:
                 return claims
@@ -510,7 +594,7 @@ class RedisStore:
                     (
                         self._scripts.apply,
                         self._keys(loaded.record.id),
-                        self._apply_args(loaded, arm),
+                        self._apply_args(loaded, arm, now),
                     )
                 )
             results = await self._run(calls)
@@ -519,7 +603,9 @@ class RedisStore:
                 if isinstance(result, BaseException):
                     failed = result  # not committed: it stays leased, comes due again
                 elif _ok(result):
-                    if transition is not None:
+                    if isinstance(transition, Ended):
+                        claims.append(self._end_claim(loaded, transition))
+                    elif transition is not None:
                         claims.append(Claim(loaded.record.snapshot(), transition))
                 else:
                     with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
@@ -532,12 +618,115 @@ class RedisStore:
         # Sessions still pending stay leased and come due again after the lease.
         return claims
 
-    async def _lease(self, now: float, limit: int) -> builtins.list[Loaded]:
-        """Step one of a claim: up to ``limit`` due sessions, leased to this caller."""
-        reply = await self._scripts.claim(
-            keys=[self._due], args=[self._prefix, num(now), limit, num(now + self._claim_lease)]
+    async def _lease(
+        self, now: float, limit: int
+    ) -> tuple[builtins.list[Claim], builtins.list[Loaded]]:
+        """Step one of a claim, after releasing dead nodes' connections (``reap.lua``).
+
+        Returns the ends handed out again (their lease ran out uncompleted)
+        and up to ``limit`` due sessions, leased to this caller.
+        """
+        at = num(now)
+        reap, claim = await self._run(
+            [
+                (
+                    self._scripts.reap,
+                    [self._nodes, self._alive, self._reaping, self._due],
+                    [self._prefix, at, limit, self._node],
+                ),
+                (
+                    self._scripts.claim,
+                    [self._due, self._ending],
+                    [
+                        self._prefix,
+                        at,
+                        limit,
+                        num(now + self._claim_lease),
+                        num(now + self._end_lease),
+                        self._retention_ms,
+                    ],
+                ),
+            ]
         )
-        return [codec.decode(flat) for flat in reply[1::2]]
+        for result in (reap, claim):
+            if isinstance(result, BaseException):
+                raise result
+        ends = []
+        for flat in claim[0][1::2]:
+            loaded = codec.decode(flat)
+            reason = loaded.record.end_reason
+            assert reason is not None  # claim.lua hands out ended sessions only
+            ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
+        return ends, [codec.decode(flat) for flat in claim[1][1::2]]
+
+    # -- end leases -----------------------------------------------------------------
+
+    @_translated
+    async def complete(self, session_id: SessionId, fence: int) -> bool:
+        reply = await self._scripts.complete(
+            keys=[self._session_key(session_id), self._ending], args=[session_id, fence]
+        )
+        return bool(reply)
+
+    @_translated
+    async def renew(self, ends: Sequence[tuple[SessionId, int]], now: float) -> builtins.list[bool]:
+        if not ends:
+            return []
+        args: builtins.list[str | int] = [num(now + self._end_lease)]
+        for session_id, fence in ends:
+            args += (session_id, fence)
+        reply = await self._scripts.renew(
+            keys=[self._ending, *(self._session_key(sid) for sid, _ in ends)], args=args
+        )
+        return [bool(r) for r in reply]
+
+    # -- node membership --------------------------------------------------------------
+
+    def _node_set(self) -> str:
+        return self._prefix + "node:" + self._node
+
+    async def _register(self, now: float) -> None:
+        """Register this node; if it was registered before, it was reaped: take a new identity."""
+        if self._joined:
+            log.warning("node %s was given up for dead; registering again", self._node[:8])
+            self._node = _new_node_token()
+            self._lost = True
+        self._joined = True
+        await self._scripts.keepalive(
+            keys=[self._nodes, self._alive],
+            args=[self._node, num(now), num(now + self._node_lease), "1"],
+        )
+
+    @_translated
+    async def keepalive(self, now: float) -> bool:
+        if not self._joined:
+            await self._register(now)
+            return True
+        held = await self._scripts.keepalive(
+            keys=[self._nodes, self._alive],
+            args=[self._node, num(now), num(now + self._node_lease), "0"],
+        )
+        if not held:
+            await self._register(now)
+        lost, self._lost = self._lost, False
+        return not lost
+
+    @_translated
+    async def leave(self, now: float) -> None:
+        if not self._joined:
+            return
+        self._joined = False
+        more = await self._scripts.leave(
+            keys=[self._nodes, self._alive, self._reaping],
+            args=[self._prefix, self._node, num(now)],
+        )
+        for _ in range(MAX_ATTEMPTS):
+            if not more:
+                return
+            more = await self._scripts.reap(
+                keys=[self._nodes, self._alive, self._reaping, self._due],
+                args=[self._prefix, num(now), _READ_CHUNK, self._node],
+            )
 
     def _arm_after(self, loaded: Loaded, transition: Transition | None, *, popped: bool) -> str:
         """What ``apply.lua`` should do with the index entry after ``transition``.

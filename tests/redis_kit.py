@@ -1,4 +1,4 @@
-"""A real ``redis-server`` for the store tests: started in a temp dir, stopped by pid.
+"""A real ``redis-server`` for the store and cluster tests: started in a temp dir, stopped by pid.
 
 Missing ``redis-server`` fails the tests that need it (it never skips them):
 ``make test`` installs it.
