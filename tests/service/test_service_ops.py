@@ -24,7 +24,7 @@ async def test_health_has_the_seed_shape(tmp_path: Path) -> None:
             "oldest_age_s": None,
             "newest_age_s": None,
         }
-        assert empty["store"] == {"kind": "memory", "status": "ok"}
+        assert empty["store"] == {"kind": "memory", "status": "ok", "fallback": False}
         assert empty["uptime_s"] >= 0
         first = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()
         await client.post("/api/v1/sessions", headers=auth("bob"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ def _settings_options(command: F) -> F:
 def serve(**flags: Any) -> None:
     """Serve the HTTP, WebSocket and SSE API (SIGTERM ends every session first)."""
     from tether.service import create_app, load_settings
+    from tether.service.app import check_store
     from tether.service.server import run
 
     try:
@@ -44,6 +46,8 @@ def serve(**flags: Any) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         app = create_app(settings)
+        # Unreachable Redis: one line naming TETHER_REDIS_URL, not a lifespan traceback.
+        asyncio.run(check_store(settings))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     run(app, settings)

@@ -7,17 +7,19 @@ manager the caller already owns, inside the caller's own FastAPI app.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, FastAPI, WebSocket
 
 import tether
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
-from tether.errors import ConfigError
+from tether.errors import ConfigError, StoreUnavailable, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service import admin, archives, events, ops, pages, rest
 from tether.service.errors import install_handlers
@@ -88,9 +90,12 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = manager is None
-        active = build_manager(settings, sink) if manager is None else manager
-        svc.bind(active)
-        await active.open()
+        if manager is None:
+            active = await open_manager(settings, sink, svc)
+        else:
+            active = manager
+            svc.bind(active)
+            await active.open()
         for note in settings.notes():
             log.info(note)
         try:
@@ -117,9 +122,97 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
     return app
 
 
-def build_manager(settings: Settings, metrics: PrometheusSink | None = None) -> SessionManager:
-    """A manager wired from settings: store, policy, limits, metrics, journal and archive."""
+async def open_manager(
+    settings: Settings, metrics: PrometheusSink | None = None, svc: Service | None = None
+) -> SessionManager:
+    """:func:`build_manager`, opened (and bound to ``svc``).
+
+    If Redis does not answer, this raises :class:`ConfigError` naming
+    ``TETHER_REDIS_URL``, unless ``TETHER_REDIS_FALLBACK=memory``: then it
+    logs a warning and opens a manager on the memory store instead (and
+    ``svc.store_fallback`` says so in ``/health``).
+    """
+    manager = build_manager(settings, metrics)
+    if svc is not None:
+        svc.bind(manager)
+    try:
+        await manager.open()
+    except StoreUnavailable as exc:
+        if settings.redis_url is None:
+            raise
+        with contextlib.suppress(TetherError, OSError):
+            await manager.store.aclose()
+        if settings.redis_fallback != "memory":
+            raise ConfigError(unreachable_message(settings, exc)) from None
+        log.warning(
+            "%s; TETHER_REDIS_FALLBACK=memory: running alone on the memory store "
+            "(sessions are not shared with other nodes and end when this process stops)",
+            unreachable_message(settings, exc, hint=False),
+        )
+        manager = build_manager(settings, metrics, store=MemoryStore())
+        if svc is not None:
+            svc.store_fallback = True
+            svc.bind(manager)
+        await manager.open()
+    return manager
+
+
+async def check_store(settings: Settings) -> None:
+    """Fail fast, in one line, when ``TETHER_REDIS_URL`` does not answer.
+
+    ``tether serve`` calls this before it starts serving. Raises
+    :class:`ConfigError` naming the variable, unless
+    ``TETHER_REDIS_FALLBACK=memory`` (the app then falls back as it starts).
+    """
+    if settings.redis_url is None or settings.redis_fallback == "memory":
+        return
     store = _build_store(settings)
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        raise ConfigError(unreachable_message(settings, exc)) from None
+    finally:
+        with contextlib.suppress(TetherError, OSError):
+            await store.aclose()
+
+
+def unreachable_message(settings: Settings, exc: BaseException, *, hint: bool = True) -> str:
+    """One line saying that Redis at ``TETHER_REDIS_URL`` (password hidden) does not answer."""
+    reason = " ".join(str(exc).split())
+    line = f"TETHER_REDIS_URL: cannot reach Redis at {redacted_url(settings.redis_url)} ({reason})"
+    if hint:
+        line += "; start Redis, fix the URL, or set TETHER_REDIS_FALLBACK=memory to run alone"
+    return line
+
+
+def redacted_url(url: str | None) -> str:
+    """``url`` without its password."""
+    if url is None:
+        return "-"
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "(unparsable URL)"
+
+
+def build_manager(
+    settings: Settings,
+    metrics: PrometheusSink | None = None,
+    *,
+    store: SessionStore | None = None,
+) -> SessionManager:
+    """A manager wired from settings: store, policy, limits, metrics, journal and archive.
+
+    ``store`` replaces the one the settings name (the memory fallback uses it).
+    """
+    store = store if store is not None else _build_store(settings)
     return SessionManager(
         store,
         policy=settings.policy(),
@@ -129,6 +222,7 @@ def build_manager(settings: Settings, metrics: PrometheusSink | None = None) -> 
         # itself (Redis, with AOF), so no node keeps a local journal.
         journal=None if store.shared else FileJournal(settings.data_dir, fsync=settings.fsync),
         archiver=YamlArchive(settings.data_dir),
+        poll_interval=settings.cluster_poll,
     )
 
 
@@ -141,5 +235,7 @@ def _build_store(settings: Settings) -> SessionStore:
         raise ConfigError(
             "TETHER_REDIS_URL is set, but this build of tether has no Redis store yet"
         ) from None
-    store: SessionStore = module.RedisStore.from_url(settings.redis_url)
+    store: SessionStore = module.RedisStore.from_url(
+        settings.redis_url, node_lease=settings.node_lease, end_lease=settings.end_lease
+    )
     return store

@@ -50,6 +50,9 @@ _BY_STATUS = {
     503: "unavailable",
 }
 
+STORE_RETRY_AFTER_S = 1
+"""What a 503 for an unavailable store tells clients to wait before retrying."""
+
 # Most specific first: the first isinstance match wins.
 _TETHER_ERRORS: tuple[tuple[type[TetherError], int, str], ...] = (
     (Unauthorized, 401, "unauthorized"),
@@ -117,6 +120,15 @@ def _tether_problem(exc: TetherError, status: int, code: str) -> Problem:
             message,
             {"retry_after_s": round(exc.retry_after_s, 3)},
             {"Retry-After": exc.retry_after_header},
+        )
+    if isinstance(exc, StoreUnavailable):
+        # Nothing changed; the store is usually back within seconds (a restart, a failover).
+        return Problem(
+            status,
+            code,
+            "the session store is unavailable; nothing was changed, retry shortly",
+            {"retry_after_s": STORE_RETRY_AFTER_S},
+            {"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
     if isinstance(exc, Unauthorized):
         return Problem(status, code, message, headers={"WWW-Authenticate": "Bearer"})

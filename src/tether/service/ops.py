@@ -1,8 +1,11 @@
 """Operations endpoints: ``/health``, ``/ready`` and ``/metrics``.
 
 ``/health`` answers as long as the process does (the seeds' shape plus the
-store's state); ``/ready`` is what a load balancer should watch: 503 while
-the store does not answer or the server is draining.
+store's state; ``sessions`` is null while the store does not answer, and
+``store.fallback`` is true when Redis was unreachable at start-up and
+``TETHER_REDIS_FALLBACK=memory`` put the node on the memory store);
+``/ready`` is what a load balancer should watch: 503 (with ``Retry-After``)
+while the store does not answer or the server is draining.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from tether.errors import TetherError
-from tether.service.errors import route_class
+from tether.errors import StoreUnavailable, TetherError
+from tether.service.errors import STORE_RETRY_AFTER_S, route_class
 from tether.service.prometheus import CONTENT_TYPE, Snapshot
 from tether.service.responses import ErrorBody, answers, error_responses
 from tether.service.schemas import Health, Ready
@@ -48,19 +51,30 @@ def build(svc: Service) -> APIRouter:
         **answers(Health, "The process runs", 503, authenticated=False),
     )
     async def health() -> dict[str, Any]:
-        m = await svc.manager.metrics()
         ok = await _store_ok(svc)
+        sessions: dict[str, Any] | None = None
+        if ok:
+            try:
+                m = await svc.manager.metrics()
+            except StoreUnavailable:
+                ok = False  # went away between the two calls
+            else:
+                sessions = {
+                    "active": m.active,
+                    "total_created": m.total_created,
+                    "total_ended": m.total_ended,
+                    "oldest_age_s": _rounded(m.oldest_age_s),
+                    "newest_age_s": _rounded(m.newest_age_s),
+                }
         status = "draining" if svc.draining else ("ok" if ok else "degraded")
         return {
             "status": status,
-            "sessions": {
-                "active": m.active,
-                "total_created": m.total_created,
-                "total_ended": m.total_ended,
-                "oldest_age_s": _rounded(m.oldest_age_s),
-                "newest_age_s": _rounded(m.newest_age_s),
+            "sessions": sessions,
+            "store": {
+                "kind": _store_kind(svc),
+                "status": "ok" if ok else "unavailable",
+                "fallback": svc.store_fallback,
             },
-            "store": {"kind": _store_kind(svc), "status": "ok" if ok else "unavailable"},
             "uptime_s": round(time.monotonic() - svc.started_at, 3),
         }
 
@@ -84,6 +98,7 @@ def build(svc: Service) -> APIRouter:
             return JSONResponse(
                 {"error": {"code": "store_unavailable", "message": "the store does not answer"}},
                 status_code=503,
+                headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
             )
         return JSONResponse({"status": "ready"})
 

@@ -179,13 +179,16 @@ class StoreHealth(_View):
 
     kind: str
     status: Literal["ok", "unavailable"]
+    fallback: bool = Field(
+        description="Redis was unreachable at start-up; running on memory (TETHER_REDIS_FALLBACK)"
+    )
 
 
 class Health(_View):
     """``GET /health``."""
 
     status: Literal["ok", "degraded", "draining"]
-    sessions: SessionCounts
+    sessions: SessionCounts | None = Field(description="null while the store does not answer")
     store: StoreHealth
     uptime_s: float
 

@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: Duration = Field(25.0, description="heartbeat period clients are told")
     redis_url: str | None = Field(None, description="Redis URL; unset: the memory store")
+    redis_fallback: Literal["none", "memory"] = Field(
+        "none",
+        description="Redis unreachable at start-up: none (refuse to start) or memory (run alone)",
+    )
+    node_lease: Duration = Field(
+        15.0, gt=0, description="Redis: a node not renewing its lease this long is given up"
+    )
+    end_lease: Duration = Field(
+        30.0, gt=0, description="Redis: an unfinished end is handed to another node after this"
+    )
+    cluster_poll: Duration = Field(
+        5.0, gt=0, description="Redis: the longest a node waits between looks at the deadlines"
+    )
     data_dir: Path = Field(Path("./data"), description="journals and archives live here")
     fsync: Literal["always", "everysec", "no"] = Field(
         "always", description="when transcript journals reach the disk (like Redis's appendfsync)"
@@ -190,6 +203,8 @@ class Settings(BaseSettings):
             out.append("TETHER_SECRET is unset: tokens are signed with a random per-process key")
         if self.admin_token is None:
             out.append("TETHER_ADMIN_TOKEN is unset: admin calls are refused")
+        if self.redis_url is None and self.redis_fallback != "none":
+            out.append("TETHER_REDIS_FALLBACK is ignored: TETHER_REDIS_URL is unset")
         if self.demo:
             root = f"http://{self.host}:{self.port}"
             dashboard = "" if self.admin_token else " (set TETHER_ADMIN_TOKEN to use it)"

@@ -58,6 +58,8 @@ class Service:
         self.sse_streams = 0
         self.started_at = time.monotonic()
         self.draining = False
+        self.store_fallback = False
+        """Redis did not answer at start-up and ``TETHER_REDIS_FALLBACK=memory`` was set."""
         self.admin_feed = AdminFeed(self.spawn)
         self.message_listeners: list[MessageListener] = []
         self._manager: SessionManager | None = None

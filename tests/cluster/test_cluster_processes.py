@@ -1,0 +1,186 @@
+"""Three real ``tether serve`` processes on one ``redis-server``, started and stopped by pid.
+
+Every node has the same secret and admin token, the same data directory and
+short cluster timings (``TETHER_NODE_LEASE``, ``TETHER_END_LEASE``,
+``TETHER_CLUSTER_POLL``), so a failover happens in about two seconds:
+
+* a session whose WebSocket is on A, heartbeated through B and ended by an
+  admin on C: A's client is told and closed, the admin call returns after
+  that, and there is one archive;
+* A SIGKILLed while holding many live WebSockets: B and C end every one of
+  them ``client_gone`` after the presence timeout and archive each once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tether.archive.yaml_archive import dialog_from_doc
+from tether.service.auth import TokenAuthority
+
+from .process_kit import (
+    TetherProcess,
+    poll_until,
+    restartable_redis,
+    spawn_tether,
+    wait_ready,
+)
+
+SECRET = "cluster-process-secret-0123456789abcdef"
+ADMIN_TOKEN = "cluster-process-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PRESENCE = 2.0
+NODE_LEASE = 1.0
+WAIT = 10.0
+DEAD_NODE_SESSIONS = 100
+TOKENS = TokenAuthority(SECRET, admin_token=ADMIN_TOKEN)
+
+
+def _token(user: str) -> str:
+    return TOKENS.mint(user, ttl=600)
+
+
+def _auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(user)}"}
+
+
+@asynccontextmanager
+async def three_nodes(tmp_path: Path) -> AsyncIterator[tuple[list[TetherProcess], Path]]:
+    """Nodes a, b, c on one fresh redis-server and one data dir; all stopped by pid after."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with restartable_redis(tmp_path / "redis") as redis_server:
+        env = {
+            "TETHER_REDIS_URL": redis_server.url,
+            "TETHER_SECRET": SECRET,
+            "TETHER_ADMIN_TOKEN": ADMIN_TOKEN,
+            "TETHER_DATA_DIR": str(data),
+            "TETHER_PRESENCE_TIMEOUT": f"{PRESENCE}s",
+            "TETHER_HEARTBEAT_INTERVAL": "500ms",
+            "TETHER_IDLE_TIMEOUT": "10m",
+            "TETHER_NODE_LEASE": f"{NODE_LEASE}s",
+            "TETHER_END_LEASE": "3s",
+            "TETHER_CLUSTER_POLL": "200ms",
+            "TETHER_SHUTDOWN_GRACE": "3s",
+            "TETHER_MAX_REQUESTS_PER_MINUTE": "100000",
+            "TETHER_REQUEST_BURST": "10000",
+            "TETHER_LOG_LEVEL": "warning",
+            "TETHER_FSYNC": "no",
+        }
+        nodes = [spawn_tether(name, env, tmp_path) for name in ("a", "b", "c")]
+        try:
+            await asyncio.gather(*(wait_ready(node) for node in nodes))
+            yield nodes, data
+        finally:
+            for node in nodes:
+                node.terminate()
+
+
+async def _hello_start(url: str, user: str) -> tuple[ClientConnection, str]:
+    """A WebSocket on ``url`` authenticated as ``user`` with a new session; (socket, id)."""
+    conn = await connect(url, compression=None, open_timeout=WAIT)
+    await conn.send(json.dumps({"type": "hello", "token": _token(user), "v": 1}))
+    sid = ""
+    while not sid:
+        frame = json.loads(await asyncio.wait_for(conn.recv(), WAIT))
+        if frame["type"] == "welcome":
+            await conn.send(json.dumps({"type": "start", "kind": "chat"}))
+        elif frame["type"] == "session.started":
+            sid = frame["session"]["id"]
+    return conn, sid
+
+
+def _archives(data: Path, user: str) -> list[Path]:
+    folder = data / "users" / user / "dialogs" / "archived"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_three_processes_end_a_session_from_another_node_with_an_ack(
+    tmp_path: Path,
+) -> None:
+    """WS on A, heartbeats via B, admin end on C: A's client told + closed 4004, one archive."""
+    async with three_nodes(tmp_path) as (nodes, data):
+        a, b, c = nodes
+        conn, sid = await _hello_start(a.ws, "alice")
+        frames: list[dict[str, Any]] = []
+        ended_at: list[float] = []
+
+        async def read() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    frame = json.loads(await conn.recv())
+                    frames.append(frame)
+                    if frame["type"] == "session.ended":
+                        ended_at.append(time.monotonic())
+
+        reader = asyncio.create_task(read())
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            beat_url = f"{b.http}/api/v1/sessions/{sid}/heartbeat"
+            beat = await http.post(beat_url, headers=_auth("alice"))
+            assert beat.status_code == 200
+            seen = await http.get(f"{b.http}/api/v1/sessions/{sid}", headers=_auth("alice"))
+            assert seen.json()["connections"] == 1  # A's socket, as seen from B
+            end = await http.post(f"{c.http}/api/v1/sessions/{sid}/end", headers=ADMIN)
+            acked_at = time.monotonic()
+            assert end.status_code == 200
+            assert end.json() == {"ended": True, "reason": "admin"}
+        await asyncio.wait_for(reader, WAIT)
+        assert conn.close_code == 4004
+        ended = [f for f in frames if f["type"] == "session.ended"]
+        assert [f["reason"] for f in ended] == ["admin"]
+        assert ended_at[0] <= acked_at  # told before the admin call returned
+        await poll_until(_exists(data, "alice"), WAIT)
+        [archive] = _archives(data, "alice")
+        dialog = dialog_from_doc(yaml.safe_load(archive.read_text()), archive.name)
+        assert (dialog.session_id, dialog.end_reason.value) == (sid, "admin")
+
+
+def _exists(data: Path, user: str) -> Any:
+    async def check() -> bool:
+        return bool(_archives(data, user))
+
+    return check
+
+
+async def test_a_sigkilled_node_s_sessions_end_client_gone_on_the_survivors_once(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL A with 100 live WebSockets: B and C end each client_gone after presence, once."""
+    async with three_nodes(tmp_path) as (nodes, data):
+        a, b, _c = nodes
+        users = [f"user{i:03d}" for i in range(DEAD_NODE_SESSIONS)]
+        opened = await asyncio.gather(*(_hello_start(a.ws, user) for user in users))
+        ids = {user: sid for user, (_conn, sid) in zip(users, opened, strict=True)}
+        a.kill()
+        killed_at = time.time()
+
+        async def all_archived() -> bool:
+            return all(_archives(data, user) for user in users)
+
+        await poll_until(all_archived, 20.0, "not every session of the dead node was archived")
+        for user in users:
+            [archive] = _archives(data, user)
+            dialog = dialog_from_doc(yaml.safe_load(archive.read_text()), archive.name)
+            assert (dialog.session_id, dialog.end_reason.value) == (ids[user], "client_gone")
+            # One presence timeout after A's last lease renewal (a third of a lease before).
+            assert dialog.ended_at >= killed_at + PRESENCE - NODE_LEASE / 3 - 0.2
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            health = (await http.get(f"{b.http}/health")).json()
+            assert health["sessions"]["active"] == 0
+        for conn, _sid in opened:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.close()
+        for user in users:  # still exactly one each once the survivors report nothing live
+            assert len(_archives(data, user)) == 1
