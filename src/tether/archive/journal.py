@@ -179,8 +179,7 @@ class FileJournal:
         if self.fsync is FsyncPolicy.ALWAYS:
             done = loop.create_future()
             self._waiting.acks.append(done)
-        with self._lock:
-            self._handoff.new_dirs.update(dirs)
+        self._waiting.new_dirs.update(dirs)
         self._hand_over(_Closing(fd))
         if done is not None:
             await done
@@ -284,6 +283,7 @@ class FileJournal:
         self._handover_scheduled = False
         self._handoff.acks.extend(waiting.acks)
         self._handoff.dirty.update(waiting.dirty)
+        self._handoff.new_dirs.update(waiting.new_dirs)
 
     def _write_now(self, session_id: SessionId, path: Path, data: bytes) -> int:
         """Write ``data`` to the session's journal; the fd written to."""
