@@ -10,9 +10,13 @@ about half a second and counts acknowledged appends.
   This is the baseline.
 * ``naive-thread``: the same per message, but each in ``asyncio.to_thread``,
   so several fsyncs can be in flight at once.
-* ``journal``: :class:`FileJournal` with group commit, one ``syncfs`` per batch.
-* ``journal-fdatasync``: the same without ``syncfs``: one ``fdatasync`` per
-  dirty file per batch, for platforms without it.
+* ``journal``: :class:`FileJournal` as configured by default: group commit,
+  each batch made durable by one ``fdatasync`` of the shared commit log (and
+  a ``syncfs`` checkpoint every few megabytes).
+* ``journal-syncfs``: group commit without the commit log: one ``syncfs`` per
+  batch.
+* ``journal-fdatasync``: group commit without ``syncfs``: one ``fdatasync``
+  per dirty file per batch, for platforms without it.
 * ``manager.append``: the whole ``SessionManager.append`` path (memory store,
   fan-out, journal), i.e. what a client's acknowledgement costs.
 
@@ -86,8 +90,10 @@ class _Naive:
 
 
 class _Journal:
-    def __init__(self, root: Path, sessions: int, use_syncfs: bool) -> None:
-        self.journal = FileJournal(root, fsync="always", use_syncfs=use_syncfs)
+    def __init__(self, root: Path, sessions: int, use_syncfs: bool, use_commit_log: bool) -> None:
+        self.journal = FileJournal(
+            root, fsync="always", use_syncfs=use_syncfs, use_commit_log=use_commit_log
+        )
         self.ids = [SessionId(f"{i:032x}") for i in range(sessions)]
 
     async def open(self) -> None:
@@ -132,7 +138,12 @@ async def _one(name: str, root: Path, sessions: int, seconds: float) -> float:
         contender = _Manager(root, sessions)
         await contender.open()
     else:
-        contender = _Journal(root, sessions, use_syncfs=name == "journal")
+        contender = _Journal(
+            root,
+            sessions,
+            use_syncfs=name != "journal-fdatasync",
+            use_commit_log=name == "journal",
+        )
         await contender.open()
     try:
         return await _rate(contender.append, sessions, seconds)
@@ -140,7 +151,14 @@ async def _one(name: str, root: Path, sessions: int, seconds: float) -> float:
         await contender.aclose()
 
 
-CONTENDERS = ("naive", "naive-thread", "journal", "journal-fdatasync", "manager.append")
+CONTENDERS = (
+    "naive",
+    "naive-thread",
+    "journal",
+    "journal-syncfs",
+    "journal-fdatasync",
+    "manager.append",
+)
 
 
 def run(quick: bool) -> list[Row]:

@@ -111,7 +111,9 @@ class GroupWriter:
             try:
                 path, data = job.render()
                 if path.parent not in self._folders:
-                    durable.ensure_dir(path.parent, self.root)
+                    # Not synced here: the batch's first syncfs makes new
+                    # folders durable along with the temp files, before any link.
+                    durable.make_dirs(path.parent, self.root)
                     self._folders.add(path.parent)
                 staged.append((index, durable.write_temp(path, data), path))
                 results.append(False)

@@ -4,12 +4,19 @@ Every live session has one append-only file (see :mod:`tether.archive.records`
 for the format). An append writes its record at once, on the event loop (a
 ``write`` into the page cache, microseconds), and under ``fsync=always`` then
 waits for a flush. One flusher thread makes every record written so far
-durable with a single ``syncfs`` (or one ``fdatasync`` per dirty file where
-``syncfs`` is missing) and acknowledges them all; appends that arrive while a
-flush runs wait for the next one. So many concurrent sessions share each
-flush (group commit), and the flush itself, the slow part, never runs on the
-loop. Redis's AOF makes the same split: ``write`` in the main thread, ``fsync``
-in a background one.
+durable at once and acknowledges them all; appends that arrive while a flush
+runs wait for the next one. So many concurrent sessions share each flush
+(group commit), and the flush itself, the slow part, never runs on the loop.
+Redis's AOF makes the same split: ``write`` in the main thread, ``fsync`` in a
+background one.
+
+How a flush makes a hundred files durable: under ``always`` (where the
+platform has ``syncfs``) a copy of each record goes to the shared commit log
+(:mod:`tether.archive.commit_log`), and one ``fdatasync`` of that single file
+covers every session; a ``syncfs`` every few megabytes (a checkpoint) makes
+the journal files durable themselves and empties the log. Otherwise a flush
+is one ``syncfs``, or one ``fdatasync`` per dirty file where ``syncfs`` is
+missing.
 
 Fsync policies, as in Redis's ``appendfsync``:
 
@@ -38,7 +45,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tether.archive import durable, records
+from tether.archive import commit_log, durable, records
 from tether.archive.paths import DataDir
 from tether.core.choices import parse_choice
 from tether.core.ids import log_ref
@@ -97,6 +104,8 @@ class _Handoff:
     """What the loop hands the flusher thread; guarded by ``FileJournal._lock``."""
 
     acks: list[asyncio.Future[None]] = field(default_factory=list)
+    logged: list[bytes] = field(default_factory=list)
+    """Commit-log entries (copies of records written since the last handoff)."""
     dirty: dict[int, Path] = field(default_factory=dict)
     new_dirs: set[Path] = field(default_factory=set)
     closing: list[_Closing] = field(default_factory=list)
@@ -116,6 +125,7 @@ class FileJournal:
         *,
         fsync: FsyncPolicy | str = FsyncPolicy.ALWAYS,
         use_syncfs: bool | None = None,
+        use_commit_log: bool | None = None,
         max_open_files: int | None = None,
     ) -> None:
         self.paths = DataDir(data_dir)
@@ -124,6 +134,12 @@ class FileJournal:
         if use_syncfs and syncfs is None:
             raise InvalidInput("syncfs is not available on this platform")
         self._syncfs = syncfs
+        if use_commit_log and (syncfs is None or self.fsync is not FsyncPolicy.ALWAYS):
+            raise InvalidInput("the commit log needs syncfs and fsync=always")
+        self._log: commit_log.CommitLog | None = None
+        if use_commit_log is not False and syncfs is not None and self.fsync is FsyncPolicy.ALWAYS:
+            self._log = commit_log.CommitLog(self.paths.commit_logs, self.paths.root, syncfs)
+        self._log_tags: dict[SessionId, bytes] = {}
         self._max_open = max(1, max_open_files or default_max_open_files())
         self._closed = False
         # Loop side. Each live session's journal path is built and checked
@@ -174,12 +190,17 @@ class FileJournal:
         # a session that never speaks holds no descriptor, so idle sessions
         # cost no file descriptors beside their sockets.
         done: asyncio.Future[None] | None = None
-        if self.fsync is not FsyncPolicy.NO:
+        if self._log is not None:
+            # The log's copy makes the header durable; the file and its
+            # folders become durable at the next checkpoint.
+            tag = self._log_tags[session_id] = commit_log.tag(session_id, user)
+            self._waiting.logged.append(commit_log.entry(tag, data))
+        elif self.fsync is not FsyncPolicy.NO:
             self._waiting.dirty[fd] = path
+            self._waiting.new_dirs.update(dirs)
         if self.fsync is FsyncPolicy.ALWAYS:
             done = loop.create_future()
             self._waiting.acks.append(done)
-        self._waiting.new_dirs.update(dirs)
         self._hand_over(_Closing(fd))
         if done is not None:
             await done
@@ -197,8 +218,11 @@ class FileJournal:
         path = self._paths.get(session_id)
         if path is not None and session_id not in self._broken:
             try:
-                fd = self._write_now(session_id, path, records.config_record(config, ts))
-                if self.fsync is FsyncPolicy.ALWAYS:
+                data = records.config_record(config, ts)
+                fd = self._write_now(session_id, path, data)
+                if self._log is not None:
+                    self._waiting.logged.append(commit_log.entry(self._log_tags[session_id], data))
+                elif self.fsync is FsyncPolicy.ALWAYS:
                     self._waiting.dirty[fd] = path  # a small flush may sync files one by one
             except ArchiveError as exc:
                 log.error("journal config write failed session=%s: %s", log_ref(session_id), exc)
@@ -209,6 +233,7 @@ class FileJournal:
         if path is None:
             return
         self._broken.discard(session_id)
+        self._log_tags.pop(session_id, None)
         done = asyncio.get_running_loop().create_future()
         self._hand_over(_Closing(self._fds.pop(session_id, None), path, done))
         await done
@@ -261,7 +286,10 @@ class FileJournal:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._waiting.acks.append(done)
-        self._waiting.dirty[fd] = path
+        if self._log is not None:
+            self._waiting.logged.append(commit_log.entry(self._log_tags[session_id], data))
+        else:
+            self._waiting.dirty[fd] = path
         if not self._handover_scheduled:
             self._handover_scheduled = True
             loop.call_soon(self._hand_over_waiting)
@@ -282,6 +310,7 @@ class FileJournal:
         waiting, self._waiting = self._waiting, _Handoff()
         self._handover_scheduled = False
         self._handoff.acks.extend(waiting.acks)
+        self._handoff.logged.extend(waiting.logged)
         self._handoff.dirty.update(waiting.dirty)
         self._handoff.new_dirs.update(waiting.new_dirs)
 
@@ -380,8 +409,7 @@ class FileJournal:
                 except RuntimeError:  # the loop is gone: nobody is waiting any more
                     return
             if stopping:
-                if self._root_fd is not None:
-                    os.close(self._root_fd)
+                self._stop()
                 return
 
     def _settle_all(self, work: _Handoff, error: OSError | None) -> None:
@@ -406,8 +434,30 @@ class FileJournal:
             return max(0.0, 1.0 - (time.monotonic() - self._last_flush))
         return None
 
+    def _stop(self) -> None:
+        """A clean stop: journals flushed, the commit log emptied and deleted."""
+        if self._root_fd is None:
+            return
+        try:
+            if self._log is not None:
+                self._log.close(self._root_fd)
+        except OSError as exc:  # the log stays for recovery, which merges it back
+            log.error("commit log not removed at stop: %s", exc)
+        finally:
+            os.close(self._root_fd)
+
     def _flush(self, work: _Handoff) -> None:
         """Make every record written before this call durable, and new folders too."""
+        if self._log is not None and self._root_fd is not None:
+            if work.logged:
+                self.batches += 1
+                self._log.append(work.logged)
+                if self._log.checkpoint_due():
+                    try:
+                        self._log.checkpoint(self._root_fd)
+                    except OSError as exc:  # the log keeps every copy; retried next flush
+                        log.error("journal checkpoint failed: %s", exc)
+            return
         if not (work.dirty or work.new_dirs):
             return
         self.batches += 1

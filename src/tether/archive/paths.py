@@ -75,6 +75,11 @@ class DataDir:
         name = validate_archive_id(archive_id) + ARCHIVE_SUFFIX
         return self._inside(self._dialogs(user) / "archived" / name)
 
+    @property
+    def commit_logs(self) -> Path:
+        """The folder of the journals' commit logs (see :mod:`tether.archive.commit_log`)."""
+        return self.root / "commit-log"
+
     def journals(self) -> Iterator[tuple[UserId, SessionId, Path]]:
         """Every live journal on disk, skipping (and never touching) foreign names."""
         for user, dialogs in self._user_dialogs():

@@ -79,6 +79,8 @@ class JournalContents:
     header: dict[str, Any] | None = None
     messages: list[Message] = field(default_factory=list)
     config: dict[str, Any] | None = None
+    config_ts: float | None = None
+    """When the latest config record was written (``None``: the header's config holds)."""
     last_ts: float | None = None
     torn_bytes: int = 0
     """Bytes of an incomplete last record, dropped."""
@@ -114,6 +116,38 @@ def decode(data: bytes) -> JournalContents:
     # that trusted that would double a line if it ever were.
     out.messages = list({m.seq: m for m in reversed(out.messages)}.values())
     out.messages.sort(key=lambda m: m.seq)
+    return out
+
+
+def decode_records(records: list[bytes]) -> JournalContents:
+    """Read records given one by one (the header's carries the magic bytes, the others not)."""
+    return decode(MAGIC + b"".join(r.removeprefix(MAGIC) for r in records))
+
+
+def merge(primary: JournalContents, extra: JournalContents) -> JournalContents:
+    """``primary`` plus what only ``extra`` holds (header, messages by seq, a newer config).
+
+    Used by recovery to put back the records a power cut took from a journal
+    file but its commit log kept. Records are never written twice with
+    different content, so where both have a seq, either copy is the message.
+    """
+    out = JournalContents(
+        header=primary.header or extra.header,
+        torn_bytes=primary.torn_bytes,
+        damage=list(primary.damage),
+    )
+    by_seq = {m.seq: m for m in extra.messages}
+    by_seq.update((m.seq, m) for m in primary.messages)
+    out.messages = sorted(by_seq.values(), key=lambda m: m.seq)
+    latest = max(
+        (c for c in (primary, extra) if c.config_ts is not None),
+        key=lambda c: c.config_ts or 0.0,
+        default=None,
+    )
+    if latest is not None:
+        out.config, out.config_ts = latest.config, latest.config_ts
+    stamps = [c.last_ts for c in (primary, extra) if c.last_ts is not None]
+    out.last_ts = max(stamps) if stamps else None
     return out
 
 
@@ -163,7 +197,8 @@ def _apply(out: JournalContents, body: bytes, offset: int) -> None:
             out.header, out.last_ts = payload, created
         elif kind == CONFIG:
             config, ts = _object(payload["config"]), _time(payload["ts"])
-            out.config, out.last_ts = config, max(out.last_ts or 0.0, ts)
+            out.config, out.config_ts = config, ts  # the last written wins
+            out.last_ts = max(out.last_ts or 0.0, ts)
         else:
             message = _message(payload)
             out.messages.append(message)
