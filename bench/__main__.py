@@ -15,7 +15,19 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import archiving, expiry, journal, lateness, memory, touch, ws_idle
+from bench import (
+    archiving,
+    expiry,
+    journal,
+    lateness,
+    memory,
+    redis_claim,
+    redis_end,
+    redis_memory,
+    redis_touch,
+    touch,
+    ws_idle,
+)
 from bench.common import Row, table, write_json
 
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
@@ -26,6 +38,10 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "journal": journal.run,
     "archiving": archiving.run,
     "ws_idle": ws_idle.run,
+    "redis_touch": redis_touch.run,
+    "redis_claim": redis_claim.run,
+    "redis_end": redis_end.run,
+    "redis_memory": redis_memory.run,
 }
 
 

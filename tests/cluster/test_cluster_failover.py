@@ -67,7 +67,8 @@ async def test_a_re_run_after_a_partial_pipeline_keeps_the_one_archive(
         await a.manager.append(session.id, "user", "one")
         claim = await a.store.end(session.id, EndReason.ADMIN, c.clock.now())
         assert claim is not None
-        assert await a.manager._archive(claim.session, EndReason.ADMIN) is not None
+        _, archived = await a.manager._ending._archive(claim.session, EndReason.ADMIN)
+        assert archived
         [written] = c.archives("alice")
         before = written.read_bytes()
         await c.kill(a)

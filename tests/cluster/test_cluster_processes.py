@@ -8,7 +8,11 @@ short cluster timings (``TETHER_NODE_LEASE``, ``TETHER_END_LEASE``,
   admin on C: A's client is told and closed, the admin call returns after
   that, and there is one archive;
 * A SIGKILLed while holding many live WebSockets: B and C end every one of
-  them ``client_gone`` after the presence timeout and archive each once.
+  them ``client_gone`` after the presence timeout and archive each once;
+* A SIGKILLed in the middle of many end pipelines (archives written, ends not
+  completed; ``TETHER_TEST_ARCHIVE_HOLD`` holds them there): after the end
+  lease B and C take each end over, exactly one of them per session (the
+  claim fence), and each session still has exactly one archive.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import httpx
 import yaml
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -43,6 +48,7 @@ ADMIN_TOKEN = "cluster-process-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PRESENCE = 2.0
 NODE_LEASE = 1.0
+END_LEASE = 3.0
 WAIT = 10.0
 DEAD_NODE_SESSIONS = 100
 TOKENS = TokenAuthority(SECRET, admin_token=ADMIN_TOKEN)
@@ -57,8 +63,14 @@ def _auth(user: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def three_nodes(tmp_path: Path) -> AsyncIterator[tuple[list[TetherProcess], Path]]:
-    """Nodes a, b, c on one fresh redis-server and one data dir; all stopped by pid after."""
+async def three_nodes(
+    tmp_path: Path, *, presence: float = PRESENCE, only_a: dict[str, str] | None = None
+) -> AsyncIterator[tuple[list[TetherProcess], Path, str]]:
+    """Nodes a, b, c on one fresh redis-server and one data dir; all stopped by pid after.
+
+    Yields the nodes, the data dir and the Redis URL. ``only_a`` adds
+    environment variables to node a alone.
+    """
     data = tmp_path / "data"
     data.mkdir()
     with restartable_redis(tmp_path / "redis") as redis_server:
@@ -67,11 +79,11 @@ async def three_nodes(tmp_path: Path) -> AsyncIterator[tuple[list[TetherProcess]
             "TETHER_SECRET": SECRET,
             "TETHER_ADMIN_TOKEN": ADMIN_TOKEN,
             "TETHER_DATA_DIR": str(data),
-            "TETHER_PRESENCE_TIMEOUT": f"{PRESENCE}s",
+            "TETHER_PRESENCE_TIMEOUT": f"{presence}s",
             "TETHER_HEARTBEAT_INTERVAL": "500ms",
             "TETHER_IDLE_TIMEOUT": "10m",
             "TETHER_NODE_LEASE": f"{NODE_LEASE}s",
-            "TETHER_END_LEASE": "3s",
+            "TETHER_END_LEASE": f"{END_LEASE}s",
             "TETHER_CLUSTER_POLL": "200ms",
             "TETHER_SHUTDOWN_GRACE": "3s",
             "TETHER_MAX_REQUESTS_PER_MINUTE": "100000",
@@ -79,10 +91,13 @@ async def three_nodes(tmp_path: Path) -> AsyncIterator[tuple[list[TetherProcess]
             "TETHER_LOG_LEVEL": "warning",
             "TETHER_FSYNC": "no",
         }
-        nodes = [spawn_tether(name, env, tmp_path) for name in ("a", "b", "c")]
+        nodes = [
+            spawn_tether(name, {**env, **(only_a or {})} if name == "a" else env, tmp_path)
+            for name in ("a", "b", "c")
+        ]
         try:
             await asyncio.gather(*(wait_ready(node) for node in nodes))
-            yield nodes, data
+            yield nodes, data, redis_server.url
         finally:
             for node in nodes:
                 node.terminate()
@@ -111,7 +126,7 @@ async def test_three_processes_end_a_session_from_another_node_with_an_ack(
     tmp_path: Path,
 ) -> None:
     """WS on A, heartbeats via B, admin end on C: A's client told + closed 4004, one archive."""
-    async with three_nodes(tmp_path) as (nodes, data):
+    async with three_nodes(tmp_path) as (nodes, data, _):
         a, b, c = nodes
         conn, sid = await _hello_start(a.ws, "alice")
         frames: list[dict[str, Any]] = []
@@ -158,7 +173,7 @@ async def test_a_sigkilled_node_s_sessions_end_client_gone_on_the_survivors_once
     tmp_path: Path,
 ) -> None:
     """SIGKILL A with 100 live WebSockets: B and C end each client_gone after presence, once."""
-    async with three_nodes(tmp_path) as (nodes, data):
+    async with three_nodes(tmp_path) as (nodes, data, _):
         a, b, _c = nodes
         users = [f"user{i:03d}" for i in range(DEAD_NODE_SESSIONS)]
         opened = await asyncio.gather(*(_hello_start(a.ws, user) for user in users))
@@ -184,3 +199,92 @@ async def test_a_sigkilled_node_s_sessions_end_client_gone_on_the_survivors_once
                 await conn.close()
         for user in users:  # still exactly one each once the survivors report nothing live
             assert len(_archives(data, user)) == 1
+
+
+def _ended(metrics: str, reason: str) -> int:
+    """The ``tether_sessions_ended_total`` count for ``reason`` in a /metrics text."""
+    for line in metrics.splitlines():
+        if line.startswith(f'tether_sessions_ended_total{{reason="{reason}"}}'):
+            return int(float(line.split()[-1]))
+    raise AssertionError(f"no ended count for {reason} in /metrics")
+
+
+async def test_a_node_sigkilled_mid_end_pipelines_leaves_each_end_to_one_survivor(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL A holding 100 archived, uncompleted ends: B+C finish each once; one archive each."""
+    hold = {"TETHER_TEST_ARCHIVE_HOLD": "60s"}
+    async with (
+        three_nodes(tmp_path, presence=60.0, only_a=hold) as (nodes, data, redis_url),
+        httpx.AsyncClient(timeout=WAIT) as http,
+    ):
+        a, b, c = nodes
+        users = [f"user{i:03d}" for i in range(DEAD_NODE_SESSIONS)]
+
+        async def start(user: str) -> str:
+            made = await http.post(f"{a.http}/api/v1/sessions", headers=_auth(user))
+            assert made.status_code == 201
+            sid: str = made.json()["id"]
+            said = await http.post(
+                f"{a.http}/api/v1/sessions/{sid}/messages",
+                json={"role": "user", "content": f"hello from {user}"},
+                headers=_auth(user),
+            )
+            assert said.status_code == 201
+            return sid
+
+        ids = dict(zip(users, await asyncio.gather(*(start(u) for u in users)), strict=True))
+
+        async def ended_on_survivors() -> int:
+            texts = [(await http.get(f"{n.http}/metrics")).text for n in (b, c)]
+            return sum(_ended(text, "admin") for text in texts)
+
+        # A claims every end and runs every pipeline: each archive is written,
+        # then the pipeline holds, its end leased to A and not completed.
+        cleanup = asyncio.create_task(
+            http.post(
+                f"{a.http}/api/v1/sessions/cleanup",
+                json={"type": "all"},
+                headers=ADMIN,
+                timeout=120.0,
+            )
+        )
+
+        async def all_archived() -> bool:
+            return all(_archives(data, user) for user in users)
+
+        await poll_until(all_archived, WAIT, "node a did not archive every session")
+        assert not cleanup.done()  # the pipelines are held: the admin call is still waiting
+        assert _ended((await http.get(f"{a.http}/metrics")).text, "admin") == 0
+        assert await ended_on_survivors() == 0
+        a.kill()
+        killed_at = time.monotonic()
+        with contextlib.suppress(httpx.HTTPError):
+            await cleanup
+
+        async def all_taken_over() -> bool:
+            return await ended_on_survivors() >= DEAD_NODE_SESSIONS
+
+        await poll_until(all_taken_over, 20.0, "the survivors did not finish every end")
+        # Not before A's last lease renewal (a third of a lease before the kill) ran out.
+        assert time.monotonic() - killed_at >= END_LEASE - END_LEASE / 3 - 0.2
+        for user in users:
+            [archive] = _archives(data, user)
+            dialog = dialog_from_doc(yaml.safe_load(archive.read_text()), archive.name)
+            assert (dialog.session_id, dialog.end_reason.value) == (ids[user], "admin")
+            assert [m.content for m in dialog.messages] == [f"hello from {user}"]
+        # Each end was completed with the survivor's fence: none is left to hand out again.
+        redis = Redis.from_url(redis_url)
+        try:
+
+            async def all_completed() -> bool:
+                return await redis.zcard("tether:ending") == 0
+
+            await poll_until(all_completed, WAIT, "some ends were never completed")
+        finally:
+            await redis.aclose()
+        assert await ended_on_survivors() == DEAD_NODE_SESSIONS
+        for user in users:
+            assert len(_archives(data, user)) == 1
+        health = (await http.get(f"{b.http}/health")).json()
+        assert health["sessions"]["active"] == 0

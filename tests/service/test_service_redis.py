@@ -208,11 +208,6 @@ async def test_a_long_redis_outage_keeps_sessions_held_by_a_websocket(tmp_path: 
     assert "session.ended" not in [f["type"] for f in outcome.alice_frames]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs runtime/store: presence clocks keep running while Redis is unreachable, so "
-    "a heartbeat-only session whose heartbeats got 503 ends client_gone right after recovery",
-)
 async def test_a_long_redis_outage_does_not_end_heartbeating_sessions(tmp_path: Path) -> None:
     """Redis down longer than the presence timeout: a client heartbeating through it stays."""
     outcome = await _outage(tmp_path, presence=1.0, outage=2.5)

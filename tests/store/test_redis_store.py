@@ -31,6 +31,7 @@ from tether.core.transcript import Role
 from tether.errors import SessionEnded, StoreUnavailable
 from tether.store.base import Claim
 from tether.store.redis import RedisStore
+from tether.store.redis.store import COMMIT_CHUNK
 from tether.types import EndReason, SessionId, SessionState, UserId
 
 T0 = 1_700_000_000.0
@@ -244,6 +245,63 @@ async def test_times_round_trip_exactly(url: str) -> None:
         assert await store.next_due() == now + 100.0
         message = await store.append(info.id, Role.USER, "x", {"k": [1, 2]}, now + 2e-6)
         assert await store.transcript(info.id) == [message]
+
+
+async def test_policies_round_trip_exactly(url: str) -> None:
+    """Whole and fractional timeouts both read back exactly from the compact encoding."""
+    odd = Policy(idle_timeout=0.1 + 0.2, warn_before=0.0, max_duration=1e9, presence_timeout=7.5)
+    async with node(url) as [store]:
+        for policy in (QUIET, odd, Policy()):
+            info = await add(store, policy=policy)
+            got = await store.get(info.id)
+            assert got is not None
+            assert got.policy == policy
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"topic": "system design interview", "model": "gpt-4o-mini", "voice": "alloy" * 20},
+        {"prompt": "é€😀 " * 40, "n": [1, 2, 3]},
+    ],
+    ids=["ascii", "multibyte"],
+)
+async def test_a_long_config_keeps_the_hash_compact_and_round_trips(
+    url: str, config: dict[str, Any]
+) -> None:
+    """A config over 64 bytes is stored in pieces: the hash stays listpack, reads back equal."""
+    async with node(url) as [store]:
+        record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0, config)
+        info = (await store.create(record, max_per_user=None)).session
+        key = store.prefix + "s:" + info.id
+        assert await store.client.object("encoding", key) == b"listpack"
+        got = await store.get(info.id)
+        assert got is not None
+        assert got.config == config
+        for new in ({"short": 1}, None, config):  # shrinking drops the stale pieces
+            assert (await store.update_config(info.id, new or {})).config == (new or {})
+            got = await store.get(info.id)
+            assert got is not None
+            assert got.config == (new or {})
+            assert await store.client.object("encoding", key) == b"listpack"
+            fields = await store.client.hkeys(key)
+            if new != config:
+                assert not [f for f in fields if f.startswith(b"config:")]
+
+
+async def test_a_claim_larger_than_a_commit_chunk_hands_out_each_transition_once(
+    url: str,
+) -> None:
+    """More due sessions than one apply.lua call commits: every end is claimed once, fenced."""
+    async with node(url) as [store]:
+        count = 2 * COMMIT_CHUNK + 7
+        ids = {(await add(store, policy=SHORT_IDLE)).id for _ in range(count)}
+        claims = await store.claim_due(T0 + 100.0, BIG)
+        assert sorted(c.session.id for c in claims) == sorted(ids)
+        assert {c.transition for c in claims} == {Ended(EndReason.IDLE_TIMEOUT)}
+        assert {c.fence for c in claims} == {1}
+        assert await store.claim_due(T0 + 100.0, BIG) == []
+        assert await store.next_due() == T0 + 100.0 + store.end_lease  # the end leases
 
 
 async def test_a_store_on_a_given_decoding_client_works_and_leaves_it_open(url: str) -> None:

@@ -17,7 +17,10 @@ It keeps the node's connections in step with decisions made elsewhere:
   state, messages after the last one delivered) or closes the ended ones;
 * **presence**: the node keeps its registration alive (``keepalive`` every
   third of the node lease); if it was given up for dead meanwhile (a long
-  pause), its connections were released, so it attaches them again;
+  pause), its connections were released, so it attaches them again; a
+  keepalive that fails tells the node's outage guard, and after the bus
+  reconnects the node resumes presence before catching up (see
+  ``tether.runtime.outage``);
 * **leaving**: a stopping node ends nothing. It closes its channels with
   1001 so their clients reconnect to another node and resume, and
   deregisters, which starts the presence clock of what it held.
@@ -49,6 +52,7 @@ from tether.runtime.bus import Ack, BusMessage, Close, EventBus, Poke, Publish
 from tether.runtime.cleanup import CleanupRegistry
 from tether.runtime.fanout import Fanout
 from tether.runtime.leases import Periodic
+from tether.runtime.outage import OutageGuard
 from tether.runtime.tasks import TaskSet, wait_bounded
 from tether.store.base import NodeMembership, SessionStore
 from tether.types import EndReason, SessionId
@@ -94,6 +98,7 @@ class Cluster:
         cleanups: CleanupRegistry,
         tasks: TaskSet,
         poke: Callable[[float], None],
+        outage: OutageGuard | None = None,
         ending_here: Callable[[SessionId], bool],
         ack_timeout: float,
     ) -> None:
@@ -104,6 +109,7 @@ class Cluster:
         self._cleanups = cleanups
         self._tasks = tasks
         self._poke = poke
+        self._outage = outage
         self._ending_here = ending_here
         self._ack_timeout = ack_timeout
         self._membership = store if isinstance(store, NodeMembership) else None
@@ -299,6 +305,12 @@ class Cluster:
 
     async def catch_up(self) -> None:
         """Re-read every session this node holds channels or cleanups for; send what changed."""
+        if self._outage is not None:
+            try:
+                await self._outage.resume()  # the bus came back: the store probably did too
+            except StoreError as exc:
+                log.warning("catching up stopped, the store is unavailable: %s", exc)
+                return
         sessions = {*self._fanout.sessions(), *self._cleanups.sessions()}
         for session_id in sessions:
             if self._ending_here(session_id):
@@ -341,7 +353,12 @@ class Cluster:
 
     async def _keep_alive(self) -> None:
         assert self._membership is not None
-        held = await self._membership.keepalive(self._clock.now())
+        try:
+            held = await self._membership.keepalive(self._clock.now())
+        except StoreError:
+            if self._outage is not None:
+                self._outage.noticed()
+            raise
         self._identities.add(self._membership.node_id)
         if not held:
             await self._attach_again()

@@ -131,6 +131,16 @@ class EndLeases:
         held = self._held.get(session_id)
         return held.holders if held is not None else ()
 
+    def holds(self, session_id: SessionId) -> bool:
+        """Whether this node still holds the end of ``session_id`` (queued, running or retrying)."""
+        return session_id in self._held
+
+    def release(self, session_id: SessionId) -> None:
+        """Forget the end without completing it: its lease runs out and it is handed out again."""
+        self._held.pop(session_id, None)
+        if not self._held and self._renewer is not None:
+            self._renewer.stop_nowait()
+
     async def complete(self, session_id: SessionId) -> None:
         """Acknowledge the end in the store; a superseded fence is only logged."""
         held = self._held.pop(session_id, None)

@@ -1,12 +1,11 @@
 """``SessionManager``: the asyncio driver around the pure core and a store.
 
 It owns one deadline scheduler, the fan-out to attached channels, the cleanup
-registry and the hooks, and it runs the end pipeline for every session it is
-the claimant of: tell attached clients, close them with the reason's close
-code, run cleanups, count, call ``on_ended``, then complete the end in the
-store. Exactly one pipeline runs per session because only the store's single
-winner of an end starts one; if the winner dies mid-pipeline, the store hands
-the end to another node once its lease runs out, and the archive write is
+registry and the hooks, and it runs the end pipeline (see
+:mod:`tether.runtime.ending`) for every session it is the claimant of.
+Exactly one pipeline runs per session because only the store's single winner
+of an end starts one; if the winner dies mid-pipeline, the store hands the
+end to another node once its lease runs out, and the archive write is
 idempotent, so the session is still archived once.
 
 On a shared store (Redis) the manager is one node of several: a
@@ -18,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from tether.archive.base import ArchivedDialog, Archiver
+from tether.archive.base import Archiver
 from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport, recover
 from tether.clock import Clock, SystemClock
@@ -48,6 +48,7 @@ from tether.errors import (
     InvalidInput,
     SessionEnded,
     SessionNotFound,
+    StoreUnavailable,
     TetherError,
 )
 from tether.metrics.counters import SessionCounters
@@ -56,10 +57,11 @@ from tether.runtime.bus import EventBus, LocalBus
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupRegistry
 from tether.runtime.cluster import Cluster
+from tether.runtime.ending import EndPipelines
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
 from tether.runtime.leases import EndLeases
-from tether.runtime.pipelines import PipelineQueue
+from tether.runtime.outage import OutageGuard
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, NowaitTouch, SessionStore
@@ -150,7 +152,6 @@ class SessionManager:
                 "the store keeps the transcript"
             )
         self.journal = journal
-        self.archiver = archiver
         self.recovery: RecoveryReport | None = None
         """What start-up recovery did (``None`` without a journal)."""
         self.store: SessionStore = store if store is not None else MemoryStore()
@@ -177,15 +178,29 @@ class SessionManager:
             self.clock, timeout=cleanup_timeout, on_failure=self._metrics.cleanup_failed
         )
         self._hooks = Hooks(self._metrics.hook_failed)
+        self._outage = OutageGuard(self.store, self.clock)
         self._scheduler = DeadlineScheduler(
             self.store,
             self.clock,
             self._dispatch,
             batch=claim_batch,
             max_sleep=(poll_interval or SHARED_POLL_INTERVAL) if shared else None,
+            outage=self._outage,
         )
-        self._pipelines = PipelineQueue(self._tasks, self._run_pipeline, limit=max_concurrent_ends)
         self._leases = EndLeases(self.store, self.clock, renew=shared)
+        self._ending = EndPipelines(
+            store=self.store,
+            clock=self.clock,
+            tasks=self._tasks,
+            fanout=self._fanout,
+            cleanups=self._cleanups,
+            hooks=self._hooks,
+            metrics=self._metrics,
+            leases=self._leases,
+            archiver=archiver,
+            journal=journal,
+            limit=max_concurrent_ends,
+        )
         if bus is None and shared:
             # Imported here: a memory-only deployment never loads the Redis client.
             from tether.runtime.redis_bus import bus_for
@@ -201,14 +216,25 @@ class SessionManager:
                 cleanups=self._cleanups,
                 tasks=self._tasks,
                 poke=self._scheduler.poke,
-                ending_here=lambda sid: self._pipelines.pending(sid) is not None,
+                outage=self._outage,
+                ending_here=lambda sid: self._ending.pending(sid) is not None,
                 ack_timeout=ack_timeout if ack_timeout is not None else 2 * close_timeout + 1,
             )
             if shared
             else None
         )
+        self._ending.cluster = self._cluster
         self._open = False
         self._closing = False
+
+    @property
+    def archiver(self) -> Archiver | None:
+        """Where ended sessions' transcripts go (``None``: nowhere)."""
+        return self._ending.archiver
+
+    @archiver.setter
+    def archiver(self, archiver: Archiver | None) -> None:
+        self._ending.archiver = archiver
 
     # -- lifecycle of the manager -------------------------------------------------
 
@@ -246,6 +272,7 @@ class SessionManager:
             return
         self._closing = True
         await self._scheduler.stop()
+        self._ending.stop()
         if self._cluster is not None:
             await self._cluster.release_connections()
             await self._tasks.join()
@@ -283,6 +310,7 @@ class SessionManager:
         """Stop dead, as a killed process would: no ends, no goodbyes (``testing.crash``)."""
         self._closing = True
         await self._scheduler.stop()
+        self._ending.stop()
         if self._cluster is not None:
             await self._cluster.halt()
         await self._leases.aclose()
@@ -309,7 +337,14 @@ class SessionManager:
         return hook
 
     def on_ended(self, hook: H) -> H:
-        """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why)."""
+        """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why).
+
+        At least once, not exactly once: if the node running an end's pipeline
+        dies after its hooks ran but before the end was completed in the
+        store, the node that takes the end over (after the end lease) runs the
+        pipeline again, hooks included. Make ended hooks idempotent, keyed on
+        ``session.id``. (Retries of a failed archive do not run them again.)
+        """
         self._hooks.ended.append(hook)
         return hook
 
@@ -342,7 +377,7 @@ class SessionManager:
         if self.journal is not None:
             await self._begin_journal(created.session)
         for replaced in created.replaced:
-            self._start_pipeline(replaced)
+            self._ending.start(replaced)
         self._scheduler.poke(created.armed_at)
         self._metrics.session_started(kind)
         log.info("session started session=%s kind=%s", log_ref(record.id), kind)
@@ -355,9 +390,9 @@ class SessionManager:
         try:
             await self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
         except ArchiveError:
-            claim = await self.store.end(info.id, EndReason.ERROR, self.clock.now())
+            claim = await self._write(lambda now: self.store.end(info.id, EndReason.ERROR, now))
             if claim is not None:
-                self._start_pipeline(claim)
+                self._ending.start(claim)
             raise
 
     # activity() and heartbeat() are the hottest calls: on a store with
@@ -369,7 +404,7 @@ class SessionManager:
         if self._touch_nowait is not None:
             claim = self._touch_nowait(session_id, self._now(), activity=True)
         else:
-            claim = await self._store_touch(session_id, self._now(), activity=True)
+            claim = await self._touch(session_id, activity=True)
         if claim is not None:
             self._touched(claim)
 
@@ -378,7 +413,7 @@ class SessionManager:
         if self._touch_nowait is not None:
             claim = self._touch_nowait(session_id, self._now(), activity=False)
         else:
-            claim = await self._store_touch(session_id, self._now(), activity=False)
+            claim = await self._touch(session_id, activity=False)
         if claim is not None:
             self._touched(claim)
 
@@ -390,12 +425,34 @@ class SessionManager:
         if claim.session.next_deadline is not None:
             self._scheduler.poke(claim.session.next_deadline.at)
 
-    async def _due_aware(self, write: Awaitable[T]) -> T:
-        """Await a store write; if it found the session's end already due, claim it now."""
+    async def _touch(self, session_id: SessionId, *, activity: bool) -> Claim | None:
+        """A touch on a store that may be unavailable (see :meth:`_write`)."""
+        if self._outage.pending:
+            await self._outage.resume()
         try:
-            return await write
+            return await self._store_touch(session_id, self._now(), activity=activity)
+        except StoreUnavailable:
+            self._outage.noticed()
+            raise
+
+    async def _write(self, write: Callable[[float], Awaitable[T]]) -> T:
+        """Run ``write(now)`` on the store for a client.
+
+        After a store outage this node first resumes presence (see
+        ``tether.runtime.outage``), so no write ends a session whose presence
+        ran out while nobody could reach the store; a write that fails
+        because the store is unavailable records the outage. If the write
+        found the session's end already due, the scheduler claims it now.
+        """
+        if self._outage.pending:
+            await self._outage.resume()
+        try:
+            return await write(self.clock.now())
         except SessionEnded:
             self._scheduler.poke()
+            raise
+        except StoreUnavailable:
+            self._outage.noticed()
             raise
 
     async def attach(self, session_id: SessionId, channel: Channel) -> SessionInfo:
@@ -404,7 +461,7 @@ class SessionManager:
         It gets ``session.config`` at once, and the warning in force, if any.
         """
         self._check_open()
-        info = await self._due_aware(self.store.attach(session_id, self.clock.now()))
+        info = await self._write(lambda now: self.store.attach(session_id, now))
         self._fanout.add(session_id, channel)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
@@ -438,9 +495,7 @@ class SessionManager:
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""
-        armed = await self._due_aware(
-            self.store.update_policy(session_id, policy, self.clock.now())
-        )
+        armed = await self._write(lambda now: self.store.update_policy(session_id, policy, now))
         if armed is not None:
             self._scheduler.poke(armed)
 
@@ -461,8 +516,8 @@ class SessionManager:
         check_content(content, metadata)
         if parsed is Role.USER:
             await self.activity(session_id)
-        message = await self._due_aware(
-            self.store.append(session_id, parsed, content, metadata, self.clock.now())
+        message = await self._write(
+            lambda now: self.store.append(session_id, parsed, content, metadata, now)
         )
         if self.journal is not None and self.journal.knows(session_id):
             try:
@@ -486,7 +541,7 @@ class SessionManager:
         claim = await self.store.end(session_id, EndReason.ERROR, self.clock.now())
         if claim is not None:
             log.error("journal refused a message; ending session=%s", log_ref(session_id))
-            self._start_pipeline(claim)
+            self._ending.start(claim)
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
@@ -501,12 +556,8 @@ class SessionManager:
         ended (in which case it still waits for a pipeline running here).
         """
         reason = parse_choice(EndReason, reason, "end reason")
-        claim = await self.store.end(session_id, reason, self.clock.now())
-        done = (
-            self._start_pipeline(claim)
-            if claim is not None
-            else self._pipelines.pending(session_id)
-        )
+        claim = await self._write(lambda now: self.store.end(session_id, reason, now))
+        done = self._ending.start(claim) if claim is not None else self._ending.pending(session_id)
         if done is not None:
             await asyncio.shield(done)
         return claim is not None
@@ -526,13 +577,13 @@ class SessionManager:
         ended = 0
         for n, session_id in enumerate(session_ids, 1):
             try:
-                claim = await self.store.end(session_id, reason, self.clock.now())
+                claim = await self._write(functools.partial(self.store.end, session_id, reason))
             except SessionNotFound:
                 continue
             if claim is not None:
                 ended += 1
-                waiting.append(self._start_pipeline(claim))
-            elif (done := self._pipelines.pending(session_id)) is not None:
+                waiting.append(self._ending.start(claim))
+            elif (done := self._ending.pending(session_id)) is not None:
                 waiting.append(done)
             if n % END_BATCH == 0:
                 await asyncio.sleep(0)
@@ -606,7 +657,7 @@ class SessionManager:
             info, transition = claim.session, claim.transition
             event: Event
             if isinstance(transition, Ended):
-                self._start_pipeline(claim)
+                self._ending.start(claim)
                 continue
             if isinstance(transition, Warned):
                 event = self._warning_event(transition)
@@ -631,80 +682,6 @@ class SessionManager:
         if self._cluster is not None:
             self._cluster.sent(session_id, event)
             self._cluster.publish(session_id, event)
-
-    def _start_pipeline(self, claim: Claim) -> asyncio.Future[None]:
-        """Run the end's pipeline here (once: a re-claim of a running one adopts its fence)."""
-        self._leases.hold(claim)
-        running = self._pipelines.pending(claim.session.id)
-        if running is not None:
-            return running
-        return self._pipelines.submit(claim.session)
-
-    async def _run_pipeline(self, info: SessionInfo) -> None:
-        """The end pipeline, then its completion in the store (not if cancelled: a node dying)."""
-        try:
-            await self._end_pipeline(info)
-        except Exception:
-            # A bug, not an expected failure (those are reported inside); a
-            # re-run elsewhere would meet it again, so the end still completes.
-            log.exception("end pipeline crashed session=%s", log_ref(info.id))
-        await self._leases.complete(info.id)
-
-    async def _end_pipeline(self, info: SessionInfo) -> None:
-        """Archive, notify, close, clean up, count, call hooks: once per ended session.
-
-        The archive comes first so that ``session.ended`` can name it, and
-        the journal goes only once the archive is durable. Connections on
-        other nodes are told and closed at the same time as this node's.
-        """
-        reason = info.end_reason or EndReason.ERROR
-        archive_id = await self._archive(info, reason)
-        self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
-        closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
-        if self._cluster is None:
-            await closing
-        else:
-            holders = self._leases.holders(info.id)
-            await asyncio.gather(
-                closing, self._cluster.announce_end(info.id, reason, archive_id, holders)
-            )
-        await self._cleanups.run(info.id)
-        duration = (info.ended_at or self.clock.now()) - info.created_at
-        self._metrics.session_ended(reason, duration)
-        log.info(
-            "session ended session=%s reason=%s duration=%.1fs",
-            log_ref(info.id),
-            reason.value,
-            duration,
-        )
-        await self._hooks.emit(self._hooks.ended, info)
-
-    async def _archive(self, info: SessionInfo, reason: EndReason) -> str | None:
-        if self.archiver is None:
-            return None
-        try:
-            messages = await self.store.transcript(info.id)
-            archive_id = await self.archiver.archive(
-                ArchivedDialog(
-                    session_id=info.id,
-                    user=info.user,
-                    kind=info.kind,
-                    config=info.config,
-                    started_at=info.created_at,
-                    ended_at=info.ended_at or self.clock.now(),
-                    end_reason=reason,
-                    messages=tuple(messages),
-                )
-            )
-            if self.journal is not None:
-                await self.journal.remove(info.id)
-        except Exception as exc:
-            # Whatever went wrong, the pipeline goes on: clients must still be
-            # told and closed. The journal stays on disk for the next start-up.
-            self._metrics.archive_failed()
-            log.error("archive failed session=%s: %r", log_ref(info.id), exc)
-            return None
-        return archive_id
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
         if self._cluster is not None:

@@ -9,6 +9,11 @@ task early only when that deadline is earlier than the one it sleeps for.
 On a shared store other nodes arm deadlines too, and only the node that armed
 one pokes its own scheduler. ``max_sleep`` caps every sleep there, so if that
 node dies the others take its deadlines over within ``max_sleep``.
+
+A pass that meets an unavailable store tells the node's
+:class:`~tether.runtime.outage.OutageGuard`, and every pass first lets it
+resume presence: after an outage nothing is claimed until the presence
+clocks restarted (see ``tether.runtime.outage``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 
 from tether.clock import Clock, TimerHandle
 from tether.errors import StoreError
+from tether.runtime.outage import OutageGuard
 from tether.runtime.tasks import cancel_and_wait, cancel_requested
 from tether.store.base import Claim, SessionStore
 
@@ -39,12 +45,14 @@ class DeadlineScheduler:
         *,
         batch: int = 1000,
         max_sleep: float | None = None,
+        outage: OutageGuard | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._dispatch = dispatch
         self._batch = batch
         self._max_sleep = max_sleep
+        self._outage = outage
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         # +inf while awake (every poke forces another pass) or asleep with nothing armed.
@@ -90,6 +98,8 @@ class DeadlineScheduler:
                 more = await self._pass()
             except StoreError as exc:
                 log.warning("deadline pass failed, retrying: %s", exc)
+                if self._outage is not None:
+                    self._outage.noticed()
                 await self._sleep_until(self._clock.now() + RETRY_AFTER_STORE_ERROR)
                 continue
             except Exception:
@@ -105,6 +115,8 @@ class DeadlineScheduler:
 
     async def _pass(self) -> float | None:
         """Claim one batch; return when to wake next (``inf``: nothing armed; ``None``: now)."""
+        if self._outage is not None and self._outage.pending:
+            await self._outage.resume()  # before any claim: presence counts from the recovery
         now = self._clock.now()
         claims = await self._store.claim_due(now, self._batch)
         if claims:

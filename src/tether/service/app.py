@@ -25,6 +25,7 @@ from tether.service import admin, archives, events, ops, pages, rest
 from tether.service.errors import install_handlers
 from tether.service.fastpath import WebSocketFastPath
 from tether.service.prometheus import PrometheusSink
+from tether.service.seams import held_archive
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
 from tether.service.ws import websocket_endpoint
@@ -221,7 +222,7 @@ def build_manager(
         # On a shared store the transcript is kept durable by the store
         # itself (Redis, with AOF), so no node keeps a local journal.
         journal=None if store.shared else FileJournal(settings.data_dir, fsync=settings.fsync),
-        archiver=YamlArchive(settings.data_dir),
+        archiver=held_archive(YamlArchive(settings.data_dir), settings.test_archive_hold),
         poll_interval=settings.cluster_poll,
     )
 

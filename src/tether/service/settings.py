@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="log level"
     )
+    test_archive_hold: Duration = Field(
+        0.0,
+        ge=0,
+        description="testing only: hold each end pipeline this long after its archive is "
+        "written (to kill a node mid-pipeline); keep 0",
+    )
 
     # The seeds' names, in their own units. Explicit TETHER_* values win.
     session_timeout_ms: float | None = Field(

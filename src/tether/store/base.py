@@ -208,6 +208,22 @@ class SessionStore(Protocol):
         """
         ...
 
+    async def resume_presence(self, at: float) -> int:
+        """Restart every live session's presence clock at ``at``, after a store outage.
+
+        While the store was unreachable no client could prove it was there
+        (heartbeats and requests failed), so the outage must not count against
+        them: each live session is treated as seen at ``at`` (``last_seen``
+        becomes ``max(last_seen, at)``; it never moves back). Only presence is
+        excused: the activity and lifetime clocks are left as they are.
+        Idempotent and commutative with touches, so every node that saw the
+        outage may call it. A shared store may work in chunks (each one
+        atomic); it also counts ``at`` as a keepalive of every registered
+        node, whose leases ran out during the outage through no fault of
+        theirs. Returns how many sessions' presence moved.
+        """
+        ...
+
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         """Replace the session's config."""
         ...

@@ -346,6 +346,17 @@ class MemoryStore:
             out.append(Claim(tomb.info, Ended(tomb.info.end_reason), fence))
         return out
 
+    async def resume_presence(self, at: float) -> int:
+        # This store cannot be unreachable, so the runtime never needs this; it
+        # exists for the contract. Moving last_seen later only moves presence
+        # ends later, so every armed entry stays a lower bound (lazy re-arm).
+        moved = 0
+        for record in self._live.values():
+            if record.last_seen < at:
+                record.last_seen = at
+                moved += 1
+        return moved
+
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         record = self._require(session_id)
         record.config = dict(config) if config else None

@@ -1,24 +1,38 @@
--- apply.lua: commit a change decided in Python, if the session is still at the
--- version it was decided on (compare-and-set).
--- KEYS[1] session hash      KEYS[2] transcript list   KEYS[3] due zset
--- KEYS[4] live zset         KEYS[5] ended zset        KEYS[6] sequence counter
--- ARGV[1] prefix   ARGV[2] session id   ARGV[3] expected version
--- ARGV[4] deadline: '' keep the armed one, 'retire' the session has ended,
---         else the time to arm (hash field armed_at and due score)
--- ARGV[5] retention of ended keys, ms
--- ARGV[6] when the end lease runs out (used with 'retire')
--- ARGV[7...] fields to set, as field, value pairs
--- Reply: {'OK'}, else a refusal ({'S', fields} carries the current version).
-if redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then
-  return refusal(KEYS[1])
+-- apply.lua: commit changes decided in Python, each only if its session is still
+-- at the version it was decided on (compare-and-set). A batch of one or more:
+-- a claim commits every session it decided in one call.
+-- KEYS[1] due zset   KEYS[2] live zset   KEYS[3] ended zset   KEYS[4] sequence counter
+-- KEYS[3 + 2i] the i-th session's hash   KEYS[4 + 2i] its transcript list
+-- ARGV[1] prefix   ARGV[2] retention of ended keys, ms
+-- ARGV[3] when the end lease runs out (for the sessions retired)
+-- then per session, in KEYS order: its id; the expected version; the deadline:
+-- '' keep the armed one, 'retire' the session has ended, else the time to arm
+-- (hash field armed_at and due score); the number n of field, value pairs to
+-- set; those 2n strings (only the fields that changed).
+-- Reply: one entry per session, in order: {'OK'}, else a refusal ({'S', fields}
+-- carries the current version).
+local prefix, retention, lease = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+local a = 4
+for i = 1, (#KEYS - 4) / 2 do
+  local hash, transcript = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
+  local id, expected, arm = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local first = a + 4
+  a = first + 2 * tonumber(ARGV[a + 3])
+  if redis.call('HGET', hash, 'v') ~= expected then
+    out[i] = refusal(hash)
+  else
+    if a > first then
+      redis.call('HSET', hash, unpack(ARGV, first, a - 1))
+    end
+    redis.call('HINCRBY', hash, 'v', 1)
+    if arm == 'retire' then
+      retire(prefix, id, hash, transcript, KEYS[1], KEYS[2], KEYS[3], KEYS[4], retention, lease)
+    elseif arm ~= '' then
+      redis.call('HSET', hash, 'armed_at', arm)
+      redis.call('ZADD', KEYS[1], arm, id)
+    end
+    out[i] = {'OK'}
+  end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-if ARGV[4] == 'retire' then
-  retire(ARGV[1], ARGV[2], KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[5],
-    ARGV[6])
-elseif ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'armed_at', ARGV[4])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-end
-return {'OK'}
+return out

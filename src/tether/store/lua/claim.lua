@@ -10,6 +10,8 @@
 -- expiry, so no other caller sees it until the caller commits the session's
 -- next state (apply.lua, which re-arms or retires it) or dies and the lease
 -- runs out. Entries of sessions that are gone or ended are dropped.
+-- The work is O(claimed): one read of each due session's hash, and the
+-- re-scoring done by a few ZADDs of many members each.
 local prefix, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ends = {}
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
@@ -30,16 +32,34 @@ local out = {}
 local left = limit - #stale
 if left > 0 then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, left)
+  local lease = {}
+  local function flush()
+    if #lease > 0 then
+      redis.call('ZADD', KEYS[1], unpack(lease))
+      lease = {}
+    end
+  end
   for _, id in ipairs(due) do
-    local hash = session_key(prefix, id)
-    local state = redis.call('HGET', hash, 'state')
+    local fields = redis.call('HGETALL', session_key(prefix, id))
+    local state = nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'state' then
+        state = fields[i + 1]
+        break
+      end
+    end
     if state and state ~= 'ended' then
-      redis.call('ZADD', KEYS[1], ARGV[4], id)
+      lease[#lease + 1] = ARGV[4]
+      lease[#lease + 1] = id
+      if #lease >= 2000 then -- Lua's unpack takes a few thousand values at most
+        flush()
+      end
       out[#out + 1] = id
-      out[#out + 1] = redis.call('HGETALL', hash)
+      out[#out + 1] = fields
     else
       redis.call('ZREM', KEYS[1], id)
     end
   end
+  flush()
 end
 return {ends, out}

@@ -87,15 +87,17 @@ end
 -- counted connections to it stop listing it (its 'c:' fields stay, naming them).
 local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms,
                       lease_until)
-  local user = redis.call('HGET', hash, 'user')
+  local head = redis.call('HMGET', hash, 'user', 'connections')
   redis.call('ZREM', due, id)
   redis.call('ZREM', live, id)
-  redis.call('ZREM', user_key(prefix, user), id)
+  redis.call('ZREM', user_key(prefix, head[1]), id)
   redis.call('HINCRBY', hash, 'fence', 1)
   redis.call('ZADD', prefix .. 'ending', lease_until, id)
-  for _, field in ipairs(redis.call('HKEYS', hash)) do
-    if string.sub(field, 1, 2) == 'c:' then
-      redis.call('SREM', prefix .. 'node:' .. string.sub(field, 3), id)
+  if head[2] ~= '0' then -- 'c:' fields exist only while they count connections
+    for _, field in ipairs(redis.call('HKEYS', hash)) do
+      if string.sub(field, 1, 2) == 'c:' then
+        redis.call('SREM', prefix .. 'node:' .. string.sub(field, 3), id)
+      end
     end
   end
   local oldest = redis.call('ZRANGE', ended, 0, 3)

@@ -7,6 +7,12 @@ entry in the deadline index (a lower bound of its next event); ``v``, a
 version every write bumps, so a change decided in Python commits only if the
 session did not move meanwhile; ``fence``, the fencing token of its end; and
 ``c:<node>``, the connections each node counts (see ``prelude.lua``).
+
+Redis keeps a hash of few, short values listpack-encoded, about a third of
+the memory of a real hash table; one value over 64 bytes converts it for
+good. The only value that is often that long is the config, so a long config
+is cut into pieces (``config``, ``config:1``, ...), and timeouts are written
+as short as they read back exactly (``600`` for ``600.0``).
 """
 
 from __future__ import annotations
@@ -51,19 +57,32 @@ def num(value: float) -> str:
 
 
 _policies: dict[str, Policy] = {}
+_encoded: dict[Policy, str] = {}
+_CACHED = 4096
+
+
+def _short(value: float) -> str:
+    """A timeout as few characters as read back exactly: ``600`` for ``600.0``."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def encode_policy(policy: Policy) -> str:
-    """The four timeouts, comma-separated."""
-    return ",".join(
-        num(v)
-        for v in (
-            policy.idle_timeout,
-            policy.warn_before,
-            policy.max_duration,
-            policy.presence_timeout,
+    """The four timeouts, comma-separated (equal policies are encoded once)."""
+    text = _encoded.get(policy)
+    if text is None:
+        text = ",".join(
+            _short(float(v))
+            for v in (
+                policy.idle_timeout,
+                policy.warn_before,
+                policy.max_duration,
+                policy.presence_timeout,
+            )
         )
-    )
+        if len(_encoded) >= _CACHED:
+            _encoded.clear()
+        _encoded[policy] = text
+    return text
 
 
 def decode_policy(value: str) -> Policy:
@@ -72,7 +91,7 @@ def decode_policy(value: str) -> Policy:
     if policy is None:
         idle, warn, longest, presence = (float(v) for v in value.split(","))
         policy = Policy(idle, warn, longest, presence)
-        if len(_policies) >= 4096:
+        if len(_policies) >= _CACHED:
             _policies.clear()
         _policies[value] = policy
     return policy
@@ -81,6 +100,53 @@ def decode_policy(value: str) -> Policy:
 def encode_config(config: dict[str, Any] | None) -> str:
     """A config as JSON; ``""`` for none."""
     return json.dumps(config, ensure_ascii=False, separators=(",", ":")) if config else ""
+
+
+PIECE = 64
+"""Bytes per hash value at most: Redis keeps a hash compact (listpack-encoded,
+about a third of the memory) only while every value is this short
+(``hash-max-listpack-value``, default 64)."""
+
+
+def pieces(value: str) -> list[str]:
+    """``value`` cut into pieces of at most ``PIECE`` UTF-8 bytes each (at least one)."""
+    if value.isascii():
+        return [value[i : i + PIECE] for i in range(0, len(value), PIECE)] or [""]
+    out: list[str] = []
+    start = size = 0
+    for i, char in enumerate(value):
+        width = len(char.encode())
+        if size + width > PIECE:
+            out.append(value[start:i])
+            start, size = i, 0
+        size += width
+    out.append(value[start:])
+    return out
+
+
+def config_fields(config: dict[str, Any] | None) -> list[str]:
+    """The config as field, value pairs: ``config`` then ``config:1``, ``config:2``...
+
+    A config longer than ``PIECE`` bytes is cut into pieces, so a session's
+    hash stays compact whatever the size of its config (up to Redis's
+    ``hash-max-listpack-entries`` fields in all).
+    """
+    out: list[str] = []
+    for i, piece in enumerate(pieces(encode_config(config))):
+        out += ("config" if i == 0 else f"config:{i}", piece)
+    return out
+
+
+def _config(f: Mapping[str, str]) -> dict[str, Any] | None:
+    text = f["config"]
+    if not text:
+        return None
+    i = 1
+    while (piece := f.get(f"config:{i}")) is not None:
+        text += piece
+        i += 1
+    config: dict[str, Any] = json.loads(text)
+    return config
 
 
 def _optional(value: float | None) -> str:
@@ -120,8 +186,7 @@ def new_fields(record: SessionRecord, armed_at: float) -> list[str]:
         record.user,
         "kind",
         record.kind,
-        "config",
-        encode_config(record.config),
+        *config_fields(record.config),
         "created_at",
         num(record.created_at),
         "message_count",
@@ -139,14 +204,14 @@ def decode(fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
     if isinstance(fields, Mapping):
         f = {text(k): text(v) for k, v in fields.items()}
     else:
-        it = iter(fields)
-        f = {text(k): text(v) for k, v in zip(it, it, strict=True)}
+        flat = [v.decode() if isinstance(v, bytes) else v for v in fields]
+        f = dict(zip(flat[::2], flat[1::2], strict=True))
     record = SessionRecord.__new__(SessionRecord)
     record.id = SessionId(f["id"])
     record.user = UserId(f["user"])
     record.kind = f["kind"]
     record.policy = decode_policy(f["policy"])
-    record.config = json.loads(f["config"]) if f["config"] else None
+    record.config = _config(f)
     record.created_at = float(f["created_at"])
     record.last_activity = float(f["last_activity"])
     record.last_seen = float(f["last_seen"])

@@ -54,6 +54,7 @@ class Scripts:
         self.leave = register("leave")
         self.reap = register("reap")
         self.next = register("next")
+        self.resume = register("resume")
 
 
 async def pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:

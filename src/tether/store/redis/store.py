@@ -16,7 +16,8 @@ methods and commits with a compare-and-set on the session's version
 Claims are two steps. ``claim.lua`` leases up to ``limit`` due sessions to the
 caller: their index entries move to ``now + claim_lease``, out of every other
 claimer's sight. Python advances each one with the core and commits it with
-``apply.lua`` (all in one pipeline): the end retires it, anything else re-arms
+``apply.lua`` (``COMMIT_CHUNK`` sessions per call, only the fields that changed,
+all calls in one pipeline): the end retires it, anything else re-arms
 it at its true next deadline (the lazy re-arm of a touched session). A commit
 that meets a newer version (a touch, an end, another claimer whose lease ran
 out) is decided again on the fresh state, so each transition is committed,
@@ -70,6 +71,10 @@ _WARNING = SessionState.WARNING
 MAX_ATTEMPTS = 64
 """Compare-and-set rounds before a step gives up on a session that keeps changing."""
 _READ_CHUNK = 500
+COMMIT_CHUNK = 500
+"""Sessions a claim commits per ``apply.lua`` call (all calls in one pipeline)."""
+RESUME_CHUNK = 1000
+"""Sessions per ``resume.lua`` call: about a millisecond of Redis time each."""
 
 
 def _translated(
@@ -264,21 +269,29 @@ class RedisStore:
 
     async def _apply(self, loaded: Loaded, arm: str, now: float) -> Any:
         """Commit ``loaded.record`` if still at ``loaded.version``; see ``apply.lua``."""
-        return await self._scripts.apply(
-            keys=self._keys(loaded.record.id), args=self._apply_args(loaded, arm, now)
-        )
+        fields = codec.mutable_fields(loaded.record)
+        keys, args = self._commit_head(now)
+        self._commit_one(keys, args, loaded, arm, fields)
+        replies = await self._scripts.apply(keys=keys, args=args)
+        return replies[0]
 
-    def _apply_args(self, loaded: Loaded, arm: str, now: float) -> builtins.list[str]:
-        record = loaded.record
-        return [
-            self._prefix,
-            record.id,
-            loaded.version,
-            arm,
-            self._retention_ms,
-            num(now + self._end_lease),
-            *codec.mutable_fields(record),
-        ]
+    def _commit_head(self, now: float) -> tuple[builtins.list[str], builtins.list[str]]:
+        """The shared keys and arguments of an ``apply.lua`` call, with no session yet."""
+        keys = [self._due, self._live, self._ended, self._seq]
+        return keys, [self._prefix, self._retention_ms, num(now + self._end_lease)]
+
+    def _commit_one(
+        self,
+        keys: builtins.list[str],
+        args: builtins.list[str],
+        loaded: Loaded,
+        arm: str,
+        fields: Sequence[str],
+    ) -> None:
+        """Add one session's commit to an ``apply.lua`` call: ``fields`` as pairs to set."""
+        session_id = loaded.record.id
+        keys += (self._session_key(session_id), self._prefix + "m:" + session_id)
+        args += (session_id, loaded.version, arm, str(len(fields) // 2), *fields)
 
     def _end_claim(self, loaded: Loaded, transition: Ended, fence: int = 1) -> Claim:
         """The claim of an end: fence 1 for the end just committed."""
@@ -398,25 +411,30 @@ class RedisStore:
 
     # -- writes -------------------------------------------------------------------
 
-    @_translated
-    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+    def _create_call(
+        self, record: SessionRecord, *, max_per_user: int | None
+    ) -> tuple[_Keys, builtins.list[str]]:
+        """The keys and arguments of ``create.lua`` for a new ``record``."""
         deadline = record.next_deadline()
         assert deadline is not None  # a new record is live
-        keys = self._keys(record.id)
-        reply = await self._scripts.create(
-            keys=keys,
-            args=[
-                self._prefix,
-                record.id,
-                record.user,
-                num(record.created_at),
-                "" if max_per_user is None else str(max_per_user),
-                num(deadline.at),
-                self._retention_ms,
-                num(record.created_at + self._end_lease),
-                *codec.new_fields(record, deadline.at),
-            ],
-        )
+        return self._keys(record.id), [
+            self._prefix,
+            record.id,
+            record.user,
+            num(record.created_at),
+            "" if max_per_user is None else str(max_per_user),
+            num(deadline.at),
+            self._retention_ms,
+            num(record.created_at + self._end_lease),
+            *codec.new_fields(record, deadline.at),
+        ]
+
+    @_translated
+    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+        keys, args = self._create_call(record, max_per_user=max_per_user)
+        reply = await self._scripts.create(keys=keys, args=args)
+        deadline = record.next_deadline()
+        assert deadline is not None  # a new record is live
         if text(reply[0]) == "D":
             raise ValueError("duplicate session id")
         replaced = [self._end_claim(codec.decode(flat), _REPLACED) for flat in reply[1]]
@@ -529,7 +547,7 @@ class RedisStore:
     @_translated
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         keys = [self._session_key(session_id)]
-        reply = await self._scripts.config(keys=keys, args=[codec.encode_config(config)])
+        reply = await self._scripts.config(keys=keys, args=codec.config_fields(config))
         if not _ok(reply):
             _refused(reply)
         return codec.decode(reply[1]).record.snapshot()
@@ -586,18 +604,32 @@ class RedisStore:
                 return claims
             decided: builtins.list[tuple[Loaded, Transition | None]] = []
             calls: builtins.list[Call] = []
+            keys: builtins.list[str] = []
+            args: builtins.list[str] = []
             for loaded in pending:
+                if not keys:
+                    keys, args = self._commit_head(now)
+                    calls.append((self._scripts.apply, keys, args))
+                before = codec.mutable_fields(loaded.record)
                 transition = loaded.record.advance(now)
                 arm = self._arm_after(loaded, transition, popped=True)
                 decided.append((loaded, transition))
-                calls.append(
-                    (
-                        self._scripts.apply,
-                        self._keys(loaded.record.id),
-                        self._apply_args(loaded, arm, now),
-                    )
-                )
-            results = await self._run(calls)
+                after = codec.mutable_fields(loaded.record)
+                changed = [
+                    item
+                    for i in range(0, len(after), 2)
+                    if after[i + 1] != before[i + 1]
+                    for item in after[i : i + 2]
+                ]
+                self._commit_one(keys, args, loaded, arm, changed)
+                if len(keys) >= 4 + 2 * COMMIT_CHUNK:
+                    keys = []
+            # One pipeline of apply.lua calls, each committing up to COMMIT_CHUNK.
+            replies = await self._run(calls)
+            results: builtins.list[Any] = []
+            for (_, call_keys, _), reply in zip(calls, replies, strict=True):
+                count = (len(call_keys) - 4) // 2
+                results += [reply] * count if isinstance(reply, BaseException) else reply
             pending, failed = [], None
             for (loaded, transition), result in zip(decided, results, strict=True):
                 if isinstance(result, BaseException):
@@ -679,6 +711,27 @@ class RedisStore:
             keys=[self._ending, *(self._session_key(sid) for sid, _ in ends)], args=args
         )
         return [bool(r) for r in reply]
+
+    # -- after an outage -----------------------------------------------------------------
+
+    @_translated
+    async def resume_presence(self, at: float) -> int:
+        """Restart presence at ``at`` in chunks of ``RESUME_CHUNK`` (``resume.lua``).
+
+        Each chunk is one atomic script call, so Redis is never blocked for
+        long, however many sessions there are; a caller that stops between
+        chunks (Redis failed again) simply calls again: the walk is idempotent.
+        """
+        cursor, moved = "-inf", 0
+        args = [self._prefix, num(at), "", str(RESUME_CHUNK), num(at + self._node_lease)]
+        keys = [self._live, self._nodes, self._alive]
+        while True:
+            args[2] = cursor
+            reply = await self._scripts.resume(keys=keys, args=args)
+            moved += int(reply[1])
+            cursor = text(reply[0])
+            if not cursor:
+                return moved
 
     # -- node membership --------------------------------------------------------------
 

@@ -1,0 +1,188 @@
+"""What the Redis benches share: a throwaway ``redis-server``, and sessions loaded in bulk.
+
+:func:`redis_server` starts one in a temp dir on a free loopback port and
+stops it by pid. Persistence is off (no RDB snapshots, no AOF), so neither a
+fork nor a disk write lands inside a measurement. The server is Debian's
+``redis-server`` on ``PATH``; nothing is looked up or killed by name.
+
+:func:`load_sessions` writes up to millions of sessions fast: the store's
+own ``create.lua``, run server-side in a loop, thousands per call.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tether.core.policy import Policy
+from tether.core.session import SessionRecord
+from tether.store.redis.scripts import source
+from tether.types import SessionId, UserId
+
+if TYPE_CHECKING:
+    from tether.store.redis import RedisStore
+
+READY = "Ready to accept connections"
+START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class BenchRedis:
+    """One running server: its process and where to reach it."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """SIGTERM by pid and wait (SIGKILL if it does not exit in time)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=START_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert process.stdout is not None
+    with process.stdout:
+        for line in process.stdout:
+            lines.put(line)
+    lines.put(None)
+
+
+def _start(directory: str) -> BenchRedis:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
+    output: list[str] = []
+    for _ in range(3):  # another process may take the free port first
+        port = _free_port()
+        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        argv += ["no", "--dir", directory, "--maxmemory-policy", "noeviction"]
+        process = subprocess.Popen(
+            argv,
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(process, lines), daemon=True).start()
+        output = []
+        while True:
+            try:
+                line = lines.get(timeout=START_TIMEOUT_S)
+            except queue.Empty:
+                line = None
+            if line is None:
+                break
+            output.append(line)
+            if READY in line:
+                return BenchRedis(process, port)
+        BenchRedis(process, port).stop()
+    raise RuntimeError("redis-server did not start:\n" + "".join(output[-20:]))
+
+
+@contextmanager
+def redis_server() -> Iterator[BenchRedis]:
+    """A fresh server in its own temp dir for the block, stopped by pid afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tether-bench-redis-") as directory:
+        server = _start(directory)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+# -- bulk loading -----------------------------------------------------------------
+
+_LOADER_BODY = """
+local function create_one(KEYS, ARGV)
+{create}
+end
+-- KEYS: due, live, ended, seq.  ARGV[1] id prefix  ARGV[2] first number  ARGV[3] count
+-- ARGV[4] index of the id in the template, ARGV[5] index of the user; ARGV[6...] the
+-- template: create.lua's ARGV for one session (ARGV[1] of it is the key prefix).
+local template = {{}}
+for i = 6, #ARGV do
+  template[#template + 1] = ARGV[i]
+end
+local prefix = template[1]
+local id_at, user_at = tonumber(ARGV[4]), tonumber(ARGV[5])
+local first, count = tonumber(ARGV[2]), tonumber(ARGV[3])
+for n = first, first + count - 1 do
+  local id = ARGV[1] .. string.format('%016d', n)
+  local args = {{}}
+  for i, v in ipairs(template) do
+    args[i] = v
+  end
+  args[2] = id
+  args[id_at] = id
+  args[3] = 'u' .. n
+  args[user_at] = 'u' .. n
+  create_one({{prefix .. 's:' .. id, prefix .. 'm:' .. id, KEYS[1], KEYS[2], KEYS[3], KEYS[4]}},
+    args)
+end
+return count
+"""
+
+_TEMPLATE_ID = "0" * 32
+_TEMPLATE_USER = "u-template"
+
+
+def _loader_source() -> str:
+    create = source("create").replace("\n", "\n  ")
+    return source("prelude") + _LOADER_BODY.format(create=create)
+
+
+async def load_sessions(
+    store: RedisStore,
+    policy: Policy,
+    now: float,
+    count: int,
+    *,
+    config: dict[str, Any] | None = None,
+    chunk: int = 5000,
+) -> list[str]:
+    """Create ``count`` sessions fast (user ``u<n>`` each), server-side through ``create.lua``.
+
+    Each session is what ``store.create`` would write (the same script, the
+    same fields), ``chunk`` per script call; nothing is timed here. Returns
+    their ids.
+    """
+    record = SessionRecord(
+        SessionId(_TEMPLATE_ID), UserId(_TEMPLATE_USER), "chat", policy, now, config
+    )
+    keys, args = store._create_call(record, max_per_user=None)  # bench only
+    template = [str(a) for a in args]
+    id_at = template.index(_TEMPLATE_ID, 2) + 1
+    user_at = template.index(_TEMPLATE_USER, 3) + 1
+    loader = store.client.register_script(_loader_source())
+    stem = secrets.token_hex(8)
+    for first in range(0, count, chunk):
+        n = min(chunk, count - first)
+        await loader(keys=list(keys[2:]), args=[stem, first, n, id_at, user_at, *template])
+    return [f"{stem}{n:016d}" for n in range(count)]

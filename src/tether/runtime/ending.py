@@ -1,0 +1,209 @@
+"""End pipelines: what happens, once per ended session, on the node that won its end.
+
+The store decides an end exactly once and hands it, with a lease and a
+fence, to one node. That node runs the pipeline here: archive the transcript,
+tell every attached client (here and, through the cluster, on other nodes)
+and close them with the reason's close code, run cleanups, count, call the
+``on_ended`` hooks, then complete the end in the store. If the node dies
+first, the lease runs out and another node runs it again; the archive write
+is idempotent, so the session is still archived once.
+
+A failed archive does not complete the end: the archive alone is retried
+here with a backoff while the lease is kept, and the end completes once it is
+written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tether.archive.base import ArchivedDialog, Archiver
+from tether.archive.journal import FileJournal
+from tether.clock import Clock, TimerHandle
+from tether.core.events import SessionEndedEvent, close_code
+from tether.core.ids import log_ref
+from tether.core.session import SessionInfo
+from tether.metrics.sink import MetricsSink
+from tether.runtime.cleanup import CleanupRegistry
+from tether.runtime.cluster import Cluster
+from tether.runtime.fanout import Fanout
+from tether.runtime.hooks import Hooks
+from tether.runtime.leases import EndLeases
+from tether.runtime.pipelines import PipelineQueue
+from tether.runtime.tasks import TaskSet
+from tether.store.base import Claim, SessionStore
+from tether.types import EndReason, SessionId
+
+log = logging.getLogger("tether.runtime")
+ARCHIVE_RETRY_FIRST = 1.0
+"""Seconds before the first retry of an archive write that failed; each retry doubles it."""
+ARCHIVE_RETRY_MAX = 60.0
+"""The longest wait between two retries of a failed archive write."""
+
+
+class EndPipelines:
+    """Runs the end pipeline of each end this node won, a bounded number at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        clock: Clock,
+        tasks: TaskSet,
+        fanout: Fanout,
+        cleanups: CleanupRegistry,
+        hooks: Hooks,
+        metrics: MetricsSink,
+        leases: EndLeases,
+        archiver: Archiver | None,
+        journal: FileJournal | None,
+        limit: int,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._tasks = tasks
+        self._fanout = fanout
+        self._cleanups = cleanups
+        self._hooks = hooks
+        self._metrics = metrics
+        self._leases = leases
+        self.archiver = archiver
+        self.journal = journal
+        self._queue = PipelineQueue(tasks, self._run_pipeline, limit=limit)
+        self.cluster: Cluster | None = None
+        """Set by the manager on a shared store: ends are announced to the other nodes."""
+        # Ends whose archive failed, waiting for a retry here (its timer, or None while it runs).
+        self._archive_retries: dict[SessionId, TimerHandle | None] = {}
+        self._closing = False
+
+    def pending(self, session_id: SessionId) -> asyncio.Future[None] | None:
+        """The pipeline running (or queued) here for the session, if any."""
+        return self._queue.pending(session_id)
+
+    def start(self, claim: Claim) -> asyncio.Future[None]:
+        """Run the end's pipeline here (once: a re-claim of a running one adopts its fence)."""
+        self._leases.hold(claim)
+        running = self._queue.pending(claim.session.id)
+        if running is not None:
+            return running
+        if claim.session.id in self._archive_retries:
+            # Its pipeline ran here and its archive is being retried here: the
+            # re-claim (the lease ran out meanwhile) only adopts the new fence.
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self._queue.submit(claim.session)
+
+    async def _run_pipeline(self, info: SessionInfo) -> None:
+        """The end pipeline, then its completion in the store (not if cancelled: a node dying).
+
+        If the archive failed, the end is not completed: the archive alone is
+        retried here with a backoff, and the end completes once it is written
+        (or, if this node stops or dies first, the end's lease runs out and
+        another node, or this one restarted, takes the end over).
+        """
+        archived = True
+        try:
+            archived = await self._end_pipeline(info)
+        except Exception:
+            # A bug, not an expected failure (those are reported inside); a
+            # re-run elsewhere would meet it again, so the end still completes.
+            log.exception("end pipeline crashed session=%s", log_ref(info.id))
+        if archived:
+            await self._leases.complete(info.id)
+        else:
+            self._archive_later(info, ARCHIVE_RETRY_FIRST)
+
+    def _archive_later(self, info: SessionInfo, delay: float) -> None:
+        """Retry the session's archive in ``delay`` seconds, keeping its end open meanwhile."""
+        if self._closing:
+            self._archive_retries.pop(info.id, None)
+            self._leases.release(info.id)  # left open: another node or the next start-up
+            return
+
+        def fire() -> None:
+            self._archive_retries[info.id] = None
+            self._tasks.spawn(self._archive_again(info, delay), name="tether-archive-retry")
+
+        self._archive_retries[info.id] = self._clock.call_later(delay, fire)
+
+    async def _archive_again(self, info: SessionInfo, delay: float) -> None:
+        if self._closing or not self._leases.holds(info.id):
+            self._archive_retries.pop(info.id, None)
+            return
+        _, archived = await self._archive(info, info.end_reason or EndReason.ERROR)
+        if archived:
+            self._archive_retries.pop(info.id, None)
+            log.info("archive written on a retry session=%s", log_ref(info.id))
+            await self._leases.complete(info.id)
+        else:
+            self._archive_later(info, min(2 * delay, ARCHIVE_RETRY_MAX))
+
+    def stop(self) -> None:
+        """Stop retrying archives (closing): their ends stay open, their journals on disk."""
+        self._closing = True
+        for session_id, timer in list(self._archive_retries.items()):
+            if timer is not None:
+                timer.cancel()
+                del self._archive_retries[session_id]
+                self._leases.release(session_id)
+
+    async def _end_pipeline(self, info: SessionInfo) -> bool:
+        """Archive, notify, close, clean up, count, call hooks: once per ended session.
+
+        The archive comes first so that ``session.ended`` can name it, and
+        the journal goes only once the archive is durable. Connections on
+        other nodes are told and closed at the same time as this node's.
+        Returns whether the archive was written (or there is no archiver).
+        """
+        reason = info.end_reason or EndReason.ERROR
+        archive_id, archived = await self._archive(info, reason)
+        self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
+        closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
+        if self.cluster is None:
+            await closing
+        else:
+            holders = self._leases.holders(info.id)
+            await asyncio.gather(
+                closing, self.cluster.announce_end(info.id, reason, archive_id, holders)
+            )
+        await self._cleanups.run(info.id)
+        duration = (info.ended_at or self._clock.now()) - info.created_at
+        self._metrics.session_ended(reason, duration)
+        log.info(
+            "session ended session=%s reason=%s duration=%.1fs",
+            log_ref(info.id),
+            reason.value,
+            duration,
+        )
+        await self._hooks.emit(self._hooks.ended, info)
+        return archived
+
+    async def _archive(self, info: SessionInfo, reason: EndReason) -> tuple[str | None, bool]:
+        """Archive the ended session; its archive id (if any) and whether nothing failed."""
+        if self.archiver is None:
+            return None, True
+        try:
+            messages = await self._store.transcript(info.id)
+            archive_id = await self.archiver.archive(
+                ArchivedDialog(
+                    session_id=info.id,
+                    user=info.user,
+                    kind=info.kind,
+                    config=info.config,
+                    started_at=info.created_at,
+                    ended_at=info.ended_at or self._clock.now(),
+                    end_reason=reason,
+                    messages=tuple(messages),
+                )
+            )
+            if self.journal is not None:
+                await self.journal.remove(info.id)
+        except Exception as exc:
+            # Whatever went wrong, the pipeline goes on: clients must still be
+            # told and closed. The journal stays on disk for the next start-up.
+            self._metrics.archive_failed()
+            log.error("archive failed session=%s (retried): %r", log_ref(info.id), exc)
+            return None, False
+        return archive_id, True
