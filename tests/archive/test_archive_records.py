@@ -396,3 +396,31 @@ def test_records_decode_never_raises_on_checksum_valid_records_with_any_json(
     out = decode(data)
     assert out.refused is None
     assert out.torn_bytes == 0
+
+
+@given(
+    content=st.text(),
+    seq=st.integers(min_value=1, max_value=2**53),
+    ts=st.floats(min_value=0, max_value=253402300799.0),
+    role=st.sampled_from(list(Role)),
+)
+@settings(max_examples=300)
+def test_message_records_are_the_bytes_the_json_encoder_gives(
+    content: str, seq: int, ts: float, role: Role
+) -> None:
+    """The formatted fast path writes exactly what the generic JSON path would."""
+    msg = Message(seq, role, content, ts)
+    try:
+        expected = records.encode(records.MESSAGE, msg.to_dict())
+    except InvalidInput:
+        with pytest.raises(InvalidInput):
+            records.message_record(msg)
+        return
+    assert records.message_record(msg) == expected
+    assert decode(MAGIC + expected).messages == [msg]
+
+
+def test_a_message_with_a_lone_surrogate_is_refused_with_a_clear_error() -> None:
+    """Text UTF-8 cannot carry never reaches a journal: InvalidInput, no bytes."""
+    with pytest.raises(InvalidInput, match="cannot be stored"):
+        records.message_record(Message(1, Role.USER, "half \ud800 a pair", 1.0))

@@ -17,8 +17,10 @@ holds).
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,8 @@ _PREFIX = struct.Struct("<II")
 _KINDS = (HEADER, MESSAGE, CONFIG)
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 """Built once: ``json.dumps`` with non-default options builds an encoder per call."""
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+"""A JSON string literal, as ``_JSON`` writes one (``ensure_ascii=False``)."""
 _SCAN_LIMIT = 8 << 20
 """How far past a bad record the reader looks for the next good one."""
 
@@ -63,8 +67,28 @@ def header_record(
 
 
 def message_record(message: Message) -> bytes:
-    """A transcript message."""
-    return encode(MESSAGE, message.to_dict())
+    """A transcript message.
+
+    Appends are the hot path, so a message without metadata is formatted
+    directly (the same bytes the JSON encoder gives, a third of its cost);
+    anything else goes through the encoder.
+    """
+    ts = message.ts
+    if message.metadata or type(ts) is not float or not math.isfinite(ts):
+        return encode(MESSAGE, message.to_dict())
+    try:
+        content = _json_string(message.content).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"cannot be stored: {exc}") from None
+    body = b'M{"seq":%d,"role":"%s","content":%s,"ts":%s}' % (
+        message.seq,
+        message.role.value.encode("ascii"),
+        content,
+        float.__repr__(ts).encode("ascii"),
+    )
+    if len(body) > MAX_RECORD:
+        raise InvalidInput(f"record of {len(body)} bytes exceeds the {MAX_RECORD} byte limit")
+    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
 
 
 def config_record(config: dict[str, Any], ts: float) -> bytes:
