@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tether.archive.base import ArchivedDialog
-from tether.archive.yaml_archive import YamlArchive
-from tether.errors import ArchiveError
+from archive_kit import FlakyArchive
 from tether.types import SessionId
 
 from .conftest import END_LEASE, ClusterFactory
-
-
-class FlakyArchive(YamlArchive):
-    """A YamlArchive whose first ``failures`` writes raise (a full disk that then recovered)."""
-
-    def __init__(self, data_dir: Path, failures: int) -> None:
-        super().__init__(data_dir)
-        self.failures = failures
-        self.attempts = 0
-
-    async def archive(self, dialog: ArchivedDialog) -> str:
-        self.attempts += 1
-        if self.attempts <= self.failures:
-            raise ArchiveError("disk full")
-        return await super().archive(dialog)
 
 
 async def test_a_failed_archive_is_retried_by_its_node_past_the_end_lease_and_written_once(

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.archive.base import ArchivedDialog
+from archive_kit import FlakyArchive
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
 from tether.core.session import SessionInfo
-from tether.errors import ArchiveError
 from tether.testing import FakeKit, RecordingChannel, fake_manager, settle
 from tether.types import SessionId
 
 POLICY = Policy(idle_timeout=600, warn_before=120, max_duration=1800, presence_timeout=60)
-
-
-class FlakyArchive(YamlArchive):
-    """A YamlArchive whose first ``failures`` writes raise (a full disk that then recovered)."""
-
-    def __init__(self, data_dir: Path, failures: int) -> None:
-        super().__init__(data_dir)
-        self.failures = failures
-        self.attempts = 0
-
-    async def archive(self, dialog: ArchivedDialog) -> str:
-        self.attempts += 1
-        if self.attempts <= self.failures:
-            raise ArchiveError("disk full")
-        return await super().archive(dialog)
 
 
 def archived(root: Path, user: str = "alice") -> list[Path]:

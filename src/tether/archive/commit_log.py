@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.archive import durable
+from tether.archive import durable, records
 
 MAGIC = b"TTHRWAL1"
 ENTRY = b"W"
@@ -44,9 +42,8 @@ SUFFIX = ".wal"
 CHECKPOINT_BYTES = 4 << 20
 """Empty the log (after one ``syncfs``) once it holds this much: a checkpoint of
 4 MiB of appends costs a few milliseconds, once per ~18k appends of 230 bytes."""
-_PREFIX = struct.Struct("<II")
-_MAX_ENTRY = (16 << 20) + 512
-_SCAN_LIMIT = 8 << 20
+_KINDS = (ENTRY,)
+_MAX_ENTRY = records.MAX_RECORD + 512
 
 
 def tag(session_id: str, user: str) -> bytes:
@@ -59,8 +56,7 @@ def tag(session_id: str, user: str) -> bytes:
 
 def entry(session_tag: bytes, record: bytes) -> bytes:
     """One framed entry: ``record`` (journal bytes) of the session ``session_tag`` names."""
-    body = session_tag + record
-    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
+    return records.frame(session_tag + record)
 
 
 @dataclass(slots=True)
@@ -88,15 +84,15 @@ def decode(data: bytes, into: LogContents, name: str = "commit log") -> None:
         return
     offset, end = len(MAGIC), len(data)
     while offset < end:
-        body = _entry_at(data, offset)
+        body = records.frame_at(data, offset, _KINDS, _MAX_ENTRY)
         if body is None:
-            resume = _next_entry(data, offset + 1)
+            resume = records.next_frame(data, offset + 1, _KINDS, _MAX_ENTRY)
             if resume is None:
                 return  # a torn tail: the write that was cut short was never acknowledged
             into.damage.append(f"{name}: bytes {offset}..{resume} unreadable and skipped")
             offset = resume
             continue
-        offset += _PREFIX.size + len(body)
+        offset += records.FRAME_OVERHEAD + len(body)
         parsed = _parse(body)
         if parsed is None:
             into.damage.append(f"{name}: entry at byte {offset} is malformed")
@@ -116,27 +112,6 @@ def read_all(folder: Path, max_bytes: int) -> tuple[LogContents, list[Path]]:
     for path in files:
         decode(durable.read_bytes(path, max_bytes), contents, path.name)
     return contents, files
-
-
-def _entry_at(data: bytes, offset: int) -> bytes | None:
-    if len(data) - offset < _PREFIX.size:
-        return None
-    length, crc = _PREFIX.unpack_from(data, offset)
-    start = offset + _PREFIX.size
-    if not 1 <= length <= min(_MAX_ENTRY, len(data) - start):
-        return None
-    body = data[start : start + length]
-    if body[:1] != ENTRY or zlib.crc32(body) != crc:
-        return None
-    return body
-
-
-def _next_entry(data: bytes, start: int) -> int | None:
-    stop = min(len(data), start + _SCAN_LIMIT)
-    for offset in range(start, stop):
-        if _entry_at(data, offset) is not None:
-            return offset
-    return stop if stop < len(data) else None
 
 
 def _parse(body: bytes) -> tuple[str, str, bytes] | None:

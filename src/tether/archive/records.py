@@ -35,6 +35,8 @@ MAX_RECORD = 16 << 20
 """Bodies larger than this are never written, so a larger length means damage."""
 
 _PREFIX = struct.Struct("<II")
+FRAME_OVERHEAD = _PREFIX.size
+"""Bytes of length and checksum in front of every frame's body."""
 _KINDS = (HEADER, MESSAGE, CONFIG)
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 """Built once: ``json.dumps`` with non-default options builds an encoder per call."""
@@ -52,7 +54,7 @@ def encode(kind: bytes, payload: dict[str, Any]) -> bytes:
         raise InvalidInput(f"cannot be stored: {exc}") from None
     if len(body) > MAX_RECORD:
         raise InvalidInput(f"record of {len(body)} bytes exceeds the {MAX_RECORD} byte limit")
-    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
+    return frame(body)
 
 
 def header_record(
@@ -88,7 +90,7 @@ def message_record(message: Message) -> bytes:
     )
     if len(body) > MAX_RECORD:
         raise InvalidInput(f"record of {len(body)} bytes exceeds the {MAX_RECORD} byte limit")
-    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
+    return frame(body)
 
 
 def config_record(config: dict[str, Any], ts: float) -> bytes:
@@ -125,12 +127,12 @@ def decode(data: bytes) -> JournalContents:
         return out
     offset, end = len(MAGIC), len(data)
     while offset < end:
-        body = _record_at(data, offset)
+        body = frame_at(data, offset, _KINDS, MAX_RECORD)
         if body is not None:
             _apply(out, body, offset)
             offset += _PREFIX.size + len(body)
             continue
-        resume = _next_record(data, offset + 1)
+        resume = next_frame(data, offset + 1, _KINDS, MAX_RECORD)
         if resume is None:
             out.torn_bytes = end - offset
             break
@@ -175,31 +177,36 @@ def merge(primary: JournalContents, extra: JournalContents) -> JournalContents:
     return out
 
 
-def _record_at(data: bytes, offset: int) -> bytes | None:
-    """The body of a well-formed record at ``offset``, or ``None``."""
+def frame(body: bytes) -> bytes:
+    """``body`` behind its length and checksum: the framing of journal and commit-log records."""
+    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
+
+
+def frame_at(data: bytes, offset: int, kinds: tuple[bytes, ...], max_body: int) -> bytes | None:
+    """The body of a well-formed frame at ``offset`` whose first byte is one of ``kinds``."""
     if len(data) - offset < _PREFIX.size:
         return None
     length, crc = _PREFIX.unpack_from(data, offset)
     start = offset + _PREFIX.size
-    if not 1 <= length <= min(MAX_RECORD, len(data) - start):
+    if not 1 <= length <= min(max_body, len(data) - start):
         return None
     body = data[start : start + length]
-    if zlib.crc32(body) != crc or body[:1] not in _KINDS:
+    if zlib.crc32(body) != crc or body[:1] not in kinds:
         return None
     return body
 
 
-def _next_record(data: bytes, start: int) -> int | None:
-    """Offset of the next well-formed record after a bad one, or ``None`` (a torn tail).
+def next_frame(data: bytes, start: int, kinds: tuple[bytes, ...], max_body: int) -> int | None:
+    """Offset of the next well-formed frame after a bad one, or ``None`` (a torn tail).
 
-    A crash can only tear the end of a journal, so a good record anywhere
-    after a bad one proves the bad one is damage, not a tear. Message text
-    cannot forge a record: a valid length's high byte is zero, and JSON text
-    never contains a raw NUL byte.
+    A crash can only tear the end of a file, so a good frame anywhere after a
+    bad one proves the bad one is damage, not a tear. Message text cannot
+    forge a frame: a valid length's high byte is zero, and JSON text never
+    contains a raw NUL byte.
     """
     stop = min(len(data), start + _SCAN_LIMIT)
     for offset in range(start, stop):
-        if _record_at(data, offset) is not None:
+        if frame_at(data, offset, kinds, max_body) is not None:
             return offset
     if stop < len(data):
         return stop  # give up scanning; report the rest as unreadable, never as torn
