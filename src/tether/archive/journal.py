@@ -284,8 +284,8 @@ class FileJournal:
     def _write(self, session_id: SessionId, path: Path, data: bytes) -> asyncio.Future[None] | None:
         """Write ``data`` now; the acknowledgement to wait for under ``always``.
 
-        A plain function, not a coroutine: appends are the hot path, and a
-        coroutine per append was a measurable share of their cost.
+        A plain function, not a coroutine: appends are the hot path, so the
+        caller awaits the acknowledgement itself, one coroutine fewer each.
         """
         fd = self._write_now(session_id, path, data)
         if self.fsync is not FsyncPolicy.ALWAYS:
