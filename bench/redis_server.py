@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,7 +72,15 @@ def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> Non
     lines.put(None)
 
 
-def _start(directory: str) -> BenchRedis:
+def launch(
+    directory: str, extra: Sequence[str] = (), *, timeout: float = START_TIMEOUT_S
+) -> tuple[subprocess.Popen[str], int]:
+    """Start ``redis-server`` (no persistence) in ``directory`` on a free loopback port.
+
+    Returns the process and its port once it accepts connections; raises
+    ``RuntimeError`` with the server's last output otherwise. The tests'
+    ``redis_kit`` starts its servers with this too.
+    """
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
@@ -80,7 +88,7 @@ def _start(directory: str) -> BenchRedis:
     for _ in range(3):  # another process may take the free port first
         port = _free_port()
         argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-        argv += ["no", "--dir", directory, "--maxmemory-policy", "noeviction"]
+        argv += ["no", "--dir", directory, *extra]
         process = subprocess.Popen(
             argv,
             cwd=directory,
@@ -94,16 +102,22 @@ def _start(directory: str) -> BenchRedis:
         output = []
         while True:
             try:
-                line = lines.get(timeout=START_TIMEOUT_S)
+                line = lines.get(timeout=timeout)
             except queue.Empty:
                 line = None
             if line is None:
                 break
             output.append(line)
             if READY in line:
-                return BenchRedis(process, port)
-        BenchRedis(process, port).stop()
+                return process, port
+        if process.poll() is None:
+            process.kill()
+        process.wait()
     raise RuntimeError("redis-server did not start:\n" + "".join(output[-20:]))
+
+
+def _start(directory: str) -> BenchRedis:
+    return BenchRedis(*launch(directory, ["--maxmemory-policy", "noeviction"]))
 
 
 @contextmanager

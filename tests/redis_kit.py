@@ -6,17 +6,13 @@ Missing ``redis-server`` fails the tests that need it (it never skips them):
 
 from __future__ import annotations
 
-import queue
-import shutil
-import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 import redis.asyncio
+from bench.redis_server import launch
 
-READY = "Ready to accept connections"
 START_TIMEOUT_S = 10.0
 
 
@@ -45,53 +41,13 @@ class RedisServer:
         self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_redis_server(directory: Path) -> RedisServer:
     """Start a throwaway server (no persistence) in ``directory`` and wait until it is ready."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server missing: run make test (installs it)", pytrace=False)
-    output: list[str] = []
-    for _ in range(3):  # another process may take the free port first
-        port = _free_port()
-        process = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(process, lines), daemon=True).start()
-        output = []
-        while True:
-            try:
-                line = lines.get(timeout=START_TIMEOUT_S)
-            except queue.Empty:
-                line = None
-            if line is None:
-                break
-            output.append(line)
-            if READY in line:
-                return RedisServer(process, port)
-        RedisServer(process, port).kill()
-    pytest.fail("redis-server did not start:\n" + "".join(output[-20:]), pytrace=False)
-
-
-def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
-    """Hand the server's output over line by line, and keep draining it until it exits."""
-    assert process.stdout is not None
-    with process.stdout:
-        for line in process.stdout:
-            lines.put(line)
-    lines.put(None)
+    try:
+        process, port = launch(str(directory), timeout=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc} (make test installs redis-server)", pytrace=False)
+    return RedisServer(process, port)
 
 
 async def flush(url: str) -> None:
