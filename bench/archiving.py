@@ -16,6 +16,12 @@ Contenders, interleaved repeat by repeat:
   pool);
 * ``inline``: the same archive format written by blocking calls on the event
   loop, as an app would do by hand: the baseline.
+* ``disk alone``: no tether and no Python runtime to speak of, only the file
+  system work any design with one file per session must do: create 10k
+  files of an archive's size in the same folders, flush once, delete 10k
+  journal-sized files made beforehand, flush again. It shows how much of
+  the elapsed time is the disk's (on shared machines, creating a file costs
+  from tens of microseconds to over a millisecond, run to run).
 
 Both run with the garbage-collector settings of ``tether serve``
 (:func:`tether.service.server.tune_gc`): at CPython's defaults, full
@@ -34,7 +40,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -67,7 +73,7 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else 0.0
 
 
-async def _gather_chunked(coros: list[Awaitable[T]], chunk: int = 500) -> list[T]:
+async def _gather_chunked(coros: Sequence[Awaitable[T]], chunk: int = 500) -> list[T]:
     """Await ``coros`` concurrently, ``chunk`` at a time."""
     out: list[T] = []
     for i in range(0, len(coros), chunk):
@@ -150,14 +156,46 @@ def _count_files(root: Path) -> tuple[int, int]:
     return archived, journals
 
 
+def _disk_alone(ending: int, root: Path) -> float:
+    """Seconds the file system alone takes to create ``ending`` archives and drop their journals."""
+    users = max(1, ending // 10)
+    folders = [root / f"user{i}" for i in range(users)]
+    for folder in folders:
+        (folder / "current").mkdir(parents=True)
+        (folder / "archived").mkdir()
+    journals = [folders[i % users] / "current" / f"s{i}" for i in range(ending)]
+    for path in journals:
+        path.write_bytes(b"j" * 1500)  # six messages' worth
+    archive = b"a" * 2500  # about one archive's YAML
+    flush = durable.syncfs or (lambda _fd: os.sync())
+    root_fd = durable.open_root(root)
+    try:
+        flush(root_fd)
+        started = time.perf_counter()
+        for i in range(ending):
+            fd = os.open(folders[i % users] / "archived" / f"s{i}.yaml", os.O_WRONLY | os.O_CREAT)
+            os.write(fd, archive)
+            os.close(fd)
+        flush(root_fd)
+        for path in journals:
+            path.unlink()
+        flush(root_fd)
+        return time.perf_counter() - started
+    finally:
+        os.close(root_fd)
+
+
 def run(quick: bool) -> list[Row]:
     ending, others, repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
-    seconds: dict[str, list[float]] = {"inline": [], "tether": []}
+    seconds: dict[str, list[float]] = {"inline": [], "tether": [], "disk alone": []}
     p99: dict[str, list[float]] = {"inline": [], "tether": []}
     for _ in range(repeats):
-        for contender in ("inline", "tether"):
+        for contender in ("inline", "tether", "disk alone"):
             root = Path(tempfile.mkdtemp(prefix="tether-bench-", dir=BENCH_DIR))
             try:
+                if contender == "disk alone":
+                    seconds[contender].append(_disk_alone(ending, root))
+                    continue
                 with _server_gc():
                     elapsed, late = asyncio.run(_measure(contender, ending, others, root))
             finally:
@@ -166,6 +204,7 @@ def run(quick: bool) -> list[Row]:
             p99[contender].append(late)
     case = f"{ending:,} end at once, {others:,} heartbeating"
     rate = {name: [ending / s for s in values] for name, values in seconds.items()}
+    del rate["disk alone"]
     rows = rows_vs(
         "archiving",
         case,

