@@ -1,7 +1,8 @@
 """Redis memory: bytes of Redis memory per live session.
 
 What a deployment's Redis must hold per live session: the session's hash,
-its entries in the deadline index, the live index and its user's index.
+its entries in the deadline index, the live index (chunked: see
+``prelude.lua``) and its user's index.
 Measured as the growth of ``INFO memory`` ``used_memory`` over N sessions
 (100k; 20k in quick mode), each for its own user (the common case, and the
 dearer one: one user index each), kind ``chat`` and tether's default policy,

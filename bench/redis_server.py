@@ -138,14 +138,14 @@ local function create_one(KEYS, ARGV)
 {create}
 end
 -- KEYS: due, live, ended, seq.  ARGV[1] id prefix  ARGV[2] first number  ARGV[3] count
--- ARGV[4] index of the id in the template, ARGV[5] index of the user; ARGV[6...] the
--- template: create.lua's ARGV for one session (ARGV[1] of it is the key prefix).
+-- ARGV[4] index of the user in the template; ARGV[5...] the template: create.lua's
+-- ARGV for one session (ARGV[1] of it is the key prefix, ARGV[2] the id).
 local template = {{}}
-for i = 6, #ARGV do
+for i = 5, #ARGV do
   template[#template + 1] = ARGV[i]
 end
 local prefix = template[1]
-local id_at, user_at = tonumber(ARGV[4]), tonumber(ARGV[5])
+local user_at = tonumber(ARGV[4])
 local first, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 for n = first, first + count - 1 do
   local id = ARGV[1] .. string.format('%016d', n)
@@ -154,7 +154,6 @@ for n = first, first + count - 1 do
     args[i] = v
   end
   args[2] = id
-  args[id_at] = id
   args[3] = 'u' .. n
   args[user_at] = 'u' .. n
   create_one({{prefix .. 's:' .. id, prefix .. 'm:' .. id, KEYS[1], KEYS[2], KEYS[3], KEYS[4]}},
@@ -192,11 +191,10 @@ async def load_sessions(
     )
     keys, args = store._create_call(record, max_per_user=None)  # bench only
     template = [str(a) for a in args]
-    id_at = template.index(_TEMPLATE_ID, 2) + 1
     user_at = template.index(_TEMPLATE_USER, 3) + 1
     loader = store.client.register_script(_loader_source())
     stem = secrets.token_hex(8)
     for first in range(0, count, chunk):
         n = min(chunk, count - first)
-        await loader(keys=list(keys[2:]), args=[stem, first, n, id_at, user_at, *template])
+        await loader(keys=list(keys[2:]), args=[stem, first, n, user_at, *template])
     return [f"{stem}{n:016d}" for n in range(count)]

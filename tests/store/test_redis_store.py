@@ -29,8 +29,10 @@ from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord, Transition, Warned
 from tether.core.transcript import Role
 from tether.errors import SessionEnded, StoreUnavailable
-from tether.store.base import Claim
+from tether.store.base import Claim, StoreStats
 from tether.store.redis import RedisStore
+from tether.store.redis import store as redis_store_module
+from tether.store.redis.codec import Field
 from tether.store.redis.store import COMMIT_CHUNK
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -233,6 +235,51 @@ async def test_expired_ended_sessions_leave_the_ended_list(url: str) -> None:
             await admin.aclose()
 
 
+async def test_a_live_hash_holds_no_id_and_no_empty_optional_field(url: str) -> None:
+    """The key names the session; warning and end fields exist only while they say something."""
+    async with node(url) as [store]:
+        info = await add(store, policy=WARN_IDLE)
+        key = f"{store.prefix}s:{info.id}"
+        optional = {Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON}
+
+        async def fields() -> set[str]:
+            return {f.decode() for f in await store.client.hkeys(key)}
+
+        assert not (await fields()) & (optional | {"id"})
+        claims = await store.claim_due(T0 + 80.0, BIG)
+        assert by_session(claims) == {info.id: [Warned(EndReason.IDLE_TIMEOUT, T0 + 100.0)]}
+        assert (await fields()) & optional == {Field.WARNING_REASON}
+        assert await store.touch(info.id, T0 + 81.0, activity=True) is not None  # extended
+        assert not (await fields()) & optional  # the warning's reason was deleted
+        await store.end(info.id, EndReason.ADMIN, T0 + 82.0)
+        assert (await fields()) & optional == {Field.ENDED_AT, Field.END_REASON}
+
+
+async def test_the_live_index_spans_many_chunks(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over several chunks of the live index: listing order, stats and resume see every session.
+
+    A chunk emptied by ends leaves the index; resume walks the chunks in
+    creation order, in calls smaller than a chunk, visiting each session once.
+    """
+    monkeypatch.setattr(redis_store_module, "RESUME_CHUNK", 7)
+    async with node(url) as [store]:
+        infos = [await add(store, user=UserId(f"u{i}"), now=T0 + i) for i in range(250)]
+        gone = infos[:5] + infos[95:215] + infos[-1:]  # chunk 1 (orders 100-199) empties
+        for info in gone:
+            await store.end(info.id, EndReason.ADMIN, T0 + 300.0)
+        live = [info for info in infos if info not in gone]
+        chunks = await store.client.zrange(store.prefix + "live", 0, -1)
+        assert chunks == [b"0", b"2"]
+        assert [s.id for s in await store.list()] == [s.id for s in live]
+        assert await store.stats() == StoreStats(len(live), live[0].created_at, live[-1].created_at)
+        assert await store.resume_presence(T0 + 400.0) == len(live)
+        assert await store.resume_presence(T0 + 400.0) == 0
+        for info in live:
+            got = await store.get(info.id)
+            assert got is not None
+            assert got.last_seen == T0 + 400.0
+
+
 async def test_times_round_trip_exactly(url: str) -> None:
     """Timestamps and deadlines keep every digit (nothing is formatted by Lua)."""
     async with node(url) as [store]:
@@ -286,7 +333,8 @@ async def test_a_long_config_keeps_the_hash_compact_and_round_trips(
             assert await store.client.object("encoding", key) == b"listpack"
             fields = await store.client.hkeys(key)
             if new != config:
-                assert not [f for f in fields if f.startswith(b"config:")]
+                config_fields = [f for f in fields if f.startswith(Field.CONFIG.encode())]
+                assert config_fields == [Field.CONFIG.encode()]  # one piece: no stale ones
 
 
 async def test_a_claim_larger_than_a_commit_chunk_hands_out_each_transition_once(

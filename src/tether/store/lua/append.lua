@@ -6,7 +6,7 @@ local stop = guard(KEYS[1], ARGV[1], ARGV[2])
 if stop then
   return stop
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'message_count', 1)
+local seq = redis.call('HINCRBY', KEYS[1], F.message_count, 1)
 redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HINCRBY', KEYS[1], F.version, 1)
 return seq

@@ -11,9 +11,9 @@ local stop = guard(KEYS[1], ARGV[1], ARGV[2])
 if stop then
   return stop
 end
-redis.call('HINCRBY', KEYS[1], 'connections', 1)
-redis.call('HINCRBY', KEYS[1], 'c:' .. ARGV[3], 1)
+redis.call('HINCRBY', KEYS[1], F.connections, 1)
+redis.call('HINCRBY', KEYS[1], F.node_count .. ARGV[3], 1)
 redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('HSET', KEYS[1], 'ever_attached', '1', 'last_seen', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], F.ever_attached, '1', F.last_seen, ARGV[1])
+redis.call('HINCRBY', KEYS[1], F.version, 1)
 return {'OK', redis.call('HGETALL', KEYS[1])}

@@ -17,8 +17,8 @@ local ends = {}
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(stale) do
   local hash = session_key(prefix, id)
-  if redis.call('HGET', hash, 'state') == 'ended' then
-    redis.call('HINCRBY', hash, 'fence', 1)
+  if redis.call('HGET', hash, F.state) == 'ended' then
+    redis.call('HINCRBY', hash, F.fence, 1)
     redis.call('ZADD', KEYS[2], ARGV[5], id)
     redis.call('PEXPIRE', hash, ARGV[6])
     redis.call('PEXPIRE', transcript_key(prefix, id), ARGV[6])
@@ -43,7 +43,7 @@ if left > 0 then
     local fields = redis.call('HGETALL', session_key(prefix, id))
     local state = nil
     for i = 1, #fields, 2 do
-      if fields[i] == 'state' then
+      if fields[i] == F.state then
         state = fields[i + 1]
         break
       end

@@ -5,7 +5,7 @@
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   return 0
 end
-if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[2] then
+if redis.call('HGET', KEYS[1], F.fence) ~= ARGV[2] then
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])

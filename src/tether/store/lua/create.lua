@@ -1,13 +1,14 @@
 -- create.lua: store a new session, first ending the user's oldest beyond the limit.
 -- KEYS[1] session hash      KEYS[2] transcript list   KEYS[3] due zset
--- KEYS[4] live zset         KEYS[5] ended zset        KEYS[6] sequence counter
+-- KEYS[4] live index        KEYS[5] ended zset        KEYS[6] sequence counter
 -- ARGV[1] prefix            ARGV[2] session id        ARGV[3] user
 -- ARGV[4] now               ARGV[5] max per user ('' for no limit)
 -- ARGV[6] first deadline    ARGV[7] retention of ended keys, ms
 -- ARGV[8] when the end lease of a replaced session runs out
 -- ARGV[9...] the new hash, as field, value pairs
 -- Reply: {'D'} when the id exists (live or retained), else {'OK', replaced}
--- with the fields of each session ended as 'replaced', oldest first.
+-- with {id, fields} of each session ended as 'replaced', oldest first (a
+-- hash does not hold its own id).
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'D'}
 end
@@ -19,11 +20,12 @@ if ARGV[5] ~= '' then
   while redis.call('ZCARD', users) > keep do
     local old = redis.call('ZRANGE', users, 0, 0)[1]
     local hash = session_key(prefix, old)
-    local state = redis.call('HGET', hash, 'state')
+    local state = redis.call('HGET', hash, F.state)
     if state and state ~= 'ended' then
       finish(hash, now, 'replaced')
       retire(prefix, old, hash, transcript_key(prefix, old), KEYS[3], KEYS[4], KEYS[5],
         KEYS[6], ARGV[7], ARGV[8])
+      replaced[#replaced + 1] = old
       replaced[#replaced + 1] = redis.call('HGETALL', hash)
     else
       redis.call('ZREM', users, old)
@@ -34,6 +36,6 @@ redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 local order = redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[3], ARGV[6], id)
-redis.call('ZADD', KEYS[4], order, id)
+live_add(prefix, KEYS[4], order, id)
 redis.call('ZADD', users, order, id)
 return {'OK', replaced}

@@ -6,8 +6,8 @@
 -- Reply: {'OK'}; {'Z'} when this node counts no connection there (a duplicate
 -- close, or its connections were released when it was given up for dead);
 -- else a refusal ({'S', fields}: decide again).
-local field = 'c:' .. ARGV[1]
-local head = redis.call('HMGET', KEYS[1], 'state', 'end_reason', 'v', field)
+local field = F.node_count .. ARGV[1]
+local head = redis.call('HMGET', KEYS[1], F.state, F.end_reason, F.version, field)
 if not head[1] then
   return {'N'}
 end
@@ -24,11 +24,11 @@ if redis.call('HINCRBY', KEYS[1], field, -1) <= 0 then
   redis.call('HDEL', KEYS[1], field)
   redis.call('SREM', KEYS[3], ARGV[5])
 end
-redis.call('HINCRBY', KEYS[1], 'connections', -1)
-redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HINCRBY', KEYS[1], F.connections, -1)
+redis.call('HSET', KEYS[1], F.last_seen, ARGV[2])
+redis.call('HINCRBY', KEYS[1], F.version, 1)
 if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'armed_at', ARGV[4])
+  redis.call('HSET', KEYS[1], F.armed_at, ARGV[4])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 end
 return {'OK'}

@@ -1,6 +1,6 @@
 -- end.lua: end a live session for a reason; of racing enders exactly one wins.
 -- KEYS[1] session hash      KEYS[2] transcript list   KEYS[3] due zset
--- KEYS[4] live zset         KEYS[5] ended zset        KEYS[6] sequence counter
+-- KEYS[4] live index        KEYS[5] ended zset        KEYS[6] sequence counter
 -- ARGV[1] prefix   ARGV[2] session id   ARGV[3] now   ARGV[4] reason
 -- ARGV[5] expected version or ''        ARGV[6] retention of ended keys, ms
 -- ARGV[7] when the winner's end lease runs out

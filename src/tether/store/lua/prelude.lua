@@ -4,7 +4,10 @@
 --   P s:<id>    hash: one session (fields: see tether/store/redis/codec.py)
 --   P m:<id>    list: its transcript, one JSON array per message
 --   P u:<user>  zset: the user's live sessions, scored by creation order
---   P live      zset: every live session, scored by creation order
+--   P live      zset: the chunks of the live index that are not empty, each
+--               scored by its number (see live_add)
+--   P live:<n>  zset: the live sessions of creation chunk n, scored by
+--               creation order
 --   P ended     zset: retained ended sessions, scored by end order
 --   P due       zset: one armed deadline (or claim lease) per live session
 --   P seq       counter: creation and end order
@@ -18,14 +21,39 @@
 --               its connections are being released
 --   P reap:<t>  set: dead node t's sessions still to release
 --
--- A session hash also holds 'fence' (its end's fencing token: 1 for the first
--- claimant of the end, +1 for each re-claim) and 'c:<t>' (how many of its
--- connections node t counts; 'connections' is their sum).
+-- A session hash's fields have one-character names (Redis stores every name in
+-- every hash); F names them for the scripts, as codec.Field does for Python,
+-- and codec.py's docstring says what each holds. Besides the record's fields
+-- the hash holds F.fence (its end's fencing token: 1 for the first claimant of
+-- the end, +1 for each re-claim) and 'c:<t>' (how many of its connections node
+-- t counts; F.connections is their sum). The optional fields (F.warning_reason,
+-- F.ended_at, F.end_reason) are absent while empty.
 --
--- Every write to a session hash bumps its version field 'v', so a caller that
--- decided something in Python at version v can commit it only if nothing moved.
--- Numbers are written exactly as the caller sent them (Lua would round them to
--- 14 digits); Lua only compares them.
+-- Every write to a session hash bumps its version field F.version, so a caller
+-- that decided something in Python at that version can commit it only if
+-- nothing moved. Numbers are written exactly as the caller sent them (Lua would
+-- round them to 14 digits); Lua only compares them.
+
+local F = {
+  user = 'u',
+  kind = 'k',
+  config = 'j', -- then 'j1', 'j2'... for the pieces of a long config
+  created_at = 't',
+  message_count = 'm',
+  armed_at = 'a',
+  version = 'v',
+  last_activity = 'l',
+  last_seen = 'p',
+  connections = 'c',
+  ever_attached = 'h',
+  state = 's',
+  warning_reason = 'w',
+  ended_at = 'e',
+  end_reason = 'r',
+  policy = 'o',
+  fence = 'f',
+  node_count = 'c:', -- prefix of 'c:<t>'
+}
 
 local function session_key(prefix, id)
   return prefix .. 's:' .. id
@@ -39,10 +67,41 @@ local function user_key(prefix, user)
   return prefix .. 'u:' .. user
 end
 
+-- The live index lists every live session in creation order (for listing,
+-- stats and resume), cut into chunks of LIVE_CHUNK consecutive creation
+-- orders. A chunk is a small zset, which Redis keeps listpack-encoded (up to
+-- zset-max-listpack-entries, 128 by default): about 40 bytes per session,
+-- where one zset of every live session costs about 145. P live indexes the
+-- chunks that are not empty, so the oldest and the newest are one lookup away.
+local LIVE_CHUNK = 100
+
+local function live_chunk_key(prefix, chunk)
+  return prefix .. 'live:' .. chunk
+end
+
+local function live_chunk(order)
+  return math.floor(tonumber(order) / LIVE_CHUNK)
+end
+
+local function live_add(prefix, live, order, id)
+  local chunk = live_chunk(order)
+  redis.call('ZADD', live_chunk_key(prefix, chunk), order, id)
+  redis.call('ZADD', live, chunk, chunk)
+end
+
+local function live_remove(prefix, live, order, id)
+  local chunk = live_chunk(order)
+  local key = live_chunk_key(prefix, chunk)
+  redis.call('ZREM', key, id)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', live, chunk)
+  end
+end
+
 -- The reply for a session the caller may not simply change: {'N'} unknown,
 -- {'E', reason} ended, else {'S', fields} for the caller to decide in Python.
 local function refusal(hash)
-  local head = redis.call('HMGET', hash, 'state', 'end_reason')
+  local head = redis.call('HMGET', hash, F.state, F.end_reason)
   if not head[1] then
     return {'N'}
   end
@@ -57,7 +116,7 @@ end
 -- whose armed deadline lies after `now` passes (none of its clocks can have run
 -- out); with one, the caller has checked the session in Python at that version.
 local function guard(hash, now, expected)
-  local head = redis.call('HMGET', hash, 'state', 'end_reason', 'armed_at', 'v')
+  local head = redis.call('HMGET', hash, F.state, F.end_reason, F.armed_at, F.version)
   if not head[1] then
     return {'N'}, nil
   end
@@ -76,9 +135,9 @@ end
 
 -- Mark the session ended (the fields a Python `finish` would set).
 local function finish(hash, now, reason)
-  redis.call('HSET', hash, 'state', 'ended', 'ended_at', now, 'end_reason', reason,
-    'warning_reason', '')
-  redis.call('HINCRBY', hash, 'v', 1)
+  redis.call('HSET', hash, F.state, 'ended', F.ended_at, now, F.end_reason, reason)
+  redis.call('HDEL', hash, F.warning_reason)
+  redis.call('HINCRBY', hash, F.version, 1)
 end
 
 -- Move an ended session out of the live indexes into retention: its keys expire
@@ -87,16 +146,21 @@ end
 -- counted connections to it stop listing it (its 'c:' fields stay, naming them).
 local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms,
                       lease_until)
-  local head = redis.call('HMGET', hash, 'user', 'connections')
+  local head = redis.call('HMGET', hash, F.user, F.connections)
+  local users = user_key(prefix, head[1])
+  local order = redis.call('ZSCORE', users, id) -- its creation order
   redis.call('ZREM', due, id)
-  redis.call('ZREM', live, id)
-  redis.call('ZREM', user_key(prefix, head[1]), id)
-  redis.call('HINCRBY', hash, 'fence', 1)
+  if order then
+    live_remove(prefix, live, order, id)
+  end
+  redis.call('ZREM', users, id)
+  redis.call('HINCRBY', hash, F.fence, 1)
   redis.call('ZADD', prefix .. 'ending', lease_until, id)
   if head[2] ~= '0' then -- 'c:' fields exist only while they count connections
+    local skip = #F.node_count
     for _, field in ipairs(redis.call('HKEYS', hash)) do
-      if string.sub(field, 1, 2) == 'c:' then
-        redis.call('SREM', prefix .. 'node:' .. string.sub(field, 3), id)
+      if string.sub(field, 1, skip) == F.node_count then
+        redis.call('SREM', prefix .. 'node:' .. string.sub(field, skip + 1), id)
       end
     end
   end
@@ -124,18 +188,18 @@ local function release(prefix, id, field, last, due, now)
     return
   end
   redis.call('HDEL', hash, field)
-  local head = redis.call('HMGET', hash, 'state', 'connections', 'last_seen', 'armed_at')
+  local head = redis.call('HMGET', hash, F.state, F.connections, F.last_seen, F.armed_at)
   if not head[1] or head[1] == 'ended' then
     return
   end
   local left = math.max(0, tonumber(head[2]) - held)
-  redis.call('HSET', hash, 'connections', left)
+  redis.call('HSET', hash, F.connections, left)
   if tonumber(last) > tonumber(head[3]) then
-    redis.call('HSET', hash, 'last_seen', last)
+    redis.call('HSET', hash, F.last_seen, last)
   end
-  redis.call('HINCRBY', hash, 'v', 1)
+  redis.call('HINCRBY', hash, F.version, 1)
   if left == 0 and tonumber(now) < tonumber(head[4]) then
-    redis.call('HSET', hash, 'armed_at', now)
+    redis.call('HSET', hash, F.armed_at, now)
     redis.call('ZADD', due, now, id)
   end
 end

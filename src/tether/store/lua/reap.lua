@@ -30,7 +30,7 @@ for i = 1, #pending, 2 do
   local set = prefix .. 'reap:' .. node
   local ids = redis.call('SPOP', set, budget)
   for _, id in ipairs(ids) do
-    release(prefix, id, 'c:' .. node, last, KEYS[4], now)
+    release(prefix, id, F.node_count .. node, last, KEYS[4], now)
   end
   budget = budget - #ids
   if redis.call('EXISTS', set) == 0 then

@@ -6,7 +6,7 @@
 local out = {}
 for i = 2, #KEYS do
   local id, fence = ARGV[2 * (i - 1)], ARGV[2 * (i - 1) + 1]
-  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[i], 'fence') == fence then
+  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HGET', KEYS[i], F.fence) == fence then
     redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[1], id)
     out[#out + 1] = 1
   else

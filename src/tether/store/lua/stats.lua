@@ -1,15 +1,16 @@
 -- stats.lua: the live count and the oldest and newest live creation times.
--- KEYS[1] live zset
+-- KEYS[1] due zset   KEYS[2] live index
 -- ARGV[1] prefix
 -- Reply: {count} when empty, else {count, oldest created_at, newest created_at}.
+-- The due index holds exactly one entry per live session (create adds it,
+-- only retire removes it), so its size is the live count.
 local count = redis.call('ZCARD', KEYS[1])
 if count == 0 then
   return {0}
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
-return {
-  count,
-  redis.call('HGET', session_key(ARGV[1], oldest), 'created_at'),
-  redis.call('HGET', session_key(ARGV[1], newest), 'created_at'),
-}
+local function created_at(chunks, at)
+  local chunk = redis.call('ZRANGE', KEYS[2], chunks, chunks)[1]
+  local id = redis.call('ZRANGE', live_chunk_key(ARGV[1], chunk), at, at)[1]
+  return redis.call('HGET', session_key(ARGV[1], id), F.created_at)
+end
+return {count, created_at(0, 0), created_at(-1, -1)}

@@ -16,11 +16,11 @@ local function touch(hash, now, activity, expected)
     if expected == '' and state == 'warning' then
       return {'S', redis.call('HGETALL', hash)}
     end
-    redis.call('HSET', hash, 'last_seen', now, 'last_activity', now)
+    redis.call('HSET', hash, F.last_seen, now, F.last_activity, now)
   else
-    redis.call('HSET', hash, 'last_seen', now)
+    redis.call('HSET', hash, F.last_seen, now)
   end
-  redis.call('HINCRBY', hash, 'v', 1)
+  redis.call('HINCRBY', hash, F.version, 1)
   return 0
 end
 

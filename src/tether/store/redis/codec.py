@@ -1,18 +1,48 @@
 """How a session, its policy and its messages are written into Redis and read back.
 
-A session is one hash. Numbers are written with ``repr`` so they read back
-exactly (Lua only compares them, never formats them). Besides the record's own
-fields the hash holds the store's: ``armed_at``, the time of the session's
-entry in the deadline index (a lower bound of its next event); ``v``, a
-version every write bumps, so a change decided in Python commits only if the
-session did not move meanwhile; ``fence``, the fencing token of its end; and
-``c:<node>``, the connections each node counts (see ``prelude.lua``).
+A session is one hash, its key ``<prefix>s:<id>`` (the id is not repeated
+inside). Field names are one character, because Redis stores every name in
+every hash: long names cost a live session more than a hundred bytes. Each
+name is defined once here (:class:`Field`) and once for the Lua scripts (the
+``F`` table in ``prelude.lua``); what each field holds:
 
-Redis keeps a hash of few, short values listpack-encoded, about a third of
-the memory of a real hash table; one value over 64 bytes converts it for
-good. The only value that is often that long is the config, so a long config
-is cut into pieces (``config``, ``config:1``, ...), and timeouts are written
-as short as they read back exactly (``600`` for ``600.0``).
+=====  ==================  =====================================================
+name   record field        value
+=====  ==================  =====================================================
+``u``  ``user``            the user id
+``k``  ``kind``            the kind
+``j``  ``config``          the config as JSON (``""`` for none); a long one is
+                           cut into pieces ``j``, ``j1``, ``j2``... (see below)
+``t``  ``created_at``      time
+``m``  ``message_count``   integer: messages appended (retracted ones included)
+``l``  ``last_activity``   time
+``p``  ``last_seen``       time: the last sign of a client (presence)
+``c``  ``connections``     integer: the sum of the ``c:<node>`` counts
+``h``  ``ever_attached``   ``1`` or ``0``
+``s``  ``state``           ``active``, ``warning`` or ``ended``
+``w``  ``warning_reason``  the warning's reason; absent when not warned
+``e``  ``ended_at``        time; absent while live
+``r``  ``end_reason``      the end's reason; absent while live
+``o``  ``policy``          the four timeouts (``encode_policy``)
+=====  ==================  =====================================================
+
+Besides the record's own fields the hash holds the store's: ``a``, the time
+of the session's entry in the deadline index (a lower bound of its next
+event); ``v``, a version every write bumps, so a change decided in Python
+commits only if the session did not move meanwhile; ``f``, the fencing token
+of its end (absent until it ends); and ``c:<node>``, the connections each
+node counts (see ``prelude.lua``). An optional field that is empty is not
+stored at all: writing ``""`` to one deletes it (``apply.lua``).
+
+Times are written with ``repr`` so they read back exactly (Lua only compares
+them, never formats them). Redis keeps a hash of few, short values
+listpack-encoded, about a third of the memory of a real hash table; one value
+over 64 bytes converts it for good. The only value that is often that long is
+the config, so a long config is cut into pieces, and timeouts are written as
+short as they read back exactly (``600`` for ``600.0``).
+
+Hashes written by earlier development versions (long field names, an ``id``
+field) cannot be read: see ``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +58,34 @@ from tether.types import EndReason, SessionId, SessionState, UserId
 
 Raw = bytes | str
 """What the client returns for a string: bytes, or str with ``decode_responses``."""
+
+
+class Field:
+    """The session hash's field names (the table above; ``F`` in ``prelude.lua``)."""
+
+    USER = "u"
+    KIND = "k"
+    CONFIG = "j"
+    CREATED_AT = "t"
+    MESSAGE_COUNT = "m"
+    ARMED_AT = "a"
+    VERSION = "v"
+    LAST_ACTIVITY = "l"
+    LAST_SEEN = "p"
+    CONNECTIONS = "c"
+    EVER_ATTACHED = "h"
+    STATE = "s"
+    WARNING_REASON = "w"
+    ENDED_AT = "e"
+    END_REASON = "r"
+    POLICY = "o"
+    FENCE = "f"
+    NODE_COUNT = "c:"
+    """Prefix of ``c:<node>``: the connections that node counts."""
+
+
+_OPTIONAL = frozenset((Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON))
+"""Fields absent while empty (``new_fields`` leaves them out, ``apply.lua`` deletes them)."""
 
 
 class Loaded(NamedTuple):
@@ -124,8 +182,13 @@ def pieces(value: str) -> list[str]:
     return out
 
 
+def config_piece(i: int) -> str:
+    """The field of the config's ``i``-th piece: ``j``, then ``j1``, ``j2``..."""
+    return Field.CONFIG if i == 0 else f"{Field.CONFIG}{i}"
+
+
 def config_fields(config: dict[str, Any] | None) -> list[str]:
-    """The config as field, value pairs: ``config`` then ``config:1``, ``config:2``...
+    """The config as field, value pairs: ``j`` then ``j1``, ``j2``...
 
     A config longer than ``PIECE`` bytes is cut into pieces, so a session's
     hash stays compact whatever the size of its config (up to Redis's
@@ -133,16 +196,16 @@ def config_fields(config: dict[str, Any] | None) -> list[str]:
     """
     out: list[str] = []
     for i, piece in enumerate(pieces(encode_config(config))):
-        out += ("config" if i == 0 else f"config:{i}", piece)
+        out += (config_piece(i), piece)
     return out
 
 
 def _config(f: Mapping[str, str]) -> dict[str, Any] | None:
-    text = f["config"]
+    text = f[Field.CONFIG]
     if not text:
         return None
     i = 1
-    while (piece := f.get(f"config:{i}")) is not None:
+    while (piece := f.get(config_piece(i))) is not None:
         text += piece
         i += 1
     config: dict[str, Any] = json.loads(text)
@@ -154,76 +217,94 @@ def _optional(value: float | None) -> str:
 
 
 def mutable_fields(record: SessionRecord) -> list[str]:
-    """The fields a change decided in Python may set, as ``field, value`` pairs."""
+    """The fields a change decided in Python may set, as ``field, value`` pairs.
+
+    An optional field that is empty (no warning, not ended) has the value
+    ``""``: ``apply.lua`` deletes it rather than store it.
+    """
     return [
-        "last_activity",
+        Field.LAST_ACTIVITY,
         num(record.last_activity),
-        "last_seen",
+        Field.LAST_SEEN,
         num(record.last_seen),
-        "connections",
+        Field.CONNECTIONS,
         str(record.connections),
-        "ever_attached",
+        Field.EVER_ATTACHED,
         "1" if record.ever_attached else "0",
-        "state",
+        Field.STATE,
         record.state.value,
-        "warning_reason",
+        Field.WARNING_REASON,
         "" if record.warning_reason is None else record.warning_reason.value,
-        "ended_at",
+        Field.ENDED_AT,
         _optional(record.ended_at),
-        "end_reason",
+        Field.END_REASON,
         "" if record.end_reason is None else record.end_reason.value,
-        "policy",
+        Field.POLICY,
         encode_policy(record.policy),
     ]
 
 
 def new_fields(record: SessionRecord, armed_at: float) -> list[str]:
-    """Every field of a new session's hash, as ``field, value`` pairs."""
+    """A new session's hash, as ``field, value`` pairs (empty optional fields left out)."""
+    mutable = mutable_fields(record)
     return [
-        "id",
-        record.id,
-        "user",
+        Field.USER,
         record.user,
-        "kind",
+        Field.KIND,
         record.kind,
         *config_fields(record.config),
-        "created_at",
+        Field.CREATED_AT,
         num(record.created_at),
-        "message_count",
+        Field.MESSAGE_COUNT,
         str(record.message_count),
-        "armed_at",
+        Field.ARMED_AT,
         num(armed_at),
-        "v",
+        Field.VERSION,
         "1",
-        *mutable_fields(record),
+        *(
+            item
+            for i in range(0, len(mutable), 2)
+            if mutable[i + 1] or mutable[i] not in _OPTIONAL
+            for item in mutable[i : i + 2]
+        ),
     ]
 
 
-def decode(fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
-    """A session from its hash, as a script (a flat list) or ``HGETALL`` (a dict) returns it."""
+def decode(session_id: str, fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
+    """Session ``session_id`` from its hash: a flat list (from a script) or a dict (``HGETALL``)."""
     if isinstance(fields, Mapping):
         f = {text(k): text(v) for k, v in fields.items()}
     else:
         flat = [v.decode() if isinstance(v, bytes) else v for v in fields]
         f = dict(zip(flat[::2], flat[1::2], strict=True))
+    warning_reason = f.get(Field.WARNING_REASON)
+    ended_at = f.get(Field.ENDED_AT)
+    end_reason = f.get(Field.END_REASON)
     record = SessionRecord.__new__(SessionRecord)
-    record.id = SessionId(f["id"])
-    record.user = UserId(f["user"])
-    record.kind = f["kind"]
-    record.policy = decode_policy(f["policy"])
+    record.id = SessionId(session_id)
+    record.user = UserId(f[Field.USER])
+    record.kind = f[Field.KIND]
+    record.policy = decode_policy(f[Field.POLICY])
     record.config = _config(f)
-    record.created_at = float(f["created_at"])
-    record.last_activity = float(f["last_activity"])
-    record.last_seen = float(f["last_seen"])
-    record.connections = int(f["connections"])
-    record.ever_attached = f["ever_attached"] == "1"
-    record.state = SessionState(f["state"])
-    record.warning_reason = EndReason(f["warning_reason"]) if f["warning_reason"] else None
-    record.ended_at = float(f["ended_at"]) if f["ended_at"] else None
-    record.end_reason = EndReason(f["end_reason"]) if f["end_reason"] else None
-    record.message_count = int(f["message_count"])
-    counts = {k[2:]: int(v) for k, v in f.items() if k.startswith("c:")}
-    return Loaded(record, f["v"], float(f["armed_at"]), int(f.get("fence", "0")), counts)
+    record.created_at = float(f[Field.CREATED_AT])
+    record.last_activity = float(f[Field.LAST_ACTIVITY])
+    record.last_seen = float(f[Field.LAST_SEEN])
+    record.connections = int(f[Field.CONNECTIONS])
+    record.ever_attached = f[Field.EVER_ATTACHED] == "1"
+    record.state = SessionState(f[Field.STATE])
+    record.warning_reason = EndReason(warning_reason) if warning_reason else None
+    record.ended_at = float(ended_at) if ended_at else None
+    record.end_reason = EndReason(end_reason) if end_reason else None
+    record.message_count = int(f[Field.MESSAGE_COUNT])
+    prefix, skip = Field.NODE_COUNT, len(Field.NODE_COUNT)
+    counts = {k[skip:]: int(v) for k, v in f.items() if k.startswith(prefix)}
+    return Loaded(
+        record,
+        f[Field.VERSION],
+        float(f[Field.ARMED_AT]),
+        int(f.get(Field.FENCE, "0")),
+        counts,
+    )
 
 
 def encode_message(role: Role, content: str, ts: float, metadata: dict[str, Any] | None) -> str:

@@ -96,15 +96,15 @@ def _contention() -> StoreUnavailable:
     return StoreUnavailable(f"a session kept changing: gave up after {MAX_ATTEMPTS} attempts")
 
 
-def _refused(reply: builtins.list[Any]) -> Loaded:
-    """The session a script handed back; raises for an unknown or ended one."""
+def _refused(session_id: str, reply: builtins.list[Any]) -> Loaded:
+    """Session ``session_id``, as a script handed it back; raises for an unknown or ended one."""
     code = text(reply[0])
     if code == "N":
         raise SessionNotFound()
     if code == "E":
         raise SessionEnded(EndReason(text(reply[1])))
     assert code == "S", reply
-    return codec.decode(reply[1])
+    return codec.decode(session_id, reply[1])
 
 
 def _new_node_token() -> str:
@@ -300,13 +300,9 @@ class RedisStore:
     async def _read(self, session_id: SessionId) -> Loaded:
         """The live session; raises for an unknown or ended one."""
         flat = await self._client.hgetall(self._session_key(session_id))
-        return self._live_or_raise(flat)
-
-    @staticmethod
-    def _live_or_raise(flat: Any) -> Loaded:
         if not flat:
             raise SessionNotFound()
-        loaded = codec.decode(flat)
+        loaded = codec.decode(session_id, flat)
         if loaded.record.end_reason is not None:  # ended
             raise SessionEnded(loaded.record.end_reason)
         return loaded
@@ -316,30 +312,28 @@ class RedisStore:
     @_translated
     async def get(self, session_id: SessionId) -> SessionInfo | None:
         flat = await self._client.hgetall(self._session_key(session_id))
-        return codec.decode(flat).record.snapshot() if flat else None
+        return codec.decode(session_id, flat).record.snapshot() if flat else None
 
     @_translated
     async def list(
         self, *, user: UserId | None = None, state: SessionState | None = None
     ) -> builtins.list[SessionInfo]:
         if state is _ENDED:
-            index = self._ended
+            ids = await self._members(self._ended)
         elif user is not None:
-            index = self._prefix + "u:" + user
+            ids = await self._members(self._prefix + "u:" + user)
         else:
-            index = self._live
-        members = cast(builtins.list[codec.Raw], await self._client.zrange(index, 0, -1))
-        ids = [text(i) for i in members]
+            ids = await self._live_ids()
         out: builtins.list[SessionInfo] = []
         for start in range(0, len(ids), _READ_CHUNK):
             async with self._client.pipeline(transaction=False) as pipe:
                 for session_id in ids[start : start + _READ_CHUNK]:
                     pipe.hgetall(self._session_key(session_id))
                 hashes = await pipe.execute()
-            for flat in hashes:
+            for session_id, flat in zip(ids[start : start + _READ_CHUNK], hashes, strict=True):
                 if not flat:
                     continue  # expired since the index was read
-                record = codec.decode(flat).record
+                record = codec.decode(session_id, flat).record
                 if (state is None and record.state is _ENDED) or (
                     state is not None and record.state is not state
                 ):
@@ -349,9 +343,26 @@ class RedisStore:
                 out.append(record.snapshot())
         return out
 
+    async def _members(self, index: str) -> builtins.list[str]:
+        """The members of zset ``index``, in order."""
+        members = cast(builtins.list[codec.Raw], await self._client.zrange(index, 0, -1))
+        return [text(m) for m in members]
+
+    async def _live_ids(self) -> builtins.list[str]:
+        """Every live session, oldest first: the live index's chunks in order (``prelude.lua``)."""
+        chunks = await self._members(self._live)
+        ids: builtins.list[str] = []
+        for start in range(0, len(chunks), _READ_CHUNK):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for chunk in chunks[start : start + _READ_CHUNK]:
+                    pipe.zrange(self._live + ":" + chunk, 0, -1)
+                pages = await pipe.execute()
+            ids += (text(m) for page in pages for m in page)
+        return ids
+
     @_translated
     async def stats(self) -> StoreStats:
-        reply = await self._scripts.stats(keys=[self._live], args=[self._prefix])
+        reply = await self._scripts.stats(keys=[self._due, self._live], args=[self._prefix])
         if reply[0] == 0:
             return StoreStats(0, None, None)
         return StoreStats(int(reply[0]), float(reply[1]), float(reply[2]))
@@ -437,7 +448,11 @@ class RedisStore:
         assert deadline is not None  # a new record is live
         if text(reply[0]) == "D":
             raise ValueError("duplicate session id")
-        replaced = [self._end_claim(codec.decode(flat), _REPLACED) for flat in reply[1]]
+        flat = reply[1]  # id, fields, id, fields...
+        replaced = [
+            self._end_claim(codec.decode(text(old), fields), _REPLACED)
+            for old, fields in zip(flat[::2], flat[1::2], strict=True)
+        ]
         return Created(record.snapshot(), deadline.at, replaced)
 
     @_translated
@@ -447,7 +462,7 @@ class RedisStore:
         for _ in range(MAX_ATTEMPTS):
             if reply == 0:
                 return None
-            loaded = _refused(reply)
+            loaded = _refused(session_id, reply)
             record = loaded.record
             if record.expired(now) is None:
                 if not (activity and record.state is _WARNING):
@@ -485,11 +500,11 @@ class RedisStore:
                 args=[at, expected, self._node, session_id],
             )
             if _ok(reply):
-                return codec.decode(reply[1]).record.snapshot()
+                return codec.decode(session_id, reply[1]).record.snapshot()
             if text(reply[0]) == "R":  # not registered (yet, or any more)
                 await self._register(now)
                 continue
-            loaded = _refused(reply)
+            loaded = _refused(session_id, reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)  # not revived: claim_due applies the end
             expected = loaded.version
@@ -519,7 +534,7 @@ class RedisStore:
                     return earlier
                 if code == "Z":
                     return None
-                loaded = _refused(reply)
+                loaded = _refused(session_id, reply)
         except (SessionNotFound, SessionEnded):
             return None  # connections close after their session ends
         raise _contention()
@@ -534,9 +549,9 @@ class RedisStore:
                 args=[self._prefix, session_id, at, why.value, expected, self._retention_ms, lease],
             )
             if _ok(reply):
-                return self._end_claim(codec.decode(reply[1]), Ended(why))
+                return self._end_claim(codec.decode(session_id, reply[1]), Ended(why))
             try:
-                loaded = _refused(reply)
+                loaded = _refused(session_id, reply)
             except SessionEnded:
                 return None  # someone else ended it first
             # A clock that has already run out is why it ended: the timeout came first.
@@ -549,8 +564,8 @@ class RedisStore:
         keys = [self._session_key(session_id)]
         reply = await self._scripts.config(keys=keys, args=codec.config_fields(config))
         if not _ok(reply):
-            _refused(reply)
-        return codec.decode(reply[1]).record.snapshot()
+            _refused(session_id, reply)
+        return codec.decode(session_id, reply[1]).record.snapshot()
 
     @_translated
     async def update_policy(
@@ -565,7 +580,7 @@ class RedisStore:
             reply = await self._apply(loaded, "" if earlier is None else num(earlier), now)
             if _ok(reply):
                 return earlier
-            loaded = _refused(reply)
+            loaded = _refused(session_id, reply)
         raise _contention()
 
     @_translated
@@ -586,7 +601,7 @@ class RedisStore:
             )
             if isinstance(reply, int):
                 return Message(reply, role, content, now, metadata or None)
-            loaded = _refused(reply)
+            loaded = _refused(session_id, reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)
             expected = loaded.version
@@ -641,7 +656,7 @@ class RedisStore:
                         claims.append(Claim(loaded.record.snapshot(), transition))
                 else:
                     with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
-                        pending.append(_refused(result))  # it moved: decide again
+                        pending.append(_refused(loaded.record.id, result))  # moved: decide again
             if failed is not None:
                 if not claims:
                     raise failed
@@ -684,12 +699,16 @@ class RedisStore:
             if isinstance(result, BaseException):
                 raise result
         ends = []
-        for flat in claim[0][1::2]:
-            loaded = codec.decode(flat)
+        for session_id, flat in zip(claim[0][::2], claim[0][1::2], strict=True):
+            loaded = codec.decode(text(session_id), flat)
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
             ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
-        return ends, [codec.decode(flat) for flat in claim[1][1::2]]
+        due = claim[1]
+        return ends, [
+            codec.decode(text(session_id), flat)
+            for session_id, flat in zip(due[::2], due[1::2], strict=True)
+        ]
 
     # -- end leases -----------------------------------------------------------------
 
