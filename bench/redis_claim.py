@@ -23,6 +23,12 @@ Baseline, the raw floor of the same work's reads: redis-py fetching 10k due
 ids (``ZRANGEBYSCORE ... LIMIT 0 10000``) and their hashes (``HGETALL``,
 pipelined) from an index of the same size, with no lease, decision or commit.
 
+A third row, ``Lua floor``, is the least any one-script claim that looks at
+each due session can cost on this machine: one script that reads the 10k due
+ids and one field of each session's hash (``HMGET``), and does nothing else.
+It does not lease, decide, write or return anything, so a claim that decides
+inside Lua, as fast as it could be, costs more than this.
+
 Target: <= 15 ms for the 10k claim.
 """
 
@@ -41,11 +47,20 @@ from bench.common import FAR, Row, Target, gc_paused, rows_vs
 from bench.redis_server import load_sessions, redis_server
 from tether.core.policy import Policy
 from tether.store.redis import RedisStore
+from tether.store.redis.codec import Field
 
 DUE = 10_000
 TARGET = Target("<=", 15.0)
 BASELINE = "redis-py ZRANGEBYSCORE+HGETALL"
 IN_REDIS = "  of which in Redis"
+LUA_FLOOR = "Lua floor: ZRANGEBYSCORE + HMGET each"
+FLOOR_SCRIPT = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(due) do
+  redis.call('HMGET', ARGV[1] .. 's:' .. id, ARGV[4])
+end
+return #due
+"""
 NEAR = Policy(idle_timeout=1.0, warn_before=0.0, max_duration=86400.0, presence_timeout=86400.0)
 
 
@@ -63,7 +78,13 @@ async def _measure(url: str, n: int, repeats: int) -> dict[str, list[float]]:
         t0 = perf_counter()
         await load_sessions(store, FAR, time.time(), n - DUE)
         print(f"  loaded {n - DUE:,} sessions in {perf_counter() - t0:.0f} s", file=sys.stderr)
-        samples: dict[str, list[float]] = {"tether.claim_due": [], BASELINE: [], IN_REDIS: []}
+        samples: dict[str, list[float]] = {
+            "tether.claim_due": [],
+            BASELINE: [],
+            LUA_FLOOR: [],
+            IN_REDIS: [],
+        }
+        floor = raw.register_script(FLOOR_SCRIPT)
         counts: list[int] = []
         for i in range(repeats + 1):
             created = time.time() - 10.0  # their idle timeout ran out 9 s ago
@@ -83,6 +104,9 @@ async def _measure(url: str, n: int, repeats: int) -> dict[str, list[float]]:
                 t0 = perf_counter()
                 await baseline()
                 base_ms = (perf_counter() - t0) * 1000
+                t0 = perf_counter()
+                seen = await floor(keys=[due_key], args=[store.prefix, now, DUE, Field.STATE])
+                floor_ms = (perf_counter() - t0) * 1000
                 scripts_us = await _script_us(raw)
                 t0 = perf_counter()
                 claims = await store.claim_due(now, DUE)
@@ -92,6 +116,9 @@ async def _measure(url: str, n: int, repeats: int) -> dict[str, list[float]]:
                 continue  # warm-up: scripts loaded
             samples["tether.claim_due"].append(tether_ms)
             samples[BASELINE].append(base_ms)
+            samples[LUA_FLOOR].append(floor_ms)
+            if seen != DUE:
+                raise RuntimeError(f"the Lua floor read {seen} due sessions, not {DUE}")
             samples[IN_REDIS].append(scripts_us / 1000)
             counts.append(len(claims))
         print(f"  claims per repeat: {counts} (of {DUE:,} due)", file=sys.stderr)
