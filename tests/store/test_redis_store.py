@@ -11,9 +11,11 @@ and concurrent touches share round trips.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +483,16 @@ async def test_concurrent_touches_share_pipelines(url: str) -> None:
             got = await store.get(session_id)
             assert got is not None
             assert (got.last_activity, got.last_seen) == (T0 + 5.0, T0 + 6.0)
+
+
+def test_redis_field_names_are_the_same_in_python_and_lua() -> None:
+    """codec.Field and prelude.lua's F table name every hash field alike.
+
+    The scripts and the codec read and write the same hashes; a name changed
+    on one side only would make one of them read nothing.
+    """
+    prelude = files("tether.store").joinpath("lua/prelude.lua").read_text()
+    table = prelude[prelude.index("local F = {") : prelude.index("}", prelude.index("local F = {"))]
+    lua = dict(re.findall(r"^\s*(\w+) = '([^']*)',", table, re.MULTILINE))
+    python = {name.lower(): value for name, value in vars(Field).items() if name.isupper()}
+    assert lua == python
