@@ -6,33 +6,17 @@ Missing ``redis-server`` fails the tests that need it (it never skips them):
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import redis.asyncio
-from bench.redis_server import launch
+from bench.redis_server import BenchRedis, launch
 
 START_TIMEOUT_S = 10.0
 
 
-class RedisServer:
-    """One running ``redis-server`` process on a free local port."""
-
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def stop(self) -> None:
-        """Stop the server (by its pid) and wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=START_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+class RedisServer(BenchRedis):
+    """One running ``redis-server`` process on a free local port (the benches' server, killable)."""
 
     def kill(self) -> None:
         """Kill the server at once, as a crash would."""

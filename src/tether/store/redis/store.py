@@ -107,6 +107,14 @@ def _refused(session_id: str, reply: builtins.list[Any]) -> Loaded:
     return codec.decode(session_id, reply[1])
 
 
+def _decoded(flat: builtins.list[Any]) -> builtins.list[Loaded]:
+    """The sessions of a script reply ``id, fields, id, fields...`` (a hash holds no id)."""
+    return [
+        codec.decode(text(session_id), fields)
+        for session_id, fields in zip(flat[::2], flat[1::2], strict=True)
+    ]
+
+
 def _new_node_token() -> str:
     return secrets.token_hex(8)
 
@@ -448,11 +456,7 @@ class RedisStore:
         assert deadline is not None  # a new record is live
         if text(reply[0]) == "D":
             raise ValueError("duplicate session id")
-        flat = reply[1]  # id, fields, id, fields...
-        replaced = [
-            self._end_claim(codec.decode(text(old), fields), _REPLACED)
-            for old, fields in zip(flat[::2], flat[1::2], strict=True)
-        ]
+        replaced = [self._end_claim(loaded, _REPLACED) for loaded in _decoded(reply[1])]
         return Created(record.snapshot(), deadline.at, replaced)
 
     @_translated
@@ -699,16 +703,11 @@ class RedisStore:
             if isinstance(result, BaseException):
                 raise result
         ends = []
-        for session_id, flat in zip(claim[0][::2], claim[0][1::2], strict=True):
-            loaded = codec.decode(text(session_id), flat)
+        for loaded in _decoded(claim[0]):
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
             ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
-        due = claim[1]
-        return ends, [
-            codec.decode(text(session_id), flat)
-            for session_id, flat in zip(due[::2], due[1::2], strict=True)
-        ]
+        return ends, _decoded(claim[1])
 
     # -- end leases -----------------------------------------------------------------
 
