@@ -12,7 +12,10 @@ fields as ``store.create``) in a fresh ``redis-server`` with persistence off.
 one session, and again after the N more. Two typical small configs: a
 language (``{"lang":"en"}``, 13 bytes of JSON) and a voice interview's model,
 voice, language and topic (88 bytes: more than the 64 bytes a Redis hash
-value may have and stay compact, so the store stores it in pieces).
+value may have and stay compact, so the store interns it: stored once, under
+``<prefix>cfg:<ref>``, for every live session that has it; here all N share
+it, as sessions of one deployment's few kinds do, and the hash holds a
+16-character reference).
 
 Baseline: the seeds' design as a Redis application would write it, one hash
 per session with the seeds' three fields (``user``, ``created_at``,

@@ -32,9 +32,9 @@ from tether.core.session import Ended, SessionInfo, SessionRecord, Transition, W
 from tether.core.transcript import Role
 from tether.errors import SessionEnded, StoreUnavailable
 from tether.store.base import Claim, StoreStats
-from tether.store.redis import RedisStore
+from tether.store.redis import RedisStore, codec
 from tether.store.redis import store as redis_store_module
-from tether.store.redis.codec import Field
+from tether.store.redis.codec import Field, text
 from tether.store.redis.store import COMMIT_CHUNK
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -282,18 +282,33 @@ async def test_the_live_index_spans_many_chunks(url: str, monkeypatch: pytest.Mo
             assert got.last_seen == T0 + 400.0
 
 
-async def test_times_round_trip_exactly(url: str) -> None:
-    """Timestamps and deadlines keep every digit (nothing is formatted by Lua)."""
+async def test_times_round_trip_to_the_microsecond(url: str) -> None:
+    """Times are whole microseconds: exact to six decimals, finer digits rounded."""
     async with node(url) as [store]:
-        now = T0 + 0.123456789
+        now = T0 + 0.123457
         info = await add(store, policy=SHORT_IDLE, now=now)
         await store.touch(info.id, now + 1e-6, activity=True)
         got = await store.get(info.id)
         assert got is not None
         assert (got.created_at, got.last_activity) == (now, now + 1e-6)
         assert await store.next_due() == now + 100.0
+        assert await store.stats() == StoreStats(1, now, now)
         message = await store.append(info.id, Role.USER, "x", {"k": [1, 2]}, now + 2e-6)
         assert await store.transcript(info.id) == [message]
+        # Stored as integers, which Redis keeps as 64-bit ints (and Lua exactly).
+        raw = await store.client.hget(store.prefix + "s:" + info.id, Field.CREATED_AT)
+        assert raw == b"1700000000123457"
+        score = await store.client.zscore(store.prefix + "due", info.id)
+        assert score == 1700000100123457
+        # A float finer than a microsecond comes back rounded to one.
+        await store.touch(info.id, T0 + 10.1 + 0.2, activity=True)  # T0 + 10.30000000000001
+        got = await store.get(info.id)
+        assert got is not None
+        assert got.last_activity == T0 + 10.3
+        await store.touch(info.id, T0 + 20.0000004, activity=False)
+        got = await store.get(info.id)
+        assert got is not None
+        assert got.last_seen == T0 + 20.0
 
 
 async def test_policies_round_trip_exactly(url: str) -> None:
@@ -318,25 +333,151 @@ async def test_policies_round_trip_exactly(url: str) -> None:
 async def test_a_long_config_keeps_the_hash_compact_and_round_trips(
     url: str, config: dict[str, Any]
 ) -> None:
-    """A config over 64 bytes is stored in pieces: the hash stays listpack, reads back equal."""
-    async with node(url) as [store]:
+    """A config over 64 bytes is interned, then inlined in pieces on end: hashes stay listpack."""
+    async with nodes(url, 2) as [store, other]:
         record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0, config)
         info = (await store.create(record, max_per_user=None)).session
         key = store.prefix + "s:" + info.id
         assert await store.client.object("encoding", key) == b"listpack"
-        got = await store.get(info.id)
-        assert got is not None
-        assert got.config == config
-        for new in ({"short": 1}, None, config):  # shrinking drops the stale pieces
+        assert await config_keys(store) == [Field.CONFIG_REF]
+        for reader in (store, other):  # other fetches the interned value
+            got = await reader.get(info.id)
+            assert got is not None
+            assert got.config == config
+        for new in ({"short": 1}, None, config):  # a short one is inline, no stale field left
             assert (await store.update_config(info.id, new or {})).config == (new or {})
             got = await store.get(info.id)
             assert got is not None
             assert got.config == (new or {})
             assert await store.client.object("encoding", key) == b"listpack"
-            fields = await store.client.hkeys(key)
-            if new != config:
-                config_fields = [f for f in fields if f.startswith(Field.CONFIG.encode())]
-                assert config_fields == [Field.CONFIG.encode()]  # one piece: no stale ones
+            inline = new != config
+            assert await config_keys(store) == [Field.CONFIG if inline else Field.CONFIG_REF]
+            assert await store.client.exists(interned_key(store, config)) == (not inline)
+        claim = await store.end(info.id, EndReason.ADMIN, T0 + 1.0)
+        assert claim is not None
+        assert claim.session.config == config
+        assert await store.client.object("encoding", key) == b"listpack"
+        assert len(await config_keys(store)) > 1  # in pieces
+        for reader in (store, other):
+            got = await reader.get(info.id)
+            assert got is not None
+            assert got.config == config
+
+
+LONG = {"model": "gpt-4o-mini", "voice": "alloy", "lang": "en-US", "topic": "interview"}
+LONGER = {**LONG, "topic": "system design interview"}
+
+
+def interned_key(store: RedisStore, config: dict[str, Any]) -> str:
+    """The key an interned config is stored under."""
+    return store.prefix + "cfg:" + codec.config_ref(codec.encode_config(config))
+
+
+async def config_keys(store: RedisStore, session_id: SessionId | None = None) -> list[str]:
+    """The config fields (``j``, ``j1``..., ``g``) of a session's hash (the only one if None)."""
+    if session_id is None:
+        [key] = await store.client.keys(store.prefix + "s:*")
+    else:
+        key = store.prefix + "s:" + session_id
+    fields = [text(f) for f in await store.client.hkeys(key)]
+    return sorted(f for f in fields if f[0] in (Field.CONFIG, Field.CONFIG_REF) and f != "c")
+
+
+async def references(store: RedisStore, config: dict[str, Any]) -> int | None:
+    """How many live sessions refer to interned ``config`` (None: not stored)."""
+    count = await store.client.hget(interned_key(store, config), "n")
+    return None if count is None else int(count)
+
+
+async def add_with(store: RedisStore, config: dict[str, Any], user: UserId = U1) -> SessionInfo:
+    """Create one session with ``config``."""
+    record = SessionRecord(new_session_id(), user, "chat", QUIET, T0, config)
+    return (await store.create(record, max_per_user=None)).session
+
+
+async def test_equal_long_configs_are_stored_once_until_the_last_live_one_ends(url: str) -> None:
+    """Live sessions count references to an interned config; the last to end deletes it."""
+    async with node(url) as [store]:
+        first, second = [await add_with(store, LONG, UserId(f"u{i}")) for i in range(2)]
+        assert await references(store, LONG) == 2
+        end = await store.end(first.id, EndReason.ADMIN, T0 + 1.0)
+        assert end is not None
+        assert await store.complete(first.id, end.fence)
+        assert await references(store, LONG) == 1  # survives one of its sessions ending
+        got = await store.get(second.id)
+        assert got is not None
+        assert got.config == LONG
+        ended = await store.get(first.id)
+        assert ended is not None
+        assert ended.config == LONG  # its hash holds it inline now
+        claims = await store.claim_due(T0 + 600.0, BIG)  # second times out: the last one
+        assert by_session(claims) == {second.id: [Ended(EndReason.IDLE_TIMEOUT)]}
+        assert claims[0].session.config == LONG
+        assert await references(store, LONG) is None
+        assert await store.client.exists(interned_key(store, LONG)) == 0
+        for info in (first, second):
+            got = await store.get(info.id)
+            assert got is not None
+            assert got.config == LONG
+        again = await add_with(store, LONG)  # stored again from scratch
+        assert await references(store, LONG) == 1
+        got = await store.get(again.id)
+        assert got is not None
+        assert got.config == LONG
+
+
+async def test_a_config_update_moves_the_reference(url: str) -> None:
+    """Updating a shared config takes a reference to the new one and drops the old one."""
+    async with node(url) as [store]:
+        first, second = [await add_with(store, LONG, UserId(f"u{i}")) for i in range(2)]
+        await store.update_config(first.id, LONGER)
+        assert (await references(store, LONG), await references(store, LONGER)) == (1, 1)
+        await store.update_config(first.id, LONGER)  # the same: nothing moves
+        assert (await references(store, LONG), await references(store, LONGER)) == (1, 1)
+        await store.update_config(second.id, LONGER)
+        assert (await references(store, LONG), await references(store, LONGER)) == (None, 2)
+        for info in (first, second):
+            got = await store.get(info.id)
+            assert got is not None
+            assert got.config == LONGER
+        await store.update_config(second.id, {"lang": "en"})
+        assert await references(store, LONGER) == 1
+        assert await config_keys(store, second.id) == [Field.CONFIG]
+
+
+async def test_a_replaced_session_drops_its_reference(url: str) -> None:
+    """A session ended by create.lua (over the per-user limit) releases its config too."""
+    async with node(url) as [store]:
+        old = await add_with(store, LONG)
+        record = SessionRecord(new_session_id(), U1, "chat", QUIET, T0 + 1.0, {"lang": "en"})
+        created = await store.create(record, max_per_user=1)
+        assert [c.session.id for c in created.replaced] == [old.id]
+        assert created.replaced[0].session.config == LONG
+        assert await references(store, LONG) is None
+
+
+async def test_a_short_config_stays_inline(url: str) -> None:
+    """A config of up to 64 bytes of JSON is stored in the session's hash, not interned."""
+    async with node(url) as [store]:
+        config = {"k": "x" * (64 - len('{"k":""}'))}
+        assert len(codec.encode_config(config)) == 64
+        info = await add_with(store, config)
+        assert await config_keys(store, info.id) == [Field.CONFIG]
+        assert await store.client.keys(store.prefix + "cfg:*") == []
+        got = await store.get(info.id)
+        assert got is not None
+        assert got.config == config
+
+
+async def test_a_reader_whose_interned_config_is_gone_reads_the_sessions_own(url: str) -> None:
+    """A reference read just before its session ended resolves from the ended hash."""
+    async with nodes(url, 2) as [store, other]:
+        info = await add_with(store, LONG)
+        live = await store.client.hgetall(store.prefix + "s:" + info.id)
+        await store.end(info.id, EndReason.ADMIN, T0 + 1.0)
+        loaded = await other._decode(info.id, live)  # a fresh cache: must fetch
+        assert loaded.record.config == LONG
+        assert loaded.record.state is SessionState.ACTIVE
 
 
 async def test_a_claim_larger_than_a_commit_chunk_hands_out_each_transition_once(

@@ -201,6 +201,14 @@ class StoreContract:
         after = await get_live(store, info.id)
         assert (after.last_activity, after.last_seen) == (T0 + 10.0, T0 + 20.0)
 
+    async def test_times_to_the_microsecond_read_back_exactly(self, store: SessionStore) -> None:
+        """Every store keeps times to the microsecond (``tether.store.base``)."""
+        info = await new_session(store, now=T0 + 0.123456)
+        await store.touch(info.id, T0 + 1.000001, activity=True)
+        after = await get_live(store, info.id)
+        assert (after.created_at, after.last_activity) == (T0 + 0.123456, T0 + 1.000001)
+        assert await store.stats() == StoreStats(1, T0 + 0.123456, T0 + 0.123456)
+
     async def test_touch_of_an_unknown_session_raises_not_found(self, store: SessionStore) -> None:
         """Touching an id the store never saw raises ``SessionNotFound``."""
         with pytest.raises(SessionNotFound):

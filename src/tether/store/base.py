@@ -22,7 +22,10 @@ replaced; a completion with a superseded fence is a no-op. ``renew`` extends
 leases still held, for pipelines that run long.
 
 Times are epoch seconds passed in by the caller (its injected clock); stores
-never read a clock themselves.
+never read a clock themselves. A store keeps them to the microsecond: a
+time a store hands back may differ from the one passed in by less than half
+a microsecond (``RedisStore`` stores whole microseconds; ``MemoryStore``
+keeps every digit). Times with no more than six decimals read back exactly.
 """
 
 from __future__ import annotations

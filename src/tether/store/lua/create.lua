@@ -5,7 +5,10 @@
 -- ARGV[4] now               ARGV[5] max per user ('' for no limit)
 -- ARGV[6] first deadline    ARGV[7] retention of ended keys, ms
 -- ARGV[8] when the end lease of a replaced session runs out
--- ARGV[9...] the new hash, as field, value pairs
+-- ARGV[9] the reference of its interned config, or '' for one stored inline
+-- ARGV[10] n   ARGV[11 .. 10 + n] the interned config's field, value pairs
+-- (stored if no live session refers to it yet; n = 0 for an inline config)
+-- ARGV[11 + n ...] the new hash, as field, value pairs
 -- Reply: {'D'} when the id exists (live or retained), else {'OK', replaced}
 -- with {id, fields} of each session ended as 'replaced', oldest first (a
 -- hash does not hold its own id).
@@ -33,7 +36,11 @@ if ARGV[5] ~= '' then
   end
 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+local ref, n = ARGV[9], tonumber(ARGV[10])
+if ref ~= '' then
+  config_take(prefix, ref, {unpack(ARGV, 11, 10 + n)})
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 11 + n))
 local order = redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[3], ARGV[6], id)
 live_add(prefix, KEYS[4], order, id)

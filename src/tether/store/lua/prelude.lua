@@ -20,6 +20,7 @@
 --   P reaping   hash: dead node token -> time of its last keepalive, while
 --               its connections are being released
 --   P reap:<t>  set: dead node t's sessions still to release
+--   P cfg:<ref> hash: an interned config (see config_take)
 --
 -- A session hash's fields have one-character names (Redis stores every name in
 -- every hash); F names them for the scripts, as codec.Field does for Python,
@@ -31,13 +32,16 @@
 --
 -- Every write to a session hash bumps its version field F.version, so a caller
 -- that decided something in Python at that version can commit it only if
--- nothing moved. Numbers are written exactly as the caller sent them (Lua would
--- round them to 14 digits); Lua only compares them.
+-- nothing moved. Every time (hash fields, zset scores, ARGV) is an integer
+-- count of microseconds since the epoch (codec.num): exact as a Lua number, and
+-- stored by Redis as a 64-bit integer. Times are written exactly as the caller
+-- sent them (Lua would print numbers with 14 digits); Lua only compares them.
 
 local F = {
   user = 'u',
   kind = 'k',
-  config = 'j', -- then 'j1', 'j2'... for the pieces of a long config
+  config = 'j', -- then 'j1', 'j2'... for the pieces of a long config (ended only)
+  config_ref = 'g', -- a live session's interned config (see config_take)
   created_at = 't',
   message_count = 'm',
   armed_at = 'a',
@@ -98,6 +102,54 @@ local function live_remove(prefix, live, order, id)
   end
 end
 
+-- A config longer than a compact hash value (codec.PIECE) is interned: stored
+-- once, under P cfg:<ref> (ref: a digest of its JSON, codec.config_ref), for
+-- every live session that has it; their hashes hold F.config_ref = ref instead
+-- of F.config. The interned hash holds the JSON's pieces (F.config, 'j1',
+-- 'j2'...) and CONFIG_REFS, the number of live sessions referring to it; the
+-- last one to drop its reference deletes it. Its content never changes.
+local CONFIG_REFS = 'n'
+
+local function config_key(prefix, ref)
+  return prefix .. 'cfg:' .. ref
+end
+
+-- Take one reference to config `ref`; `pieces` (field, value pairs) store it
+-- if no live session refers to it yet.
+local function config_take(prefix, ref, pieces)
+  local key = config_key(prefix, ref)
+  if redis.call('HINCRBY', key, CONFIG_REFS, 1) == 1 then
+    redis.call('HSET', key, unpack(pieces))
+  end
+end
+
+local function config_drop(prefix, ref)
+  local key = config_key(prefix, ref)
+  if redis.call('HINCRBY', key, CONFIG_REFS, -1) <= 0 then
+    redis.call('DEL', key)
+  end
+end
+
+-- Copy interned config `ref` into session hash `hash` (as pieces: the hash
+-- stays compact) and drop the session's reference: an ended session is
+-- retained after its references are gone.
+local function config_inline(prefix, hash, ref)
+  local fields = redis.call('HGETALL', config_key(prefix, ref))
+  local pieces = {}
+  for i = 1, #fields, 2 do
+    if fields[i] ~= CONFIG_REFS then
+      pieces[#pieces + 1] = fields[i]
+      pieces[#pieces + 1] = fields[i + 1]
+    end
+  end
+  if #pieces == 0 then -- lost (the prefix was emptied under a live session)
+    pieces = {F.config, ''}
+  end
+  redis.call('HSET', hash, unpack(pieces))
+  redis.call('HDEL', hash, F.config_ref)
+  config_drop(prefix, ref)
+end
+
 -- The reply for a session the caller may not simply change: {'N'} unknown,
 -- {'E', reason} ended, else {'S', fields} for the caller to decide in Python.
 local function refusal(hash)
@@ -144,9 +196,13 @@ end
 -- after `retention_ms`, and the ended index forgets a few expired ones per call.
 -- Its end is leased to the caller (fence 1) until `lease_until`. The nodes that
 -- counted connections to it stop listing it (its 'c:' fields stay, naming them).
+-- An interned config is copied back into its hash (config_inline).
 local function retire(prefix, id, hash, transcript, due, live, ended, seq, retention_ms,
                       lease_until)
-  local head = redis.call('HMGET', hash, F.user, F.connections)
+  local head = redis.call('HMGET', hash, F.user, F.connections, F.config_ref)
+  if head[3] then
+    config_inline(prefix, hash, head[3])
+  end
   local users = user_key(prefix, head[1])
   local order = redis.call('ZSCORE', users, id) -- its creation order
   redis.call('ZREM', due, id)

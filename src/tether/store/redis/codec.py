@@ -11,8 +11,11 @@ name   record field        value
 =====  ==================  =====================================================
 ``u``  ``user``            the user id
 ``k``  ``kind``            the kind
-``j``  ``config``          the config as JSON (``""`` for none); a long one is
-                           cut into pieces ``j``, ``j1``, ``j2``... (see below)
+``j``  ``config``          the config as JSON (``""`` for none), when short; a
+                           live session's long one is interned (``g``), an
+                           ended session's is cut into ``j``, ``j1``, ``j2``...
+``g``  ``config``          a live session's long config: the reference of its
+                           interned JSON (see below); absent otherwise
 ``t``  ``created_at``      time
 ``m``  ``message_count``   integer: messages appended (retracted ones included)
 ``l``  ``last_activity``   time
@@ -34,19 +37,41 @@ of its end (absent until it ends); and ``c:<node>``, the connections each
 node counts (see ``prelude.lua``). An optional field that is empty is not
 stored at all: writing ``""`` to one deletes it (``apply.lua``).
 
-Times are written with ``repr`` so they read back exactly (Lua only compares
-them, never formats them). Redis keeps a hash of few, short values
-listpack-encoded, about a third of the memory of a real hash table; one value
-over 64 bytes converts it for good. The only value that is often that long is
-the config, so a long config is cut into pieces, and timeouts are written as
-short as they read back exactly (``600`` for ``600.0``).
+Times (``t``, ``l``, ``p``, ``e``, ``a``, and every time a script receives or
+scores a zset with) are whole microseconds since the epoch (:func:`num`),
+written as an integer: Redis keeps an integer-looking hash value as a 64-bit
+integer (about 10 bytes where a ``repr`` of the float took 20), and such an
+integer (16 digits today, below 2**53) is exact as a Lua number too, so the
+scripts' ``tonumber`` comparisons are exact. Lua only compares and copies
+times, never formats one (it would print 14 digits). A time reads back
+rounded to the microsecond (:func:`time_of`); times with no more than six
+decimals read back exactly.
+
+Redis keeps a hash of few, short values listpack-encoded, about a third of the
+memory of a real hash table; one value over 64 bytes converts it for good. The
+only value that is often that long is the config (below), and timeouts are
+written as short as they read back exactly (``600`` for ``600.0``).
+
+A config whose JSON is over ``PIECE`` bytes is *interned*: stored once, under
+``<prefix>cfg:<ref>`` (``ref`` a digest of the JSON, :func:`config_ref`), for
+every live session that has it; the session's hash holds ``g``, the
+reference, where a short config is ``j``. The interned value is a hash: the
+JSON in pieces of at most ``PIECE`` bytes (``j``, ``j1``, ``j2``..., so it
+stays compact too) and ``n``, how many live sessions refer to it; the last
+one to drop its reference deletes it (``prelude.lua``). An ending session
+copies the pieces into its own hash (ended hashes are retained, which the
+count does not cover). An interned value never changes (its key names its
+content), so readers cache it (:func:`decode` takes the cache and raises
+:class:`Unresolved` for a reference it lacks).
 
 Hashes written by earlier development versions (long field names, an ``id``
-field) cannot be read: see ``docs/operations.md``.
+field, times as floats) cannot be read: see ``docs/operations.md``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -80,6 +105,7 @@ class Field:
     END_REASON = "r"
     POLICY = "o"
     FENCE = "f"
+    CONFIG_REF = "g"
     NODE_COUNT = "c:"
     """Prefix of ``c:<node>``: the connections that node counts."""
 
@@ -109,9 +135,23 @@ def text(value: Raw) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+MICROS = 1_000_000
+"""Time units per second as Redis stores times."""
+
+
+def micros(value: float) -> int:
+    """A time (epoch seconds) in whole microseconds, the unit Redis stores."""
+    return round(value * MICROS)
+
+
 def num(value: float) -> str:
-    """A float as Redis should store it: ``repr`` reads back exactly."""
-    return repr(float(value))
+    """A time (epoch seconds) as Redis stores it: whole microseconds, as an integer."""
+    return str(round(value * MICROS))
+
+
+def time_of(value: Raw) -> float:
+    """The epoch seconds of a time :func:`num` wrote (or Redis formatted as a zset score)."""
+    return float(value) / MICROS
 
 
 _policies: dict[str, Policy] = {}
@@ -187,27 +227,62 @@ def config_piece(i: int) -> str:
     return Field.CONFIG if i == 0 else f"{Field.CONFIG}{i}"
 
 
-def config_fields(config: dict[str, Any] | None) -> list[str]:
-    """The config as field, value pairs: ``j`` then ``j1``, ``j2``...
+def config_ref(value: str) -> str:
+    """The reference of an interned config's JSON: 16 characters of its SHA-256.
 
-    A config longer than ``PIECE`` bytes is cut into pieces, so a session's
-    hash stays compact whatever the size of its config (up to Redis's
-    ``hash-max-listpack-entries`` fields in all).
+    96 bits: equal configs share a value; distinct ones never meet by chance.
     """
-    out: list[str] = []
-    for i, piece in enumerate(pieces(encode_config(config))):
-        out += (config_piece(i), piece)
-    return out
+    digest = hashlib.sha256(value.encode()).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode()
 
 
-def _config(f: Mapping[str, str]) -> dict[str, Any] | None:
-    text = f[Field.CONFIG]
-    if not text:
+def config_args(config: dict[str, Any] | None) -> tuple[str, list[str], list[str]]:
+    """How ``create.lua`` and ``config.lua`` take a config: ``(ref, interned, fields)``.
+
+    A config of up to ``PIECE`` bytes is stored inline: ``("", [], ["j", json])``.
+    A longer one is interned: its reference, the interned hash's pieces as
+    field, value pairs (``j``, ``j1``...), and ``["g", ref]`` for the session's hash.
+    """
+    value = encode_config(config)
+    if len(value.encode()) <= PIECE:
+        return "", [], [Field.CONFIG, value]
+    ref = config_ref(value)
+    interned: list[str] = []
+    for i, piece in enumerate(pieces(value)):
+        interned += (config_piece(i), piece)
+    return ref, interned, [Field.CONFIG_REF, ref]
+
+
+def config_text(f: Mapping[str, str]) -> str | None:
+    """The config JSON held inline in hash fields ``f`` (pieces joined), if any."""
+    text = f.get(Field.CONFIG)
+    if text is None:
         return None
     i = 1
     while (piece := f.get(config_piece(i))) is not None:
         text += piece
         i += 1
+    return text
+
+
+class Unresolved(Exception):
+    """A session refers to an interned config the reader has not cached."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(ref)
+        self.ref = ref
+
+
+def _config(f: Mapping[str, str], configs: Mapping[str, str]) -> dict[str, Any] | None:
+    ref = f.get(Field.CONFIG_REF)
+    if ref is not None:
+        text = configs.get(ref)
+        if text is None:
+            raise Unresolved(ref)
+    else:
+        text = config_text(f) or ""
+    if not text:
+        return None
     config: dict[str, Any] = json.loads(text)
     return config
 
@@ -244,15 +319,18 @@ def mutable_fields(record: SessionRecord) -> list[str]:
     ]
 
 
-def new_fields(record: SessionRecord, armed_at: float) -> list[str]:
-    """A new session's hash, as ``field, value`` pairs (empty optional fields left out)."""
+def new_fields(record: SessionRecord, armed_at: float, config: list[str]) -> list[str]:
+    """A new session's hash, as ``field, value`` pairs (empty optional fields left out).
+
+    ``config`` is the config's pair, from :func:`config_args`.
+    """
     mutable = mutable_fields(record)
     return [
         Field.USER,
         record.user,
         Field.KIND,
         record.kind,
-        *config_fields(record.config),
+        *config,
         Field.CREATED_AT,
         num(record.created_at),
         Field.MESSAGE_COUNT,
@@ -270,13 +348,28 @@ def new_fields(record: SessionRecord, armed_at: float) -> list[str]:
     ]
 
 
-def decode(session_id: str, fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
-    """Session ``session_id`` from its hash: a flat list (from a script) or a dict (``HGETALL``)."""
+_NO_CONFIGS: Mapping[str, str] = {}
+
+
+def fields_of(fields: list[Raw] | Mapping[Raw, Raw]) -> dict[str, str]:
+    """A hash's fields from a flat list (from a script) or a dict (``HGETALL``)."""
     if isinstance(fields, Mapping):
-        f = {text(k): text(v) for k, v in fields.items()}
-    else:
-        flat = [v.decode() if isinstance(v, bytes) else v for v in fields]
-        f = dict(zip(flat[::2], flat[1::2], strict=True))
+        return {text(k): text(v) for k, v in fields.items()}
+    flat = [v.decode() if isinstance(v, bytes) else v for v in fields]
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def decode(
+    session_id: str,
+    fields: list[Raw] | Mapping[Raw, Raw],
+    configs: Mapping[str, str] = _NO_CONFIGS,
+) -> Loaded:
+    """Session ``session_id`` from its hash: a flat list (from a script) or a dict (``HGETALL``).
+
+    ``configs`` maps the references of interned configs to their JSON; a
+    reference it lacks raises :class:`Unresolved` (fetch it, then decode again).
+    """
+    f = fields_of(fields)
     warning_reason = f.get(Field.WARNING_REASON)
     ended_at = f.get(Field.ENDED_AT)
     end_reason = f.get(Field.END_REASON)
@@ -285,15 +378,15 @@ def decode(session_id: str, fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
     record.user = UserId(f[Field.USER])
     record.kind = f[Field.KIND]
     record.policy = decode_policy(f[Field.POLICY])
-    record.config = _config(f)
-    record.created_at = float(f[Field.CREATED_AT])
-    record.last_activity = float(f[Field.LAST_ACTIVITY])
-    record.last_seen = float(f[Field.LAST_SEEN])
+    record.config = _config(f, configs)
+    record.created_at = time_of(f[Field.CREATED_AT])
+    record.last_activity = time_of(f[Field.LAST_ACTIVITY])
+    record.last_seen = time_of(f[Field.LAST_SEEN])
     record.connections = int(f[Field.CONNECTIONS])
     record.ever_attached = f[Field.EVER_ATTACHED] == "1"
     record.state = SessionState(f[Field.STATE])
     record.warning_reason = EndReason(warning_reason) if warning_reason else None
-    record.ended_at = float(ended_at) if ended_at else None
+    record.ended_at = time_of(ended_at) if ended_at else None
     record.end_reason = EndReason(end_reason) if end_reason else None
     record.message_count = int(f[Field.MESSAGE_COUNT])
     prefix, skip = Field.NODE_COUNT, len(Field.NODE_COUNT)
@@ -301,7 +394,7 @@ def decode(session_id: str, fields: list[Raw] | Mapping[Raw, Raw]) -> Loaded:
     return Loaded(
         record,
         f[Field.VERSION],
-        float(f[Field.ARMED_AT]),
+        time_of(f[Field.ARMED_AT]),
         int(f.get(Field.FENCE, "0")),
         counts,
     )

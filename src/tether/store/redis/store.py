@@ -33,6 +33,10 @@ connections it attaches under it. ``claim_due`` on any node first gives up
 nodes whose lease ran out (``reap.lua``) and releases their connections, so
 a killed node cannot hold its sessions' presence forever.
 
+A config over 64 bytes is interned (stored once for the live sessions that
+have it; see ``codec``): the store caches interned configs by reference, and
+fetches one it has not seen when a session it reads refers to it.
+
 Every ``RedisError`` (and ``OSError``) is translated here, once, into
 :class:`~tether.errors.StoreUnavailable`.
 """
@@ -96,25 +100,6 @@ def _contention() -> StoreUnavailable:
     return StoreUnavailable(f"a session kept changing: gave up after {MAX_ATTEMPTS} attempts")
 
 
-def _refused(session_id: str, reply: builtins.list[Any]) -> Loaded:
-    """Session ``session_id``, as a script handed it back; raises for an unknown or ended one."""
-    code = text(reply[0])
-    if code == "N":
-        raise SessionNotFound()
-    if code == "E":
-        raise SessionEnded(EndReason(text(reply[1])))
-    assert code == "S", reply
-    return codec.decode(session_id, reply[1])
-
-
-def _decoded(flat: builtins.list[Any]) -> builtins.list[Loaded]:
-    """The sessions of a script reply ``id, fields, id, fields...`` (a hash holds no id)."""
-    return [
-        codec.decode(text(session_id), fields)
-        for session_id, fields in zip(flat[::2], flat[1::2], strict=True)
-    ]
-
-
 def _new_node_token() -> str:
     return secrets.token_hex(8)
 
@@ -127,12 +112,18 @@ def _ok(reply: Any) -> bool:
 
 
 def _earlier(loaded: Loaded) -> float | None:
-    """The session's next event if it now falls before its armed entry."""
+    """The session's next event if it now falls before its armed entry.
+
+    Compared in stored microseconds: the armed entry was read back rounded.
+    """
     deadline = loaded.record.next_deadline()
-    if deadline is None or deadline.at >= loaded.armed_at:
+    if deadline is None or codec.micros(deadline.at) >= codec.micros(loaded.armed_at):
         return None
     return deadline.at
 
+
+_CONFIGS_CACHED = 4096
+"""Interned configs a store keeps in memory (``codec``: they never change)."""
 
 _Touch = tuple[str, str, str]
 """A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
@@ -185,6 +176,7 @@ class RedisStore:
         self._lost = False
         self._closed = False
         self._scripts = Scripts(client)
+        self._configs: dict[str, str] = {}
         self._due = prefix + "due"
         self._live = prefix + "live"
         self._ended = prefix + "ended"
@@ -305,12 +297,60 @@ class RedisStore:
         """The claim of an end: fence 1 for the end just committed."""
         return Claim(loaded.record.snapshot(), transition, fence, loaded.holders)
 
+    async def _decode(self, session_id: str, fields: Any) -> Loaded:
+        """``codec.decode``, fetching an interned config not cached yet."""
+        try:
+            return codec.decode(session_id, fields, self._configs)
+        except codec.Unresolved as missing:
+            return codec.decode(
+                session_id, fields, await self._fetch_config(session_id, missing.ref)
+            )
+
+    async def _fetch_config(self, session_id: str, ref: str) -> dict[str, str]:
+        """Interned config ``ref`` (of session ``session_id``), cached; the configs to decode with.
+
+        A config gone from the store had its last live reference dropped since
+        the session was read: the session ended (its hash now holds the config
+        inline) or its config changed (then the current one is what it reads).
+        """
+        interned = await self._client.hgetall(self._prefix + "cfg:" + ref)
+        value = codec.config_text(codec.fields_of(interned)) if interned else None
+        if value is None:
+            current = await self._client.hgetall(self._session_key(session_id))
+            value = codec.config_text(codec.fields_of(current)) if current else None
+            if value is None or codec.config_ref(value) != ref:
+                return {ref: value or ""}  # not the interned value: not cached
+        self._remember_config(ref, value)
+        return self._configs
+
+    def _remember_config(self, ref: str, value: str) -> None:
+        if len(self._configs) >= _CONFIGS_CACHED:
+            self._configs.clear()
+        self._configs[ref] = value
+
+    async def _refused(self, session_id: str, reply: builtins.list[Any]) -> Loaded:
+        """Session ``session_id`` as a script handed it back; raises for an unknown or ended one."""
+        code = text(reply[0])
+        if code == "N":
+            raise SessionNotFound()
+        if code == "E":
+            raise SessionEnded(EndReason(text(reply[1])))
+        assert code == "S", reply
+        return await self._decode(session_id, reply[1])
+
+    async def _decoded(self, flat: builtins.list[Any]) -> builtins.list[Loaded]:
+        """The sessions of a script reply ``id, fields, id, fields...`` (a hash holds no id)."""
+        return [
+            await self._decode(text(session_id), fields)
+            for session_id, fields in zip(flat[::2], flat[1::2], strict=True)
+        ]
+
     async def _read(self, session_id: SessionId) -> Loaded:
         """The live session; raises for an unknown or ended one."""
         flat = await self._client.hgetall(self._session_key(session_id))
         if not flat:
             raise SessionNotFound()
-        loaded = codec.decode(session_id, flat)
+        loaded = await self._decode(session_id, flat)
         if loaded.record.end_reason is not None:  # ended
             raise SessionEnded(loaded.record.end_reason)
         return loaded
@@ -320,7 +360,7 @@ class RedisStore:
     @_translated
     async def get(self, session_id: SessionId) -> SessionInfo | None:
         flat = await self._client.hgetall(self._session_key(session_id))
-        return codec.decode(session_id, flat).record.snapshot() if flat else None
+        return (await self._decode(session_id, flat)).record.snapshot() if flat else None
 
     @_translated
     async def list(
@@ -341,7 +381,7 @@ class RedisStore:
             for session_id, flat in zip(ids[start : start + _READ_CHUNK], hashes, strict=True):
                 if not flat:
                     continue  # expired since the index was read
-                record = codec.decode(session_id, flat).record
+                record = (await self._decode(session_id, flat)).record
                 if (state is None and record.state is _ENDED) or (
                     state is not None and record.state is not state
                 ):
@@ -373,7 +413,7 @@ class RedisStore:
         reply = await self._scripts.stats(keys=[self._due, self._live], args=[self._prefix])
         if reply[0] == 0:
             return StoreStats(0, None, None)
-        return StoreStats(int(reply[0]), float(reply[1]), float(reply[2]))
+        return StoreStats(int(reply[0]), codec.time_of(reply[1]), codec.time_of(reply[2]))
 
     @_translated
     async def transcript(
@@ -412,7 +452,7 @@ class RedisStore:
     @_translated
     async def next_due(self) -> float | None:
         reply = await self._scripts.next(keys=[self._due, self._ending, self._reaping])
-        return None if reply is None else float(text(reply))
+        return None if reply is None else codec.time_of(reply)
 
     @_translated
     async def ping(self) -> None:
@@ -436,6 +476,8 @@ class RedisStore:
         """The keys and arguments of ``create.lua`` for a new ``record``."""
         deadline = record.next_deadline()
         assert deadline is not None  # a new record is live
+        ref, interned, config = codec.config_args(record.config)
+        self._intern(ref, interned)
         return self._keys(record.id), [
             self._prefix,
             record.id,
@@ -445,8 +487,16 @@ class RedisStore:
             num(deadline.at),
             self._retention_ms,
             num(record.created_at + self._end_lease),
-            *codec.new_fields(record, deadline.at),
+            ref,
+            str(len(interned)),
+            *interned,
+            *codec.new_fields(record, deadline.at, config),
         ]
+
+    def _intern(self, ref: str, interned: Sequence[str]) -> None:
+        """Cache the config this node is about to store interned (``codec.config_args``)."""
+        if ref and ref not in self._configs:
+            self._remember_config(ref, "".join(interned[1::2]))
 
     @_translated
     async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
@@ -456,7 +506,7 @@ class RedisStore:
         assert deadline is not None  # a new record is live
         if text(reply[0]) == "D":
             raise ValueError("duplicate session id")
-        replaced = [self._end_claim(loaded, _REPLACED) for loaded in _decoded(reply[1])]
+        replaced = [self._end_claim(loaded, _REPLACED) for loaded in await self._decoded(reply[1])]
         return Created(record.snapshot(), deadline.at, replaced)
 
     @_translated
@@ -466,7 +516,7 @@ class RedisStore:
         for _ in range(MAX_ATTEMPTS):
             if reply == 0:
                 return None
-            loaded = _refused(session_id, reply)
+            loaded = await self._refused(session_id, reply)
             record = loaded.record
             if record.expired(now) is None:
                 if not (activity and record.state is _WARNING):
@@ -504,11 +554,11 @@ class RedisStore:
                 args=[at, expected, self._node, session_id],
             )
             if _ok(reply):
-                return codec.decode(session_id, reply[1]).record.snapshot()
+                return (await self._decode(session_id, reply[1])).record.snapshot()
             if text(reply[0]) == "R":  # not registered (yet, or any more)
                 await self._register(now)
                 continue
-            loaded = _refused(session_id, reply)
+            loaded = await self._refused(session_id, reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)  # not revived: claim_due applies the end
             expected = loaded.version
@@ -538,7 +588,7 @@ class RedisStore:
                     return earlier
                 if code == "Z":
                     return None
-                loaded = _refused(session_id, reply)
+                loaded = await self._refused(session_id, reply)
         except (SessionNotFound, SessionEnded):
             return None  # connections close after their session ends
         raise _contention()
@@ -553,9 +603,9 @@ class RedisStore:
                 args=[self._prefix, session_id, at, why.value, expected, self._retention_ms, lease],
             )
             if _ok(reply):
-                return self._end_claim(codec.decode(session_id, reply[1]), Ended(why))
+                return self._end_claim(await self._decode(session_id, reply[1]), Ended(why))
             try:
-                loaded = _refused(session_id, reply)
+                loaded = await self._refused(session_id, reply)
             except SessionEnded:
                 return None  # someone else ended it first
             # A clock that has already run out is why it ended: the timeout came first.
@@ -565,11 +615,15 @@ class RedisStore:
 
     @_translated
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
-        keys = [self._session_key(session_id)]
-        reply = await self._scripts.config(keys=keys, args=codec.config_fields(config))
+        ref, interned, fields = codec.config_args(config)
+        self._intern(ref, interned)
+        reply = await self._scripts.config(
+            keys=[self._session_key(session_id)],
+            args=[self._prefix, ref, str(len(interned)), *interned, *fields],
+        )
         if not _ok(reply):
-            _refused(session_id, reply)
-        return codec.decode(session_id, reply[1]).record.snapshot()
+            await self._refused(session_id, reply)
+        return (await self._decode(session_id, reply[1])).record.snapshot()
 
     @_translated
     async def update_policy(
@@ -584,7 +638,7 @@ class RedisStore:
             reply = await self._apply(loaded, "" if earlier is None else num(earlier), now)
             if _ok(reply):
                 return earlier
-            loaded = _refused(session_id, reply)
+            loaded = await self._refused(session_id, reply)
         raise _contention()
 
     @_translated
@@ -605,7 +659,7 @@ class RedisStore:
             )
             if isinstance(reply, int):
                 return Message(reply, role, content, now, metadata or None)
-            loaded = _refused(session_id, reply)
+            loaded = await self._refused(session_id, reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)
             expected = loaded.version
@@ -660,7 +714,9 @@ class RedisStore:
                         claims.append(Claim(loaded.record.snapshot(), transition))
                 else:
                     with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
-                        pending.append(_refused(loaded.record.id, result))  # moved: decide again
+                        pending.append(
+                            await self._refused(loaded.record.id, result)
+                        )  # moved: decide again
             if failed is not None:
                 if not claims:
                     raise failed
@@ -703,11 +759,11 @@ class RedisStore:
             if isinstance(result, BaseException):
                 raise result
         ends = []
-        for loaded in _decoded(claim[0]):
+        for loaded in await self._decoded(claim[0]):
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
             ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
-        return ends, _decoded(claim[1])
+        return ends, await self._decoded(claim[1])
 
     # -- end leases -----------------------------------------------------------------
 
