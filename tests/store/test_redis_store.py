@@ -578,9 +578,9 @@ async def test_a_dead_claimers_sessions_come_due_after_the_lease(url: str) -> No
     async with nodes(url, 2, claim_lease=30.0) as [dead, alive]:
         info = await add(dead, policy=SHORT_IDLE)
         # The dead node ran claim.lua, then crashed before committing anything.
-        ends, leased = await dead._lease(T0 + 100.0, BIG)
-        assert ends == []
-        assert [loaded.record.id for loaded in leased] == [info.id]
+        lease = await dead.lease_due(T0 + 100.0, BIG)
+        assert (lease.ends, lease.ids) == ([], [info.id])
+        assert await alive.next_due() == T0 + 130.0  # the batch's lease
         assert await alive.claim_due(T0 + 100.0, BIG) == []
         assert await alive.claim_due(T0 + 129.0, BIG) == []
         claims = await alive.claim_due(T0 + 130.0, BIG)
@@ -588,6 +588,59 @@ async def test_a_dead_claimers_sessions_come_due_after_the_lease(url: str) -> No
         ended = await alive.get(info.id)
         assert ended is not None
         assert ended.ended_at == T0 + 130.0
+
+
+async def test_a_lease_moves_due_entries_into_one_batch_until_settled(url: str) -> None:
+    """lease_due takes exactly the due entries out of the index into one batch; settle drops it."""
+    async with node(url) as [store]:
+        due = {(await add(store, policy=SHORT_IDLE)).id for _ in range(5)}
+        quiet = await add(store)
+        lease = await store.lease_due(T0 + 100.0, BIG)
+        assert sorted(lease.ids) == sorted(due)
+        raw = store.client
+        assert await raw.zrange(store.prefix + "due", 0, -1) == [quiet.id.encode()]
+        assert sorted((await raw.get(lease.batch)).decode().split()) == sorted(due)
+        assert (await store.stats()).live == 6  # leased sessions are still live
+        assert await store.claim_due(T0 + 100.0, BIG) == []  # nobody else sees them
+        claims = await store.settle(lease, T0 + 100.0)
+        assert sorted(c.session.id for c in claims) == sorted(due)
+        assert not await raw.exists(lease.batch)
+        assert await raw.zcard(store.prefix + "claims") == 0
+        assert (await store.stats()).live == 1
+
+
+async def test_a_batch_taken_over_mid_settle_gives_each_transition_once(url: str) -> None:
+    """A claimer that settled half its batch and died: the taker decides the rest, once each."""
+    async with nodes(url, 2, claim_lease=30.0) as [dead, alive]:
+        ids = [(await add(dead, policy=SHORT_IDLE)).id for _ in range(6)]
+        lease = await dead.lease_due(T0 + 100.0, BIG)
+        half = lease._replace(batch="", ids=lease.ids[:3])  # commits without dropping the batch
+        first = await dead.settle(half, T0 + 100.0)
+        for claim in first:  # their end pipelines ran (else the end leases run out too)
+            assert await dead.complete(claim.session.id, claim.fence)
+        assert await alive.claim_due(T0 + 129.0, BIG) == []  # still leased
+        rest = await alive.claim_due(T0 + 130.0, BIG)
+        assert sorted(c.session.id for c in first + rest) == sorted(ids)
+        assert {c.transition for c in first + rest} == {Ended(EndReason.IDLE_TIMEOUT)}
+        for claim in rest:
+            assert await alive.complete(claim.session.id, claim.fence)
+        # The slow claimer's late drop does not touch the batch the taker now holds.
+        assert await dead.settle(lease, T0 + 131.0) == []
+        assert await alive.client.zcard(alive.prefix + "claims") == 0
+        assert await alive.claim_due(T0 + 10_000.0, BIG) == []
+
+
+async def test_a_leased_session_ended_meanwhile_is_skipped_when_settled(url: str) -> None:
+    """A session ended (by a call) between lease and settle is not decided or claimed again."""
+    async with node(url) as [store]:
+        gone = await add(store, policy=SHORT_IDLE)
+        due = await add(store, policy=SHORT_IDLE)
+        lease = await store.lease_due(T0 + 100.0, BIG)
+        ended = await store.end(gone.id, EndReason.ADMIN, T0 + 100.0)
+        assert ended is not None
+        claims = await store.settle(lease, T0 + 100.0)
+        assert by_session(claims) == {due.id: [Ended(EndReason.IDLE_TIMEOUT)]}
+        assert not await store.client.exists(lease.batch)
 
 
 async def test_touch_on_one_node_is_seen_by_claims_on_another(url: str) -> None:

@@ -42,6 +42,7 @@ if ref ~= '' then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 11 + n))
 local order = redis.call('INCR', KEYS[6])
+redis.call('INCR', prefix .. 'count')
 redis.call('ZADD', KEYS[3], ARGV[6], id)
 live_add(prefix, KEYS[4], order, id)
 redis.call('ZADD', users, order, id)

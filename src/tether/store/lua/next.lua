@@ -1,6 +1,6 @@
 -- next.lua: the earliest time a scheduler must look at the index again.
--- KEYS[1] due zset   KEYS[2] ending zset   KEYS[3] reaping hash
--- Reply: the earliest armed deadline or end lease (as Redis formats the score:
+-- KEYS[1] due zset   KEYS[2] ending zset   KEYS[3] reaping hash   KEYS[4] claims zset
+-- Reply: the earliest armed deadline, end lease or claim batch lease (as Redis formats the score:
 -- it reads back exactly); '0' while a dead node's connections wait to be
 -- released; nil when nothing is armed. Other nodes' leases are not included:
 -- schedulers on a shared store look at least every poll interval, and that
@@ -17,4 +17,5 @@ local function consider(score)
 end
 consider(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
 consider(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])
+consider(redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')[2])
 return best

@@ -9,7 +9,13 @@
 --   P live:<n>  zset: the live sessions of creation chunk n, scored by
 --               creation order
 --   P ended     zset: retained ended sessions, scored by end order
---   P due       zset: one armed deadline (or claim lease) per live session
+--   P due       zset: one armed deadline per live session, except while a
+--               claim holds the session (then it is in that claim's batch)
+--   P count     counter: live sessions
+--   P claims    zset: claim batches not yet dropped, scored by when their
+--               lease runs out
+--   P claim:<n> string: the ids of claim batch n, separated by spaces (P claim
+--               counts batches)
 --   P seq       counter: creation and end order
 --   P ending    zset: ended sessions whose pipeline is not completed yet,
 --               scored by when their end lease runs out
@@ -206,6 +212,7 @@ local function retire(prefix, id, hash, transcript, due, live, ended, seq, reten
   local users = user_key(prefix, head[1])
   local order = redis.call('ZSCORE', users, id) -- its creation order
   redis.call('ZREM', due, id)
+  redis.call('DECR', prefix .. 'count')
   if order then
     live_remove(prefix, live, order, id)
   end

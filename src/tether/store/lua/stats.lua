@@ -1,10 +1,9 @@
 -- stats.lua: the live count and the oldest and newest live creation times.
--- KEYS[1] due zset   KEYS[2] live index
+-- KEYS[1] live counter   KEYS[2] live index
 -- ARGV[1] prefix
 -- Reply: {count} when empty, else {count, oldest created_at, newest created_at}.
--- The due index holds exactly one entry per live session (create adds it,
--- only retire removes it), so its size is the live count.
-local count = redis.call('ZCARD', KEYS[1])
+-- create.lua counts each new session, retire() each end (see prelude.lua).
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count == 0 then
   return {0}
 end

@@ -46,6 +46,8 @@ class Scripts:
         self.config = register("config")
         self.apply = register("apply")
         self.claim = register("claim")
+        self.read = register("read")
+        self.drop = register("drop")
         self.stats = register("stats")
         self.detach = register("detach")
         self.complete = register("complete")

@@ -14,15 +14,19 @@ methods and commits with a compare-and-set on the session's version
   issued in the same loop iteration (:class:`~tether.store.redis.batch.Batcher`).
 
 Claims are two steps. ``claim.lua`` leases up to ``limit`` due sessions to the
-caller: their index entries move to ``now + claim_lease``, out of every other
-claimer's sight. Python advances each one with the core and commits it with
-``apply.lua`` (``COMMIT_CHUNK`` sessions per call, only the fields that changed,
-all calls in one pipeline): the end retires it, anything else re-arms
-it at its true next deadline (the lazy re-arm of a touched session). A commit
-that meets a newer version (a touch, an end, another claimer whose lease ran
-out) is decided again on the fresh state, so each transition is committed,
-and returned, exactly once. A claimer that dies between the two steps leaves
-its sessions leased; they come due again when the lease runs out.
+caller without reading them (:meth:`RedisStore.lease_due`): it moves their
+index entries, in bulk, into one batch whose lease runs out at
+``now + claim_lease``, out of every other claimer's sight. Then
+(:meth:`RedisStore.settle`) Python reads them (``read.lua``), advances each one
+with the core and commits it with ``apply.lua`` (``COMMIT_CHUNK`` sessions per
+call, only the fields that changed, all calls in one pipeline): the end retires
+it, anything else re-arms it at its true next deadline (the lazy re-arm of a
+touched session). A commit that meets a newer version (a touch, an end, another
+claimer whose lease ran out) is decided again on the fresh state, so each
+transition is committed, and returned, exactly once. Once every session is
+committed the batch is dropped (``drop.lua``). A claimer that dies before that
+leaves its batch leased; the first claim after the lease runs out takes the
+whole batch over and decides each session again.
 
 Ends are leased too (``end_lease``, fence in the hash, the ``ending`` index):
 an end not completed in time is handed out again by ``claim_due``.
@@ -129,6 +133,17 @@ _Touch = tuple[str, str, str]
 """A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
 
 
+class Lease(NamedTuple):
+    """What step one of a claim (:meth:`RedisStore.lease_due`) handed this caller."""
+
+    ends: builtins.list[Claim]
+    """Ends whose lease ran out uncompleted, handed out again with the next fence."""
+    batch: str
+    """The key of the batch holding the leased sessions (``""``: none)."""
+    ids: builtins.list[str]
+    """The leased sessions, not yet read or decided."""
+
+
 class _Keys(NamedTuple):
     """The keys one session's scripts use, in their ``KEYS`` order."""
 
@@ -185,6 +200,9 @@ class RedisStore:
         self._nodes = prefix + "nodes"
         self._alive = prefix + "alive"
         self._reaping = prefix + "reaping"
+        self._claims = prefix + "claims"
+        self._batches = prefix + "claim"
+        self._count = prefix + "count"
         self.touches: Batcher[_Touch] = Batcher(self._send_touches)
         """The touch writer; its counters show how many round trips touches took."""
 
@@ -410,7 +428,7 @@ class RedisStore:
 
     @_translated
     async def stats(self) -> StoreStats:
-        reply = await self._scripts.stats(keys=[self._due, self._live], args=[self._prefix])
+        reply = await self._scripts.stats(keys=[self._count, self._live], args=[self._prefix])
         if reply[0] == 0:
             return StoreStats(0, None, None)
         return StoreStats(int(reply[0]), codec.time_of(reply[1]), codec.time_of(reply[2]))
@@ -451,7 +469,9 @@ class RedisStore:
 
     @_translated
     async def next_due(self) -> float | None:
-        reply = await self._scripts.next(keys=[self._due, self._ending, self._reaping])
+        reply = await self._scripts.next(
+            keys=[self._due, self._ending, self._reaping, self._claims]
+        )
         return None if reply is None else codec.time_of(reply)
 
     @_translated
@@ -671,67 +691,16 @@ class RedisStore:
     async def claim_due(self, now: float, limit: int) -> builtins.list[Claim]:
         if limit <= 0:
             return []
-        claims, pending = await self._lease(now, limit)
-        for _ in range(MAX_ATTEMPTS):
-            if not pending:
-                return claims
-            decided: builtins.list[tuple[Loaded, Transition | None]] = []
-            calls: builtins.list[Call] = []
-            keys: builtins.list[str] = []
-            args: builtins.list[str] = []
-            for loaded in pending:
-                if not keys:
-                    keys, args = self._commit_head(now)
-                    calls.append((self._scripts.apply, keys, args))
-                before = codec.mutable_fields(loaded.record)
-                transition = loaded.record.advance(now)
-                arm = self._arm_after(loaded, transition, popped=True)
-                decided.append((loaded, transition))
-                after = codec.mutable_fields(loaded.record)
-                changed = [
-                    item
-                    for i in range(0, len(after), 2)
-                    if after[i + 1] != before[i + 1]
-                    for item in after[i : i + 2]
-                ]
-                self._commit_one(keys, args, loaded, arm, changed)
-                if len(keys) >= 4 + 2 * COMMIT_CHUNK:
-                    keys = []
-            # One pipeline of apply.lua calls, each committing up to COMMIT_CHUNK.
-            replies = await self._run(calls)
-            results: builtins.list[Any] = []
-            for (_, call_keys, _), reply in zip(calls, replies, strict=True):
-                count = (len(call_keys) - 4) // 2
-                results += [reply] * count if isinstance(reply, BaseException) else reply
-            pending, failed = [], None
-            for (loaded, transition), result in zip(decided, results, strict=True):
-                if isinstance(result, BaseException):
-                    failed = result  # not committed: it stays leased, comes due again
-                elif _ok(result):
-                    if isinstance(transition, Ended):
-                        claims.append(self._end_claim(loaded, transition))
-                    elif transition is not None:
-                        claims.append(Claim(loaded.record.snapshot(), transition))
-                else:
-                    with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
-                        pending.append(
-                            await self._refused(loaded.record.id, result)
-                        )  # moved: decide again
-            if failed is not None:
-                if not claims:
-                    raise failed
-                # Raising now would lose the transitions already committed.
-                log.warning("some claim commits failed; retried after the lease: %s", failed)
-        # Sessions still pending stay leased and come due again after the lease.
-        return claims
+        lease = await self.lease_due(now, limit)
+        return lease.ends + await self.settle(lease, now)
 
-    async def _lease(
-        self, now: float, limit: int
-    ) -> tuple[builtins.list[Claim], builtins.list[Loaded]]:
+    @_translated
+    async def lease_due(self, now: float, limit: int) -> Lease:
         """Step one of a claim, after releasing dead nodes' connections (``reap.lua``).
 
-        Returns the ends handed out again (their lease ran out uncompleted)
-        and up to ``limit`` due sessions, leased to this caller.
+        Hands out again the ends whose lease ran out uncompleted, and leases up
+        to ``limit`` due sessions to this caller as one batch (``claim.lua``),
+        without reading them: :meth:`settle` decides and commits them.
         """
         at = num(now)
         reap, claim = await self._run(
@@ -743,7 +712,7 @@ class RedisStore:
                 ),
                 (
                     self._scripts.claim,
-                    [self._due, self._ending],
+                    [self._due, self._ending, self._claims, self._batches],
                     [
                         self._prefix,
                         at,
@@ -763,7 +732,103 @@ class RedisStore:
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
             ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
-        return ends, await self._decoded(claim[1])
+        return Lease(ends, text(claim[1]), text(claim[2]).split())
+
+    @_translated
+    async def settle(self, lease: Lease, now: float) -> builtins.list[Claim]:
+        """Step two of a claim: decide each leased session with the core and commit it.
+
+        Returns the transitions committed (each exactly once across callers).
+        Once every session of the batch is committed the batch is dropped;
+        otherwise (a commit failed, a session kept changing) it stays leased
+        and is claimed again, whole, when the lease runs out.
+        """
+        pending = await self._read_batch(lease.ids)
+        claims: builtins.list[Claim] = []
+        settled = True
+        for _ in range(MAX_ATTEMPTS):
+            if not pending:
+                break
+            pending, failed = await self._commit_decisions(pending, now, claims)
+            if failed is not None:
+                settled = False
+                if not claims:
+                    raise failed
+                # Raising now would lose the transitions already committed.
+                log.warning("some claim commits failed; retried after the lease: %s", failed)
+        if settled and not pending and lease.batch:
+            await self._scripts.drop(keys=[self._claims, lease.batch])
+        return claims
+
+    async def _read_batch(self, ids: Sequence[str]) -> builtins.list[Loaded]:
+        """The live sessions among ``ids`` (``read.lua``, one pipeline of chunks)."""
+        calls: builtins.list[Call] = [
+            (self._scripts.read, [self._session_key(i) for i in ids[at : at + _READ_CHUNK]], [])
+            for at in range(0, len(ids), _READ_CHUNK)
+        ]
+        replies = await self._run(calls)
+        out: builtins.list[Loaded] = []
+        for (_, keys, _), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, BaseException):
+                raise reply
+            skip = len(self._prefix) + 2  # a key is P s:<id>
+            for key, fields in zip(keys, reply, strict=True):
+                if not fields:
+                    continue  # gone: its keys expired
+                loaded = await self._decode(key[skip:], fields)
+                if loaded.record.end_reason is None:  # an ended one has nothing left to decide
+                    out.append(loaded)
+        return out
+
+    async def _commit_decisions(
+        self, pending: Sequence[Loaded], now: float, claims: builtins.list[Claim]
+    ) -> tuple[builtins.list[Loaded], BaseException | None]:
+        """Advance each of ``pending`` and commit it (``apply.lua``, one pipeline of chunks).
+
+        Appends the committed transitions to ``claims``; returns the sessions
+        that moved meanwhile (to decide again) and the error of a failed commit.
+        """
+        decided: builtins.list[tuple[Loaded, Transition | None]] = []
+        calls: builtins.list[Call] = []
+        keys: builtins.list[str] = []
+        args: builtins.list[str] = []
+        for loaded in pending:
+            if not keys:
+                keys, args = self._commit_head(now)
+                calls.append((self._scripts.apply, keys, args))
+            before = codec.mutable_fields(loaded.record)
+            transition = loaded.record.advance(now)
+            arm = self._arm_after(loaded, transition, popped=True)
+            decided.append((loaded, transition))
+            after = codec.mutable_fields(loaded.record)
+            changed = [
+                item
+                for i in range(0, len(after), 2)
+                if after[i + 1] != before[i + 1]
+                for item in after[i : i + 2]
+            ]
+            self._commit_one(keys, args, loaded, arm, changed)
+            if len(keys) >= 4 + 2 * COMMIT_CHUNK:
+                keys = []
+        replies = await self._run(calls)
+        results: builtins.list[Any] = []
+        for (_, call_keys, _), reply in zip(calls, replies, strict=True):
+            count = (len(call_keys) - 4) // 2
+            results += [reply] * count if isinstance(reply, BaseException) else reply
+        moved: builtins.list[Loaded] = []
+        failed: BaseException | None = None
+        for (loaded, transition), result in zip(decided, results, strict=True):
+            if isinstance(result, BaseException):
+                failed = result  # not committed: the batch stays leased
+            elif _ok(result):
+                if isinstance(transition, Ended):
+                    claims.append(self._end_claim(loaded, transition))
+                elif transition is not None:
+                    claims.append(Claim(loaded.record.snapshot(), transition))
+            else:
+                with contextlib.suppress(SessionNotFound, SessionEnded):  # ended by another
+                    moved.append(await self._refused(loaded.record.id, result))  # decide again
+        return moved, failed
 
     # -- end leases -----------------------------------------------------------------
 
