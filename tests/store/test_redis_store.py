@@ -35,6 +35,7 @@ from tether.store.base import Claim, StoreStats
 from tether.store.redis import RedisStore, codec
 from tether.store.redis import store as redis_store_module
 from tether.store.redis.codec import Field, text
+from tether.store.redis.configs import ConfigCache
 from tether.store.redis.store import COMMIT_CHUNK
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -475,7 +476,8 @@ async def test_a_reader_whose_interned_config_is_gone_reads_the_sessions_own(url
         info = await add_with(store, LONG)
         live = await store.client.hgetall(store.prefix + "s:" + info.id)
         await store.end(info.id, EndReason.ADMIN, T0 + 1.0)
-        loaded = await other._decode(info.id, live)  # a fresh cache: must fetch
+        fresh = ConfigCache(other.client, other.prefix)  # a fresh cache: must fetch
+        loaded = await fresh.decode(info.id, live)
         assert loaded.record.config == LONG
         assert loaded.record.state is SessionState.ACTIVE
 

@@ -64,9 +64,10 @@ from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound, StoreUnavailable
 from tether.store.base import Claim, Created, SessionStore, StoreStats
-from tether.store.redis import codec
+from tether.store.redis import arming, codec
 from tether.store.redis.batch import Batcher
 from tether.store.redis.codec import Loaded, num, text
+from tether.store.redis.configs import ConfigCache
 from tether.store.redis.scripts import Call, Scripts, pipelined
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -114,20 +115,6 @@ _REPLACED = Ended(EndReason.REPLACED)
 def _ok(reply: Any) -> bool:
     return isinstance(reply, list) and text(reply[0]) == "OK"
 
-
-def _earlier(loaded: Loaded) -> float | None:
-    """The session's next event if it now falls before its armed entry.
-
-    Compared in stored microseconds: the armed entry was read back rounded.
-    """
-    deadline = loaded.record.next_deadline()
-    if deadline is None or codec.micros(deadline.at) >= codec.micros(loaded.armed_at):
-        return None
-    return deadline.at
-
-
-_CONFIGS_CACHED = 4096
-"""Interned configs a store keeps in memory (``codec``: they never change)."""
 
 _Touch = tuple[str, str, str]
 """A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
@@ -191,7 +178,7 @@ class RedisStore:
         self._lost = False
         self._closed = False
         self._scripts = Scripts(client)
-        self._configs: dict[str, str] = {}
+        self._configs = ConfigCache(client, prefix)
         self._due = prefix + "due"
         self._live = prefix + "live"
         self._ended = prefix + "ended"
@@ -315,37 +302,6 @@ class RedisStore:
         """The claim of an end: fence 1 for the end just committed."""
         return Claim(loaded.record.snapshot(), transition, fence, loaded.holders)
 
-    async def _decode(self, session_id: str, fields: Any) -> Loaded:
-        """``codec.decode``, fetching an interned config not cached yet."""
-        try:
-            return codec.decode(session_id, fields, self._configs)
-        except codec.Unresolved as missing:
-            return codec.decode(
-                session_id, fields, await self._fetch_config(session_id, missing.ref)
-            )
-
-    async def _fetch_config(self, session_id: str, ref: str) -> dict[str, str]:
-        """Interned config ``ref`` (of session ``session_id``), cached; the configs to decode with.
-
-        A config gone from the store had its last live reference dropped since
-        the session was read: the session ended (its hash now holds the config
-        inline) or its config changed (then the current one is what it reads).
-        """
-        interned = await self._client.hgetall(self._prefix + "cfg:" + ref)
-        value = codec.config_text(codec.fields_of(interned)) if interned else None
-        if value is None:
-            current = await self._client.hgetall(self._session_key(session_id))
-            value = codec.config_text(codec.fields_of(current)) if current else None
-            if value is None or codec.config_ref(value) != ref:
-                return {ref: value or ""}  # not the interned value: not cached
-        self._remember_config(ref, value)
-        return self._configs
-
-    def _remember_config(self, ref: str, value: str) -> None:
-        if len(self._configs) >= _CONFIGS_CACHED:
-            self._configs.clear()
-        self._configs[ref] = value
-
     async def _refused(self, session_id: str, reply: builtins.list[Any]) -> Loaded:
         """Session ``session_id`` as a script handed it back; raises for an unknown or ended one."""
         code = text(reply[0])
@@ -354,12 +310,12 @@ class RedisStore:
         if code == "E":
             raise SessionEnded(EndReason(text(reply[1])))
         assert code == "S", reply
-        return await self._decode(session_id, reply[1])
+        return await self._configs.decode(session_id, reply[1])
 
     async def _decoded(self, flat: builtins.list[Any]) -> builtins.list[Loaded]:
         """The sessions of a script reply ``id, fields, id, fields...`` (a hash holds no id)."""
         return [
-            await self._decode(text(session_id), fields)
+            await self._configs.decode(text(session_id), fields)
             for session_id, fields in zip(flat[::2], flat[1::2], strict=True)
         ]
 
@@ -368,7 +324,7 @@ class RedisStore:
         flat = await self._client.hgetall(self._session_key(session_id))
         if not flat:
             raise SessionNotFound()
-        loaded = await self._decode(session_id, flat)
+        loaded = await self._configs.decode(session_id, flat)
         if loaded.record.end_reason is not None:  # ended
             raise SessionEnded(loaded.record.end_reason)
         return loaded
@@ -378,7 +334,7 @@ class RedisStore:
     @_translated
     async def get(self, session_id: SessionId) -> SessionInfo | None:
         flat = await self._client.hgetall(self._session_key(session_id))
-        return (await self._decode(session_id, flat)).record.snapshot() if flat else None
+        return (await self._configs.decode(session_id, flat)).record.snapshot() if flat else None
 
     @_translated
     async def list(
@@ -399,7 +355,7 @@ class RedisStore:
             for session_id, flat in zip(ids[start : start + _READ_CHUNK], hashes, strict=True):
                 if not flat:
                     continue  # expired since the index was read
-                record = (await self._decode(session_id, flat)).record
+                record = (await self._configs.decode(session_id, flat)).record
                 if (state is None and record.state is _ENDED) or (
                     state is not None and record.state is not state
                 ):
@@ -497,7 +453,7 @@ class RedisStore:
         deadline = record.next_deadline()
         assert deadline is not None  # a new record is live
         ref, interned, config = codec.config_args(record.config)
-        self._intern(ref, interned)
+        self._configs.intern(ref, interned)
         return self._keys(record.id), [
             self._prefix,
             record.id,
@@ -512,11 +468,6 @@ class RedisStore:
             *interned,
             *codec.new_fields(record, deadline.at, config),
         ]
-
-    def _intern(self, ref: str, interned: Sequence[str]) -> None:
-        """Cache the config this node is about to store interned (``codec.config_args``)."""
-        if ref and ref not in self._configs:
-            self._remember_config(ref, "".join(interned[1::2]))
 
     @_translated
     async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
@@ -547,7 +498,7 @@ class RedisStore:
                 record.last_seen = now
                 record.last_activity = now
             transition = record.advance(now)
-            arm = self._arm_after(loaded, transition, popped=False)
+            arm = arming.arm_after(loaded, transition, popped=False)
             reply = await self._apply(loaded, arm, now)
             if _ok(reply):
                 if isinstance(transition, Ended):
@@ -574,7 +525,7 @@ class RedisStore:
                 args=[at, expected, self._node, session_id],
             )
             if _ok(reply):
-                return (await self._decode(session_id, reply[1])).record.snapshot()
+                return (await self._configs.decode(session_id, reply[1])).record.snapshot()
             if text(reply[0]) == "R":  # not registered (yet, or any more)
                 await self._register(now)
                 continue
@@ -592,7 +543,7 @@ class RedisStore:
                 if loaded.counts.get(self._node, 0) <= 0:
                     return None  # a duplicate close, or released when this node was reaped
                 loaded.record.detach(now)
-                earlier = _earlier(loaded)
+                earlier = arming.earlier(loaded)
                 reply = await self._scripts.detach(
                     keys=[self._session_key(session_id), self._due, self._node_set()],
                     args=[
@@ -623,7 +574,7 @@ class RedisStore:
                 args=[self._prefix, session_id, at, why.value, expected, self._retention_ms, lease],
             )
             if _ok(reply):
-                return self._end_claim(await self._decode(session_id, reply[1]), Ended(why))
+                return self._end_claim(await self._configs.decode(session_id, reply[1]), Ended(why))
             try:
                 loaded = await self._refused(session_id, reply)
             except SessionEnded:
@@ -636,14 +587,14 @@ class RedisStore:
     @_translated
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         ref, interned, fields = codec.config_args(config)
-        self._intern(ref, interned)
+        self._configs.intern(ref, interned)
         reply = await self._scripts.config(
             keys=[self._session_key(session_id)],
             args=[self._prefix, ref, str(len(interned)), *interned, *fields],
         )
         if not _ok(reply):
             await self._refused(session_id, reply)
-        return (await self._decode(session_id, reply[1])).record.snapshot()
+        return (await self._configs.decode(session_id, reply[1])).record.snapshot()
 
     @_translated
     async def update_policy(
@@ -654,7 +605,7 @@ class RedisStore:
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)
             loaded.record.policy = policy
-            earlier = _earlier(loaded)
+            earlier = arming.earlier(loaded)
             reply = await self._apply(loaded, "" if earlier is None else num(earlier), now)
             if _ok(reply):
                 return earlier
@@ -775,7 +726,7 @@ class RedisStore:
             for key, fields in zip(keys, reply, strict=True):
                 if not fields:
                     continue  # gone: its keys expired
-                loaded = await self._decode(key[skip:], fields)
+                loaded = await self._configs.decode(key[skip:], fields)
                 if loaded.record.end_reason is None:  # an ended one has nothing left to decide
                     out.append(loaded)
         return out
@@ -798,7 +749,7 @@ class RedisStore:
                 calls.append((self._scripts.apply, keys, args))
             before = codec.mutable_fields(loaded.record)
             transition = loaded.record.advance(now)
-            arm = self._arm_after(loaded, transition, popped=True)
+            arm = arming.arm_after(loaded, transition, popped=True)
             decided.append((loaded, transition))
             after = codec.mutable_fields(loaded.record)
             changed = [
@@ -919,23 +870,6 @@ class RedisStore:
                 keys=[self._nodes, self._alive, self._reaping, self._due],
                 args=[self._prefix, num(now), _READ_CHUNK, self._node],
             )
-
-    def _arm_after(self, loaded: Loaded, transition: Transition | None, *, popped: bool) -> str:
-        """What ``apply.lua`` should do with the index entry after ``transition``.
-
-        Mirrors ``MemoryStore._apply``: an end retires the session; a session
-        popped by a claim is re-armed at its next event; otherwise a transition
-        may have moved the next event before the armed entry.
-        """
-        if isinstance(transition, Ended):
-            return "retire"
-        if popped:
-            deadline = loaded.record.next_deadline()
-            assert deadline is not None  # live
-            return num(deadline.at)
-        if transition is not None and (earlier := _earlier(loaded)) is not None:
-            return num(earlier)
-        return ""
 
 
 if TYPE_CHECKING:
