@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import itertools
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def make_dirs(path: Path, root: Path) -> list[Path]:
     return created
 
 
-def _temp_name(path: Path) -> Path:
+def temp_name(path: Path) -> Path:
+    """A fresh hidden temp name beside ``path`` (recovery removes such names)."""
     # Unique within the process by the counter and across processes by the
     # pid; O_EXCL refuses any clash anyway. (secrets.token_hex costs a
     # getrandom call, which was measurable with thousands of archives.)
@@ -106,7 +108,7 @@ _temp_counter = itertools.count()
 
 def write_temp(path: Path, data: bytes) -> Path:
     """Write ``data`` to a new temp file beside ``path`` (not flushed); returns the temp path."""
-    temp = _temp_name(path)
+    temp = temp_name(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         write_all(fd, data)
@@ -116,6 +118,36 @@ def write_temp(path: Path, data: bytes) -> Path:
         raise
     os.close(fd)
     return temp
+
+
+def overwrite(path: Path, data: bytes) -> None:
+    """Make the existing file ``path`` hold exactly ``data`` (not flushed); a recycled spare.
+
+    Written in place from offset 0 and then cut to ``len(data)``: no
+    ``O_TRUNC``, which would free the file's blocks (a discard on some disks)
+    only for the write to allocate them again. Nothing of the old content is
+    left past the new end. Refuses anything but a private regular file with a
+    single name: writing through a second hard link would change another file.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path.name} is not a regular file with one name")
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+        pwrite_all(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """``os.pwrite`` until every byte is written at ``offset`` onwards."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def link_once(temp: Path, path: Path) -> bool:

@@ -9,6 +9,14 @@ flushes the filesystem once, links them all into place, and flushes once
 more: two flushes per batch instead of two per file, with the same guarantee
 (no file is visible before its data is durable; once acknowledged it survives
 a power cut). Without ``syncfs`` each file falls back to its own fsyncs.
+
+Where it can, a batch writes its temp files over spare files (journals whose
+archives are durable, see :mod:`tether.archive.spares`) instead of creating
+new ones: renamed to the temp name, overwritten in place and cut to length,
+then the same flush, link, flush. On disks where creating and freeing files
+is the slow part this is the bulk of the saving. Batches are capped at
+:data:`MAX_BATCH` files so that, when thousands of sessions end together, the
+journals freed by the first batches become the files of the later ones.
 """
 
 from __future__ import annotations
@@ -20,7 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.archive import durable
+from tether.archive import durable, spares
+
+MAX_BATCH = 256
+"""Files per batch at most: two flushes per batch are cheap at this size, and a
+smaller batch lets freed journals become spares for the next one sooner."""
 
 Render = Callable[[], tuple[Path, bytes]]
 """Builds (on the writer thread) the target path and the bytes to write there."""
@@ -35,9 +47,18 @@ class _Job:
 class GroupWriter:
     """Creates files once each (first writer wins), durably, in batches."""
 
-    def __init__(self, root: Path, *, use_syncfs: bool | None = None) -> None:
+    def __init__(
+        self, root: Path, *, use_syncfs: bool | None = None, max_batch: int = MAX_BATCH
+    ) -> None:
         self.root = root
         self._syncfs = durable.syncfs if use_syncfs is not False else None
+        # Only batches flushed by syncfs take spares: that one flush makes the
+        # renames that freed and took each spare durable before any link.
+        # Per-file fsyncs would need every folder involved synced as well.
+        self._spares = spares.pool_for(root) if self._syncfs is not None else None
+        self._max_batch = max(1, max_batch)
+        self.recycled = 0
+        """Archives written over a spare file instead of a new one."""
         self._lock = threading.Condition(threading.Lock())
         self._jobs: list[_Job] = []
         self._stopping = False
@@ -83,7 +104,8 @@ class GroupWriter:
             with self._lock:
                 while not self._jobs and not self._stopping:
                     self._lock.wait()
-                jobs, self._jobs = self._jobs, []
+                jobs = self._jobs[: self._max_batch]
+                del self._jobs[: self._max_batch]
                 stopping = self._stopping
             if jobs:
                 results = self._batch(jobs)
@@ -110,25 +132,54 @@ class GroupWriter:
         for index, job in enumerate(jobs):
             try:
                 path, data = job.render()
-                if path.parent not in self._folders:
-                    # Not synced here: the batch's first syncfs makes new
-                    # folders durable along with the temp files, before any link.
-                    durable.make_dirs(path.parent, self.root)
-                    self._folders.add(path.parent)
-                staged.append((index, durable.write_temp(path, data), path))
+                staged.append((index, self._stage(path, data), path))
                 results.append(False)
             except Exception as exc:
                 results.append(exc)
         try:
             self._syncfs(self._root_fd)  # every temp file's data is durable
             for index, temp, final in staged:
-                results[index] = durable.link_once(temp, final)
+                results[index] = self._link(temp, final)
             self._syncfs(self._root_fd)  # and now every name
         except OSError as exc:
             for index, temp, _ in staged:
                 results[index] = exc
                 temp.unlink(missing_ok=True)
         return results
+
+    def _stage(self, path: Path, data: bytes) -> Path:
+        """Write ``data`` to a temp file beside ``path``, over a spare if there is one."""
+        if path.parent not in self._folders:
+            # Not synced here: the batch's first syncfs makes new
+            # folders durable along with the temp files, before any link.
+            durable.make_dirs(path.parent, self.root)
+            self._folders.add(path.parent)
+        temp = durable.temp_name(path)
+        if self._spares is not None and self._spares.take(temp):
+            try:
+                durable.overwrite(temp, data)
+                self.recycled += 1
+                return temp
+            except OSError:  # not a file we may reuse: drop it, write a new one
+                temp.unlink(missing_ok=True)
+        return durable.write_temp(path, data)
+
+    def _link(self, temp: Path, final: Path) -> bool:
+        """Link ``temp`` into place unless ``final`` exists; ``True`` if this call created it."""
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            # The archive was written before (a retry): keep the file as a spare.
+            if self._spares is not None:
+                self._spares.put(temp)
+            else:
+                temp.unlink(missing_ok=True)
+            return False
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        temp.unlink()  # the archive keeps the inode: nothing is freed
+        return True
 
 
 def _settle(jobs: list[_Job], results: list[bool | BaseException]) -> None:

@@ -45,7 +45,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tether.archive import commit_log, durable, records
+from tether.archive import commit_log, durable, records, spares
 from tether.archive.paths import DataDir
 from tether.core.choices import parse_choice
 from tether.core.ids import log_ref
@@ -136,8 +136,16 @@ class FileJournal:
         use_syncfs: bool | None = None,
         use_commit_log: bool | None = None,
         max_open_files: int | None = None,
+        spare_files: int = spares.DEFAULT_CAP,
     ) -> None:
         self.paths = DataDir(data_dir)
+        # A removed journal becomes a spare file for a later archive instead
+        # of being deleted (see tether.archive.spares); only archive writers
+        # with syncfs take spares, so without it they would only pile up.
+        self._spare_cap = spare_files
+        self._spares: spares.SparePool | None = None
+        if spare_files > 0 and durable.syncfs is not None:
+            self._spares = spares.pool_for(self.paths.root)
         self.fsync = parse_fsync_policy(fsync)
         syncfs = durable.syncfs if use_syncfs is not False else None
         if use_syncfs and syncfs is None:
@@ -239,7 +247,11 @@ class FileJournal:
                 log.error("journal config write failed session=%s: %s", log_ref(session_id), exc)
 
     async def remove(self, session_id: SessionId) -> None:
-        """Close and delete the session's journal: call only once its archive is durable."""
+        """Close and delete the session's journal: call only once its archive is durable.
+
+        The file is closed first, then kept as a spare file for a later
+        archive (up to ``spare_files`` of them) or unlinked.
+        """
         path = self._paths.pop(session_id, None)
         if path is None:
             return
@@ -497,6 +509,17 @@ class FileJournal:
                 if item.fd is not None:
                     os.close(item.fd)
                 if item.unlink is not None:
-                    item.unlink.unlink(missing_ok=True)
+                    self._discard(item.unlink)
             except OSError as exc:  # recovery finds a journal left behind
                 log.error("journal close or removal failed: %s", exc)
+
+    def _discard(self, path: Path) -> None:
+        """Drop a closed journal: into the spare pool if there is room, else unlinked.
+
+        Not flushed: if a crash loses the rename, the journal is back in
+        ``current/`` and recovery archives it again, which is idempotent.
+        """
+        if self._spares is None:
+            path.unlink(missing_ok=True)
+        else:
+            self._spares.put(path, self._spare_cap)

@@ -12,6 +12,7 @@ Layout::
     {data_dir}/users/{user}/dialogs/current/{session-id}        live journal
     {data_dir}/users/{user}/dialogs/archived/{archive-id}.yaml  archive
     {data_dir}/users/{user}/dialogs/damaged/{session-id}.journal  kept for a human
+    {data_dir}/spare/spare-{token}-{n}                           spare files (see spares.py)
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from tether.types import SessionId, UserId
 ARCHIVE_SUFFIX = ".yaml"
 TEMP_MARK = ".tmp-"
 """Temporary archive files are ``.{archive-id}.yaml.tmp-{random}``: hidden, never listed."""
+SPARE_DIR = "spare"
+"""Folder (directly under the data dir) of spare files: never scanned for journals or archives."""
 
 
 class DataDir:
