@@ -601,7 +601,7 @@ async def test_a_lease_moves_due_entries_into_one_batch_until_settled(url: str) 
         assert sorted(lease.ids) == sorted(due)
         raw = store.client
         assert await raw.zrange(store.prefix + "due", 0, -1) == [quiet.id.encode()]
-        assert sorted((await raw.get(lease.batch)).decode().split()) == sorted(due)
+        assert sorted(m.decode() for m in await raw.lrange(lease.batch, 0, -1)) == sorted(due)
         assert (await store.stats()).live == 6  # leased sessions are still live
         assert await store.claim_due(T0 + 100.0, BIG) == []  # nobody else sees them
         claims = await store.settle(lease, T0 + 100.0)

@@ -14,8 +14,7 @@
 --   P count     counter: live sessions
 --   P claims    zset: claim batches not yet dropped, scored by when their
 --               lease runs out
---   P claim:<n> string: the ids of claim batch n, separated by spaces (P claim
---               counts batches)
+--   P claim:<t>:<n> list: the sessions of node t's claim batch n
 --   P seq       counter: creation and end order
 --   P ending    zset: ended sessions whose pipeline is not completed yet,
 --               scored by when their end lease runs out

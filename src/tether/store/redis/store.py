@@ -50,6 +50,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import itertools
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
@@ -188,7 +189,7 @@ class RedisStore:
         self._alive = prefix + "alive"
         self._reaping = prefix + "reaping"
         self._claims = prefix + "claims"
-        self._batches = prefix + "claim"
+        self._batch_numbers = itertools.count()
         self._count = prefix + "count"
         self.touches: Batcher[_Touch] = Batcher(self._send_touches)
         """The touch writer; its counters show how many round trips touches took."""
@@ -653,7 +654,7 @@ class RedisStore:
         to ``limit`` due sessions to this caller as one batch (``claim.lua``),
         without reading them: :meth:`settle` decides and commits them.
         """
-        at = num(now)
+        at, batch = num(now), f"{self._prefix}claim:{self._node}:{next(self._batch_numbers)}"
         reap, claim = await self._run(
             [
                 (
@@ -663,7 +664,7 @@ class RedisStore:
                 ),
                 (
                     self._scripts.claim,
-                    [self._due, self._ending, self._claims, self._batches],
+                    [self._due, self._ending, self._claims, batch],
                     [
                         self._prefix,
                         at,
@@ -683,7 +684,10 @@ class RedisStore:
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
             ends.append(self._end_claim(loaded, Ended(reason), loaded.fence))
-        return Lease(ends, text(claim[1]), text(claim[2]).split())
+        if not int(claim[1]):
+            return Lease(ends, "", [])
+        ids: builtins.list[codec.Raw] = await self._client.lrange(batch, 0, -1)
+        return Lease(ends, batch, [text(i) for i in ids])
 
     @_translated
     async def settle(self, lease: Lease, now: float) -> builtins.list[Claim]:
