@@ -723,14 +723,13 @@ class RedisStore:
         ]
         replies = await self._run(calls)
         out: builtins.list[Loaded] = []
-        for (_, keys, _), reply in zip(calls, replies, strict=True):
+        for at, reply in zip(range(0, len(ids), _READ_CHUNK), replies, strict=True):
             if isinstance(reply, BaseException):
                 raise reply
-            skip = len(self._prefix) + 2  # a key is P s:<id>
-            for key, fields in zip(keys, reply, strict=True):
+            for session_id, fields in zip(ids[at : at + _READ_CHUNK], reply, strict=True):
                 if not fields:
                     continue  # gone: its keys expired
-                loaded = await self._configs.decode(key[skip:], fields)
+                loaded = await self._configs.decode(session_id, fields)
                 if loaded.record.end_reason is None:  # an ended one has nothing left to decide
                     out.append(loaded)
         return out
