@@ -150,20 +150,29 @@ def pwrite_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def link_once(temp: Path, path: Path) -> bool:
+def link_once(
+    temp: Path, path: Path, *, keep_unused: Callable[[Path], object] | None = None
+) -> bool:
     """Give ``temp`` the name ``path`` unless that name is taken; drop ``temp`` either way.
 
     A hard link fails if the name exists, so the first writer wins and
     nobody overwrites an archive. ``True`` if this call created ``path``.
+    A ``temp`` that lost is unlinked, or handed to ``keep_unused`` (which
+    moves it away: the spare pool).
     """
     try:
         os.link(temp, path)
-        created = True
     except FileExistsError:
-        created = False
-    finally:
+        if keep_unused is None:
+            temp.unlink(missing_ok=True)
+        else:
+            keep_unused(temp)
+        return False
+    except BaseException:
         temp.unlink(missing_ok=True)
-    return created
+        raise
+    temp.unlink(missing_ok=True)  # the name keeps the inode: nothing is freed
+    return True
 
 
 def write_once(path: Path, data: bytes, root: Path) -> bool:

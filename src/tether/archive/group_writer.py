@@ -165,21 +165,12 @@ class GroupWriter:
         return durable.write_temp(path, data)
 
     def _link(self, temp: Path, final: Path) -> bool:
-        """Link ``temp`` into place unless ``final`` exists; ``True`` if this call created it."""
-        try:
-            os.link(temp, final)
-        except FileExistsError:
-            # The archive was written before (a retry): keep the file as a spare.
-            if self._spares is not None:
-                self._spares.put(temp)
-            else:
-                temp.unlink(missing_ok=True)
-            return False
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        temp.unlink()  # the archive keeps the inode: nothing is freed
-        return True
+        """Link ``temp`` into place unless ``final`` exists; ``True`` if this call created it.
+
+        A retry whose archive was already written keeps its file as a spare.
+        """
+        keep = self._spares.put if self._spares is not None else None
+        return durable.link_once(temp, final, keep_unused=keep)
 
 
 def _settle(jobs: list[_Job], results: list[bool | BaseException]) -> None:
