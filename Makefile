@@ -1,11 +1,17 @@
 # make run / make test / make bench work on a fresh machine from a fresh clone:
-# each creates .venv and installs what it needs first.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# each installs exactly what uv.lock pins into .venv first (and nothing else).
+PYTHON     ?= python3
+UV_VERSION := 0.13.9
+TOOLS      := .tools
+UV         := $(TOOLS)/bin/uv
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+LATEST     := .venv-latest
+# uv uses the machine's Python and never downloads one of its own.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck layers unit bench clean system-deps
+.PHONY: run test lint typecheck layers unit bench lock test-latest clean system-deps
 
 # Real parts for the tests: Debian's redis-server, chromium and node, installed when missing.
 system-deps:
@@ -15,10 +21,14 @@ system-deps:
 		apt-get install -y -qq --no-install-recommends redis-server chromium nodejs >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# uv itself, pinned, in a venv of its own so that `uv sync` can keep .venv exact.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# Exactly the lock: --frozen refuses to re-resolve, and sync removes anything not in it.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
 	touch $(STAMP)
 
 # Demo mode on 127.0.0.1:8765, with a fresh admin token (unless one is set) for the dashboard.
@@ -45,5 +55,18 @@ unit: $(STAMP) system-deps
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Re-resolve every dependency to the newest releases pyproject.toml allows, into uv.lock.
+lock: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# The whole suite on the newest releases, in a venv of its own, without touching uv.lock:
+# drift in the registry shows up here before a `make lock` lets it into main. Not in CI.
+test-latest: | $(UV)
+	rm -rf $(LATEST)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST)
+	$(UV) pip install --quiet --python $(LATEST)/bin/python --upgrade -e . --group dev
+	touch $(LATEST)/.installed
+	$(MAKE) VENV=$(LATEST) test
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache

@@ -130,7 +130,7 @@ class RedisBus:
                 log.warning("event bus lost its connection, reconnecting: %s", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await asyncio.shield(pubsub.aclose())
             self._subscribed.clear()
             if cancel_requested():  # redis-py may swallow a cancellation
                 raise asyncio.CancelledError
