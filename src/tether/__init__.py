@@ -1,12 +1,63 @@
 """tether: the whole life of real-time conversational sessions.
 
-Start with :class:`tether.runtime.SessionManager`; the pure rules live in
-:mod:`tether.core`, storage behind :class:`tether.store.SessionStore`.
+The names most applications need are importable from here::
+
+    from tether import SessionManager, Policy, FileJournal, YamlArchive
+
+:class:`SessionManager` drives sessions over a store (:class:`MemoryStore` by
+default, :class:`RedisStore` across nodes), a journal that makes every
+acknowledged message durable (:class:`FileJournal`) and an archiver that keeps
+each ended transcript (:class:`YamlArchive`). Every error tether raises on
+purpose is a :class:`TetherError`; the tree is drawn in :mod:`tether.errors`.
+The pure rules live in :mod:`tether.core`; the FastAPI service in
+:mod:`tether.service`; the test kit in :mod:`tether.testing`.
 """
 
+from tether.archive.journal import FileJournal
+from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
-from tether.errors import TetherError
+from tether.errors import (
+    ArchiveError,
+    ArchiveNotFound,
+    ConfigError,
+    InvalidInput,
+    JournalCorrupt,
+    PolicyError,
+    SessionEnded,
+    SessionError,
+    SessionNotFound,
+    StoreError,
+    StoreUnavailable,
+    TetherError,
+)
+from tether.runtime.channel import Channel
+from tether.runtime.manager import SessionManager
+from tether.store.memory import MemoryStore
+from tether.store.redis.store import RedisStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
-__all__ = ["EndReason", "Policy", "SessionId", "SessionState", "TetherError", "UserId"]
+__all__ = [
+    "ArchiveError",
+    "ArchiveNotFound",
+    "Channel",
+    "ConfigError",
+    "EndReason",
+    "FileJournal",
+    "InvalidInput",
+    "JournalCorrupt",
+    "MemoryStore",
+    "Policy",
+    "PolicyError",
+    "RedisStore",
+    "SessionEnded",
+    "SessionError",
+    "SessionId",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionState",
+    "StoreError",
+    "StoreUnavailable",
+    "TetherError",
+    "UserId",
+]
 __version__ = "0.1.0.dev0"

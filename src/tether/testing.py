@@ -34,6 +34,18 @@ from tether.core.policy import Policy
 from tether.runtime.manager import SessionManager
 from tether.store.memory import MemoryStore
 
+__all__ = [
+    "DEFAULT_START",
+    "FakeClock",
+    "FakeKit",
+    "RecordingChannel",
+    "crash",
+    "eventually",
+    "fake_manager",
+    "idle",
+    "settle",
+]
+
 DEFAULT_START = 1_700_000_000.0
 
 

@@ -17,7 +17,7 @@ from tether.runtime.manager import SessionManager
 @click.option("--max-duration", default=9.0, show_default=True, help="absolute cap in seconds")
 def demo(idle: float, warn: float, max_duration: float) -> None:
     """Run a few sessions on the real clock and print their warnings and ends."""
-    from tether.demo import run_demo
+    from tether.cli.terminal_demo import run_demo
 
     logging.basicConfig(level=logging.WARNING)
     policy = Policy(
