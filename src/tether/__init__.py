@@ -59,5 +59,6 @@ __all__ = [
     "StoreUnavailable",
     "TetherError",
     "UserId",
+    "YamlArchive",
 ]
 __version__ = "0.1.0.dev0"
