@@ -198,7 +198,7 @@ def serving(venv: Path, workdir: Path, redis_url: str) -> Iterator[str]:
                     break
             except httpx.TransportError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.005)
         yield url
     finally:
         process.terminate()
