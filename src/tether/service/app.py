@@ -21,7 +21,7 @@ from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.errors import ConfigError, StoreUnavailable, TetherError
 from tether.runtime.manager import SessionManager
-from tether.service import admin, archives, events, ops, pages, rest
+from tether.service import admin, apidocs, archives, events, ops, pages, rest
 from tether.service.errors import install_handlers
 from tether.service.fastpath import WebSocketFastPath
 from tether.service.prometheus import PrometheusSink
@@ -111,8 +111,11 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
         version=tether.__version__,
         summary="The whole life of real-time conversational sessions.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves /docs with no CDN
+        redoc_url=None,
     )
     install_handlers(app)
+    apidocs.install(app)
     app.include_router(build_router(svc, include_ops=True))
 
     async def ws(websocket: WebSocket) -> None:
