@@ -13,12 +13,17 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: run test lint typecheck layers unit bench lock test-latest clean system-deps
 
-# Real parts for the tests: Debian's redis-server, chromium and node, installed when missing.
+# Real parts for the tests, from Debian, each installed only when missing: redis-server,
+# chromium, and node with npm (tether.js's tests and its npm package).
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium node:nodejs npm:npm
 system-deps:
-	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
-		|| ! command -v node >/dev/null; then \
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+		command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends redis-server chromium nodejs >/dev/null; \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # uv itself, pinned, in a venv of its own so that `uv sync` can keep .venv exact.
