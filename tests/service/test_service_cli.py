@@ -59,13 +59,24 @@ def test_serve_has_a_flag_for_every_setting() -> None:
 
 
 def test_serve_refuses_an_invalid_setting_by_name() -> None:
-    """An invalid value stops serve before it starts, naming the variable."""
+    """An invalid value stops serve before it starts, named as given: variable or flag."""
     result = _run("serve", env={"TETHER_IDLE_TIMEOUT": "whenever"})
     assert result.exit_code == 1
-    assert "TETHER_IDLE_TIMEOUT" in result.output
+    assert "Error: invalid configuration: TETHER_IDLE_TIMEOUT: invalid duration" in result.output
     flagged = _run("serve", "--max-message-bytes", "tiny")
     assert flagged.exit_code == 1
-    assert "TETHER_MAX_MESSAGE_BYTES" in flagged.output
+    assert "Error: invalid configuration: --max-message-bytes: " in flagged.output
+    assert "TETHER_MAX_MESSAGE_BYTES" not in flagged.output
+
+
+def test_serve_names_a_conflict_by_the_flag_and_variable_given() -> None:
+    """A warning lead a flag made too long is reported against that flag and the variable."""
+    result = _run("serve", "--warn-before", "2m", env={"TETHER_IDLE_TIMEOUT": "60s"})
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: invalid configuration: --warn-before (2m) must be shorter than "
+        "TETHER_IDLE_TIMEOUT (1m)\n"
+    )
 
 
 async def test_sessions_commands_against_a_live_server(tmp_path: Path) -> None:
