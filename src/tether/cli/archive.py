@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tether.cli.output import age
+from tether.cli.output import add_row, age, json_option, print_json, print_table, table
 from tether.errors import TetherError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +21,9 @@ def _data_dir_option(command: F) -> F:
         envvar="TETHER_DATA_DIR",
         default="./data",
         show_default=True,
+        # Must exist: reading archives never creates the directory, and a typo is
+        # an error (exit 2), not an empty listing.
+        type=click.Path(exists=True, file_okay=False),
         help="the server's data directory [TETHER_DATA_DIR]",
     )(command)
 
@@ -51,49 +54,60 @@ def archive() -> None:
 @_data_dir_option
 @click.argument("user")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-def archive_ls(data_dir: str, user: str, limit: int) -> None:
-    """List USER's archived dialogs, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
+@json_option
+def archive_ls(data_dir: str, user: str, limit: int, as_json: bool) -> None:
+    """List USER's archived dialogs, newest first (the id starts with the start time, UTC)."""
     found = _read(data_dir, lambda store: store.list(user, limit=limit))
-    table = Table(title=f"{user}: {len(found)} archived dialog(s)")
-    for column in ("archive id", "kind", "started", "duration", "ended by", "messages"):
-        table.add_column(column, no_wrap=column == "archive id")
+    if as_json:
+        print_json({"archives": [a.to_dict() for a in found]})
+        return
+    if not found:
+        click.echo(f"no archived dialogs for {user} in {data_dir}")
+        return
+    rows = table("ARCHIVE ID", "KIND", "LASTED", "MSGS", "ENDED BY", keep=("ARCHIVE ID",))
     for a in found:
-        table.add_row(
+        add_row(
+            rows,
             a.archive_id,
             a.kind,
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.started_at)),
             age(a.ended_at - a.started_at),
-            a.end_reason.value + (" (recovered)" if a.recovered else ""),
             str(a.message_count),
+            # Recovery always ends server_shutdown; that it was recovered says more.
+            "recovered" if a.recovered else a.end_reason.value,
         )
-    Console().print(table)
+    print_table(rows)
 
 
 @archive.command("show")
 @_data_dir_option
 @click.argument("user")
 @click.argument("archive_id")
-def archive_show(data_dir: str, user: str, archive_id: str) -> None:
+@json_option
+def archive_show(data_dir: str, user: str, archive_id: str, as_json: bool) -> None:
     """Print one archived dialog."""
-    from rich.console import Console
-    from rich.table import Table
-
     dialog = _read(data_dir, lambda store: store.read(user, archive_id))
-    console = Console()
-    console.print(
-        f"[bold]{dialog.archive_id}[/bold]  {dialog.kind}  user={dialog.user}  "
-        f"ended by {dialog.end_reason.value} after {age(dialog.ended_at - dialog.started_at)}"
+    if as_json:
+        print_json(dialog.to_dict())
+        return
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(dialog.started_at))
+    recovered = " (recovered)" if dialog.recovered else ""
+    click.echo(
+        f"{dialog.archive_id}  {dialog.kind}  user={dialog.user}  started {started}\n"
+        f"ended by {dialog.end_reason.value}{recovered} after "
+        f"{age(dialog.ended_at - dialog.started_at)}, {len(dialog.messages)} message(s)"
     )
     for note in dialog.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    table = Table()
-    for column in ("seq", "time", "role", "content"):
-        table.add_column(column)
+        click.echo(f"note: {note}")
+    if not dialog.messages:
+        return
+    click.echo()
+    rows = table("SEQ", "TIME", "ROLE", "CONTENT")
     for m in dialog.messages:
-        table.add_row(
-            str(m.seq), time.strftime("%H:%M:%S", time.localtime(m.ts)), m.role.value, m.content
+        add_row(
+            rows,
+            str(m.seq),
+            time.strftime("%H:%M:%S", time.localtime(m.ts)),
+            m.role.value,
+            m.content,
         )
-    console.print(table)
+    print_table(rows)

@@ -16,12 +16,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _settings_options(command: F) -> F:
     """One ``--flag`` per :class:`~tether.service.Settings` field (flags beat the environment)."""
-    from tether.service.settings import Settings, env_name
+    from tether.service.settings import Settings, env_name, flag_name
 
     for name, field in reversed(list(Settings.model_fields.items())):
         if isinstance(field.validation_alias, str):
             continue  # the seeds' aliases are environment-only
-        flag = "--" + name.replace("_", "-")
+        flag = flag_name(name)
         help_text = f"{field.description} [{env_name(name)}]"
         if field.annotation is bool:
             option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
@@ -40,7 +40,7 @@ def serve(**flags: Any) -> None:
     from tether.service.server import run
 
     try:
-        settings = load_settings(**flags)
+        settings = load_settings(from_flags=True, **flags)
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tether.cli.output import age, fmt
+from tether.cli.output import add_row, age, fmt, json_option, print_json, print_table, table
 from tether.cli.remote import call, client_options
 
 CLEANUP_BATCH = 50
@@ -20,65 +20,106 @@ def sessions() -> None:
     """Inspect and end sessions on a running server (needs the admin token)."""
 
 
+SHORT_ID = 8
+"""Hex characters of a session id the table shows; ``show`` and ``end`` take any unique prefix."""
+MIN_PREFIX = 4
+_SHORT_REASON = {"idle_timeout": "idle", "max_duration": "max", "client_gone": "gone"}
+
+
 @sessions.command("ls")
 @client_options
 @click.option("--user", help="only this user's sessions")
 @click.option("--state", type=click.Choice(["active", "warning", "ended"]), help="only this state")
-def sessions_ls(url: str, admin_token: str | None, user: str | None, state: str | None) -> None:
-    """List sessions."""
-    from rich.console import Console
-    from rich.table import Table
+@json_option
+def sessions_ls(
+    url: str, admin_token: str | None, user: str | None, state: str | None, as_json: bool
+) -> None:
+    """List sessions, newest ids shortened to 8 characters (show and end take them).
 
+    NEXT is what the server will do on its own and in how long: ``warn 8m`` (a
+    warning), ``idle 10m``, ``max 29m`` or ``gone 60s`` (the session ends
+    idle_timeout, max_duration or client_gone); for an ended session, its end reason.
+    """
     params = {k: v for k, v in (("user", user), ("state", state)) if v}
     found = call(url, admin_token, "GET", "/api/v1/sessions", params=params)["sessions"]
+    if as_json:
+        print_json({"sessions": found})
+        return
+    if not found:
+        click.echo("no sessions")
+        return
     now = time.time()
-    table = Table(title=f"{len(found)} session(s)")
-    for column in ("id", "user", "kind", "state", "age", "idle", "conns", "msgs", "ends"):
-        table.add_column(column, no_wrap=column == "id")
+    rows = table("ID", "USER", "KIND", "STATE", "AGE", "IDLE", "CONN", "NEXT", keep=("ID",))
     for s in found:
-        deadline = s.get("next_deadline") or {}
-        ends = s.get("end_reason") or (
-            f"{deadline.get('reason')} in {age(deadline['at'] - now)}" if deadline else ""
-        )
-        table.add_row(
-            s["id"],
+        add_row(
+            rows,
+            s["id"][:SHORT_ID],
             s["user"],
             s["kind"],
             s["state"],
             age(now - s["created_at"]),
             age(now - s["last_activity"]),
             str(s["connections"]),
-            str(s["message_count"]),
-            ends,
+            _next(s, now),
         )
-    Console().print(table)
+    print_table(rows)
+
+
+def _next(session: dict[str, Any], now: float) -> str:
+    """What the server does next and in how long (``warn 8m``, ``idle 10m``), or the end reason."""
+    if session.get("end_reason"):
+        return str(session["end_reason"])
+    deadline = session.get("next_deadline")
+    if not deadline:
+        return "-"
+    what = "warn" if deadline["action"] == "warn" else _SHORT_REASON.get(deadline["reason"], "end")
+    return f"{what} {age(deadline['at'] - now)}"
+
+
+def _resolve(url: str, admin_token: str | None, prefix: str) -> str:
+    """The full id of the one session whose id starts with ``prefix``."""
+    if len(prefix) == 32:
+        return prefix
+    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+        raise click.BadParameter(
+            f"{prefix!r}: give a session id or at least {MIN_PREFIX} of its first hex characters",
+            param_hint="SESSION_ID",
+        )
+    found = call(url, admin_token, "GET", "/api/v1/sessions")["sessions"]
+    matches = [s["id"] for s in found if s["id"].startswith(prefix)]
+    if len(matches) == 1:
+        return str(matches[0])
+    if not matches:
+        raise click.ClickException(f"no session id starts with {prefix}")
+    raise click.ClickException(f"{len(matches)} session ids start with {prefix}: give more of it")
 
 
 @sessions.command("show")
 @client_options
 @click.argument("session_id")
-def sessions_show(url: str, admin_token: str | None, session_id: str) -> None:
-    """Show one session."""
-    from rich.console import Console
-    from rich.table import Table
-
-    s = call(url, admin_token, "GET", f"/api/v1/sessions/{session_id}")
-    table = Table(show_header=False, title=f"session {s['id']}")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+@json_option
+def sessions_show(url: str, admin_token: str | None, session_id: str, as_json: bool) -> None:
+    """Show one session (SESSION_ID: its id or a unique prefix, as `ls` shows)."""
+    full = _resolve(url, admin_token, session_id)
+    s = call(url, admin_token, "GET", f"/api/v1/sessions/{full}")
+    if as_json:
+        print_json(s)
+        return
+    rows = table("FIELD", "VALUE", keep=("FIELD",))
     for key, value in s.items():
-        table.add_row(key, fmt(value))
-    Console().print(table)
+        add_row(rows, key, fmt(value))
+    print_table(rows)
 
 
 @sessions.command("end")
 @client_options
 @click.argument("session_id")
 def sessions_end(url: str, admin_token: str | None, session_id: str) -> None:
-    """End one session (reason ``admin``)."""
-    result = call(url, admin_token, "POST", f"/api/v1/sessions/{session_id}/end")
+    """End one session (reason ``admin``); SESSION_ID may be a unique prefix."""
+    full = _resolve(url, admin_token, session_id)
+    result = call(url, admin_token, "POST", f"/api/v1/sessions/{full}/end")
     verb = "ended" if result["ended"] else "had already ended"
-    click.echo(f"{session_id} {verb} ({result['reason']})")
+    click.echo(f"{full} {verb} ({result['reason']})")
 
 
 @sessions.command("cleanup")

@@ -13,15 +13,39 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tether.core.policy import Policy
+from tether.core.timings import (
+    DEFAULTS,
+    TIMING_FIELDS,
+    Conflict,
+    Timings,
+    fit_timings,
+    timing_conflicts,
+)
 from tether.errors import ConfigError, PolicyError
 from tether.service.auth import MIN_SECRET_BYTES
-from tether.service.durations import Duration
+from tether.service.durations import Duration, format_duration
 
 ENV_PREFIX = "TETHER_"
+ERROR_PREFIX = "invalid configuration: "
+"""Every settings error starts with this, whatever was wrong."""
+_CLOCK_WORDS = {
+    "idle_timeout": "the idle timeout",
+    "warn_before": "the warning lead",
+    "max_duration": "the max duration",
+    "presence_timeout": "the presence timeout",
+    "heartbeat_interval": "the heartbeat interval",
+}
 
 
 class Settings(BaseSettings):
@@ -36,13 +60,24 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8765, ge=0, le=65535, description="port to listen on (0: any free one)")
-    idle_timeout: Duration = Field(600.0, description="no user activity this long ends a session")
-    warn_before: Duration = Field(120.0, description="warning lead before an end; 0: no warnings")
-    max_duration: Duration = Field(1800.0, description="absolute cap on a session's life")
-    presence_timeout: Duration = Field(
-        60.0, description="no connection or heartbeat this long: client_gone; reconnect grace"
+    # Timings left unset are fitted to the ones that are set (tether.core.timings);
+    # these defaults are what they come to when none is set.
+    idle_timeout: Duration = Field(
+        DEFAULTS.idle_timeout, description="no user activity this long ends a session"
     )
-    heartbeat_interval: Duration = Field(25.0, description="heartbeat period clients are told")
+    warn_before: Duration = Field(
+        DEFAULTS.warn_before, description="warning lead before an end; 0: no warnings"
+    )
+    max_duration: Duration = Field(
+        DEFAULTS.max_duration, description="absolute cap on a session's life"
+    )
+    presence_timeout: Duration = Field(
+        DEFAULTS.presence_timeout,
+        description="no connection or heartbeat this long: client_gone; reconnect grace",
+    )
+    heartbeat_interval: Duration = Field(
+        DEFAULTS.heartbeat_interval, gt=0, description="heartbeat period clients are told"
+    )
     redis_url: str | None = Field(None, description="Redis URL; unset: the memory store")
     redis_fallback: Literal["none", "memory"] = Field(
         "none",
@@ -118,6 +153,16 @@ class Settings(BaseSettings):
     )
 
     _generated_secret: str | None = PrivateAttr(None)
+    # How the user spelled each value they gave, for error messages: keyword
+    # arguments (or flags, see load_settings) by those names, the rest by variable.
+    _spelled: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        for key in values:
+            field = _field_of(key)
+            if field is not None:
+                self._spelled[field] = key
 
     @field_validator("secret")
     @classmethod
@@ -145,6 +190,44 @@ class Settings(BaseSettings):
                 raise ValueError(f"origin {origin!r} must look like https://host[:port]")
         return ",".join(origins)
 
+    @model_validator(mode="after")
+    def _fit_timings(self) -> Settings:
+        # The seeds' aliases become the values they stand for, and every timing the
+        # user left unset is fitted to those they set. Writing __dict__ keeps
+        # model_fields_set as "what the user gave", which the error messages rely on.
+        fitted = fit_timings(self._given_timings())
+        for name in TIMING_FIELDS:
+            self.__dict__[name] = getattr(fitted, name)
+        return self
+
+    def _given_timings(self) -> dict[str, float]:
+        given = {n: getattr(self, n) for n in TIMING_FIELDS if n in self.model_fields_set}
+        if "idle_timeout" not in given and self.session_timeout_ms is not None:
+            given["idle_timeout"] = self.session_timeout_ms / 1000.0
+        if "presence_timeout" not in given and self.auto_archive_on_disconnect:
+            given["presence_timeout"] = 0.0
+        return given
+
+    def given_name(self, field: str) -> str | None:
+        """How the user set ``field``: its variable, alias, flag or keyword; None if unset.
+
+        The idle and presence timeouts count as set through ``SESSION_TIMEOUT``
+        and ``AUTO_ARCHIVE_ON_DISCONNECT=true`` when their own variable is unset.
+        """
+        source = field
+        if field not in self.model_fields_set:
+            if field == "idle_timeout" and self.session_timeout_ms is not None:
+                source = "session_timeout_ms"
+            elif field == "presence_timeout" and self.auto_archive_on_disconnect:
+                source = "auto_archive_on_disconnect"
+            else:
+                return None
+        return self._spelled.get(source, env_name(source))
+
+    def timings(self) -> Timings:
+        """The session timings in effect, the fitted defaults included."""
+        return Timings(**{name: getattr(self, name) for name in TIMING_FIELDS})
+
     # -- derived values ---------------------------------------------------------------
 
     @property
@@ -155,31 +238,45 @@ class Settings(BaseSettings):
     @property
     def effective_idle_timeout(self) -> float:
         """``TETHER_IDLE_TIMEOUT``, else ``SESSION_TIMEOUT`` (ms), else the default."""
-        if "idle_timeout" not in self.model_fields_set and self.session_timeout_ms is not None:
-            return self.session_timeout_ms / 1000.0
         return self.idle_timeout
 
     @property
     def effective_presence_timeout(self) -> float:
         """``TETHER_PRESENCE_TIMEOUT``, else 0 under ``AUTO_ARCHIVE_ON_DISCONNECT=true``."""
-        if "presence_timeout" not in self.model_fields_set and self.auto_archive_on_disconnect:
-            return 0.0
         return self.presence_timeout
 
     def policy(self) -> Policy:
-        """The default session policy, or :class:`ConfigError` naming the variable."""
+        """The default session policy, or :class:`ConfigError` naming what the user set.
+
+        A conflict is reported against the settings the user gave, by the
+        names they used; a fitted default is never blamed (it cannot conflict).
+        """
+        problems = [self._describe(c) for c in timing_conflicts(self.timings())]
+        if problems:
+            raise ConfigError(ERROR_PREFIX + "; ".join(problems))
         try:
             return Policy(
-                idle_timeout=self.effective_idle_timeout,
+                idle_timeout=self.idle_timeout,
                 warn_before=self.warn_before,
                 max_duration=self.max_duration,
-                presence_timeout=self.effective_presence_timeout,
+                presence_timeout=self.presence_timeout,
             )
         except PolicyError as exc:
-            name = env_name(exc.field)
-            if exc.field == "idle_timeout" and "idle_timeout" not in self.model_fields_set:
-                name = f"{name} (or SESSION_TIMEOUT)"
-            raise ConfigError(f"{name}: {exc}") from None
+            reason = str(exc).removeprefix(f"invalid policy: {exc.field}: ")
+            name = self.given_name(exc.field) or env_name(exc.field)
+            raise ConfigError(f"{ERROR_PREFIX}{name}: {reason}") from None
+
+    def _describe(self, conflict: Conflict) -> str:
+        def named(field: str) -> str:
+            seconds = format_duration(getattr(self, field))
+            name = self.given_name(field)
+            if name is None:  # only ever the bound: a fitted setting never conflicts
+                return f"{_CLOCK_WORDS[field]} ({seconds}, the default)"
+            if name == "SESSION_TIMEOUT":  # in the alias's own unit, as the user wrote it
+                return f"{name} ({self.session_timeout_ms:g} ms = {seconds})"
+            return f"{name} ({seconds})"
+
+        return f"{named(conflict.setting)} must be shorter than {named(conflict.bound)}"
 
     def signing_secret(self) -> str:
         """The token key: ``TETHER_SECRET``, or one random key kept for this object's life."""
@@ -203,8 +300,21 @@ class Settings(BaseSettings):
             else:
                 idle = self.effective_idle_timeout
                 out.append(f"SESSION_TIMEOUT sets the idle timeout to {idle:g}s")
-        if self.auto_archive_on_disconnect and "presence_timeout" in self.model_fields_set:
-            out.append("AUTO_ARCHIVE_ON_DISCONNECT is ignored: TETHER_PRESENCE_TIMEOUT is set")
+        if self.auto_archive_on_disconnect is not None:
+            if "presence_timeout" in self.model_fields_set:
+                out.append("AUTO_ARCHIVE_ON_DISCONNECT is ignored: TETHER_PRESENCE_TIMEOUT is set")
+            elif self.auto_archive_on_disconnect:
+                out.append(
+                    "AUTO_ARCHIVE_ON_DISCONNECT=true sets the presence timeout to 0: a session "
+                    "ends (and is archived) when its last connection closes"
+                )
+            else:
+                presence = format_duration(self.presence_timeout)
+                out.append(
+                    f"AUTO_ARCHIVE_ON_DISCONNECT=false changes nothing: the presence "
+                    f"timeout stays {presence}"
+                )
+        out.extend(self._fitted_notes())
         if self.secret is None:
             out.append("TETHER_SECRET is unset: tokens are signed with a random per-process key")
         if self.admin_token is None:
@@ -217,6 +327,41 @@ class Settings(BaseSettings):
             out.append(f"demo page: {root}/ ; dashboard: {root}/dashboard{dashboard}")
         return out
 
+    def _fitted_notes(self) -> list[str]:
+        out = []
+        given = self._given_timings()
+        if given:  # with nothing given every timing is its documented default
+            for name in TIMING_FIELDS:
+                value, default = getattr(self, name), getattr(DEFAULTS, name)
+                if name not in given and value != default:
+                    out.append(
+                        f"{env_name(name)} is unset: {format_duration(value)} (not "
+                        f"{format_duration(default)}) to fit the timeouts that are set"
+                    )
+        if {"idle_timeout", "max_duration"} <= set(given) and (
+            self.idle_timeout >= self.max_duration
+        ):
+            out.append(
+                "the idle timeout is not shorter than TETHER_MAX_DURATION: every session "
+                "ends max_duration before it can idle out"
+            )
+        return out
+
+
+def _field_of(key: str) -> str | None:
+    """The field a keyword argument sets: its own name or its alias."""
+    if key in Settings.model_fields:
+        return key
+    for name, info in Settings.model_fields.items():
+        if info.validation_alias == key:
+            return name
+    return None
+
+
+def flag_name(field: str) -> str:
+    """The ``tether serve`` flag behind a settings field."""
+    return "--" + field.replace("_", "-")
+
 
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
@@ -226,22 +371,32 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the environment, apply ``overrides`` (flags), and check everything.
+def load_settings(*, from_flags: bool = False, **overrides: Any) -> Settings:
+    """Read the environment, apply ``overrides`` (flags, or values from code), check everything.
 
-    Raises :class:`~tether.errors.ConfigError` whose message names each
-    offending variable and what was wrong with it.
+    ``None`` overrides count as not given. Raises :class:`~tether.errors.ConfigError`
+    starting ``invalid configuration:`` and naming each offending setting the
+    way the user gave it: its variable, or the override's keyword (its
+    ``tether serve`` flag with ``from_flags=True``).
     """
     given = {k: v for k, v in overrides.items() if v is not None}
+
+    def spelled(key: str) -> str:
+        field = _field_of(key) or key
+        if key in given:
+            return flag_name(field) if from_flags else key
+        return env_name(field)
+
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            name = field if field.isupper() else env_name(field)
+            key = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{name}: {message}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+            problems.append(f"{spelled(key)}: {message}")
+        raise ConfigError(ERROR_PREFIX + "; ".join(problems)) from None
+    if from_flags:
+        settings._spelled.update({key: flag_name(key) for key in given})
     settings.policy()
     return settings
