@@ -21,9 +21,11 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from tether.core.jsonvalue import loads, may_nest_deeper
 from tether.errors import (
     ArchiveError,
     ArchiveNotFound,
+    BadJson,
     ConfigError,
     InvalidInput,
     SessionEnded,
@@ -152,6 +154,8 @@ async def _read_bounded(request: Request, limit: int) -> Request:
             raise TooLarge(f"request body over {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
+    if may_nest_deeper(body) and _parsed_as_json(request.headers.get("content-type")):
+        _check_json_depth(body)
     original = request.receive
     replayed = False
 
@@ -163,6 +167,31 @@ async def _read_bounded(request: Request, limit: int) -> Request:
         return await original()
 
     return Request(request.scope, receive)
+
+
+def _parsed_as_json(content_type: str | None) -> bool:
+    """Whether FastAPI will parse a body of this type as JSON (it does when there is no type)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _check_json_depth(body: bytes) -> None:
+    """Refuse (422) a JSON body nested deeper than any request needs, before FastAPI parses it.
+
+    FastAPI's own parse would hit the recursion limit and answer a vague 400;
+    only bodies with more brackets than the limit get here, so ordinary
+    bodies are parsed once.
+    """
+    try:
+        loads(body)
+    except BadJson as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": str(exc), "input": None}]
+        ) from None
 
 
 def route_class(max_body: int) -> type[APIRoute]:
