@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -124,4 +125,25 @@ async def test_a_deep_beacon_body_is_no_token(
             f"/api/v1/sessions/{sid}/end", content=beacon, headers={"content-type": "text/plain"}
         )
         assert ended.json()["ended"] is True
+    _no_errors_logged(caplog)
+
+
+async def test_a_client_hanging_up_mid_body_logs_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request body cut short by the client closing its socket: no ERROR, the server serves on."""
+    settings = make_settings(tmp_path, **FAST)
+    async with live_server(create_app(settings), settings) as served:
+        for _ in range(3):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            writer.write(
+                b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {token('alice')}\r\nContent-Length: 5000\r\n\r\n".encode()
+                + b'{"config": {"pad": "'
+            )
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        async with served.client() as http:
+            assert (await http.post("/api/v1/sessions", headers=auth())).status_code == 201
     _no_errors_logged(caplog)

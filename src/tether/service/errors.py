@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from tether.core.jsonvalue import loads, may_nest_deeper
@@ -91,8 +92,16 @@ class Problem:
         return JSONResponse({"error": self.body()}, status_code=self.status, headers=self.headers)
 
 
-def problem_for(exc: BaseException) -> Problem:
-    """Translate ``exc``; unexpected exceptions are logged and become a bare 500."""
+def problem_for(exc: BaseException, *, log_unexpected: bool = True) -> Problem:
+    """Translate ``exc``; unexpected exceptions are logged and become a bare 500.
+
+    A client hanging up mid-body is no server fault: it is logged at debug
+    level only (the answer goes nowhere). ``log_unexpected=False`` leaves
+    the logging of a bug to the caller (a connection logs its first one).
+    """
+    if isinstance(exc, ClientDisconnect):
+        log.debug("client disconnected before its request was read")
+        return Problem(400, "client_disconnected", "the client went away")
     if isinstance(exc, TetherError):
         for kind, status, code in _TETHER_ERRORS:
             if isinstance(exc, kind):
@@ -107,7 +116,8 @@ def problem_for(exc: BaseException) -> Problem:
         code = _BY_STATUS.get(exc.status_code, "http_error")
         # Keep the exception's headers: a 405 must say which methods are Allowed.
         return Problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
-    log.error("unhandled error", exc_info=exc)
+    if log_unexpected:
+        log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal", "internal error")
 
 
