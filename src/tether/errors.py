@@ -6,6 +6,7 @@
     ├── ConfigError                 a setting or policy value is invalid
     │   └── PolicyError             names the offending Policy field
     ├── InvalidInput                a caller sent something malformed (bad user id, role, ...)
+    │   └── BadJson                 text that is not JSON, or JSON nested too deep
     ├── SessionError                about one session
     │   ├── SessionNotFound         unknown id (or not the caller's: same answer)
     │   └── SessionEnded            the session has ended; carries the reason
@@ -42,6 +43,10 @@ class PolicyError(ConfigError):
 
 class InvalidInput(TetherError):
     """A caller supplied malformed input; nothing was changed."""
+
+
+class BadJson(InvalidInput):
+    """Text that is not strict JSON, or JSON nested deeper than the edge's limit."""
 
 
 class SessionError(TetherError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -397,12 +398,34 @@ async def test_yaml_archive_list_skips_entries_that_cannot_be_opened(
     assert [s.archive_id for s in await archive.list("alice")] == [good]
 
 
-async def test_yaml_archive_unrepresentable_config_is_an_archive_error(
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
+async def test_yaml_archive_writes_what_yaml_cannot_represent_as_json_text(
     archive: YamlArchive,
 ) -> None:
-    """A dialog YAML cannot represent raises ArchiveError (the manager's contract), not yaml's."""
-    with pytest.raises(ArchiveError):
-        await archive.archive(dialog(config={"handle": object()}))
+    """A config or metadata YAML cannot represent is archived as {"$json": text}, with a note."""
+    deep = _nested(2000)  # past the recursion limit of the YAML emitter and of json
+    sent = dialog(
+        config={"handle": object()},
+        messages=(Message(1, Role.USER, "hi", T0 + 1, {"deep": _nested(400)}),),
+    )
+    archive_id = await archive.archive(sent)
+    back = await archive.read("alice", archive_id)
+    assert back.config == {"$json": '{"handle": "' + repr(sent.config["handle"]) + '"}'}
+    metadata = back.messages[0].metadata
+    assert metadata is not None
+    assert json.loads(metadata["$json"]) == {"deep": _nested(400)}
+    assert any("config could not be written as YAML" in note for note in back.notes)
+    assert any("message 1 metadata" in note for note in back.notes)
+    too_deep = await archive.archive(dialog(2, config={"deep": deep}))
+    assert (await archive.read("alice", too_deep)).config == {
+        "$json": "<config could not be encoded>"
+    }
 
 
 TEXT = st.text(st.characters(codec="utf-8"))

@@ -7,10 +7,12 @@ import time
 
 import jwt
 import pytest
+from starlette.requests import ClientDisconnect
 
 from tether.core.ids import log_ref
 from tether.errors import InvalidInput
 from tether.service.auth import Forbidden, Principal, TokenAuthority, Unauthorized, bearer
+from tether.service.errors import problem_for
 from tether.service.logs import RedactFilter, redact
 from tether.service.origin import origin_allowed
 
@@ -129,3 +131,13 @@ def test_redact_filter_keeps_access_log_arguments_positional() -> None:
     assert len(record.args) == 4
     assert sid not in record.getMessage()
     assert "t0k" not in record.getMessage()
+
+
+def test_a_client_hanging_up_mid_body_is_not_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ClientDisconnect maps to a quiet client_disconnected problem: no ERROR record, no 500."""
+    with caplog.at_level(logging.DEBUG, logger="tether.service"):
+        problem = problem_for(ClientDisconnect())
+    assert (problem.status, problem.code) == (400, "client_disconnected")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

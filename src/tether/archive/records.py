@@ -234,7 +234,7 @@ def _apply(out: JournalContents, body: bytes, offset: int) -> None:
             message = _message(payload)
             out.messages.append(message)
             out.last_ts = max(out.last_ts or 0.0, message.ts)
-    except (ValueError, KeyError, TypeError, OverflowError, InvalidInput) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError, InvalidInput) as exc:
         out.damage.append(f"record at byte {offset} has a valid checksum but is unusable: {exc}")
 
 
@@ -261,7 +261,14 @@ def _message(payload: dict[str, Any]) -> Message:
     if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(content, str):
         raise ValueError("message fields have the wrong types")
     metadata = payload.get("metadata")
-    check_content(content, metadata if metadata else None)
+    # Only the types here, not the size and depth limits of what is accepted
+    # now: a journal written before those limits still recovers every message
+    # (the archive writes whatever it cannot represent as JSON text).
+    check_content(content)
     return Message(
-        seq, parse_role(payload["role"]), content, _time(payload["ts"]), metadata or None
+        seq,
+        parse_role(payload["role"]),
+        content,
+        _time(payload["ts"]),
+        _object(metadata) if metadata else None,
     )

@@ -161,13 +161,28 @@ def dialog_to_yaml(dialog: ArchivedDialog) -> bytes:
     back exactly (a property test checks the round trip through
     ``yaml.safe_load``); config and metadata, free-form, still go through
     the YAML emitter.
+
+    What is accepted today always fits the emitter (see
+    :func:`tether.core.jsonvalue.check_json_object`), but a journal written
+    before those limits, or a value the emitter still cannot represent,
+    must never block the archive forever: such a field is written as
+    ``{"$json": "<the value as JSON text>"}`` and a note says which field.
     """
+    fallbacks: list[str] = []
+    body = ["messages:" if dialog.messages else "messages: []"]
+    for m in dialog.messages:
+        body.append(f"- seq: {m.seq}")
+        body.append(f"  role: {_quote(m.role.value)}")
+        body.append(f"  content: {_quote(m.content)}")
+        body.append(f"  at: {_quote(_iso(m.ts))}")
+        if m.metadata:
+            body.append(f"  metadata: {_flow(m.metadata, f'message {m.seq} metadata', fallbacks)}")
     lines = [
         f"archive_id: {_quote(dialog.archive_id)}",
         f"session_id: {_quote(dialog.session_id)}",
         f"user: {_quote(dialog.user)}",
         f"kind: {_quote(dialog.kind)}",
-        f"config: {_flow(dialog.config)}",
+        f"config: {_flow(dialog.config, 'config', fallbacks)}",
         f"started_at: {_quote(_iso(dialog.started_at))}",
         f"ended_at: {_quote(_iso(dialog.ended_at))}",
         f"end_reason: {_quote(dialog.end_reason.value)}",
@@ -175,17 +190,11 @@ def dialog_to_yaml(dialog: ArchivedDialog) -> bytes:
         f"message_count: {len(dialog.messages)}",
         f"recovered: {'true' if dialog.recovered else 'false'}",
     ]
-    if dialog.notes:
+    notes = [*dialog.notes, *fallbacks]
+    if notes:
         lines.append("notes:")
-        lines.extend(f"- {_quote(note)}" for note in dialog.notes)
-    lines.append("messages:" if dialog.messages else "messages: []")
-    for m in dialog.messages:
-        lines.append(f"- seq: {m.seq}")
-        lines.append(f"  role: {_quote(m.role.value)}")
-        lines.append(f"  content: {_quote(m.content)}")
-        lines.append(f"  at: {_quote(_iso(m.ts))}")
-        if m.metadata:
-            lines.append(f"  metadata: {_flow(m.metadata)}")
+        lines.extend(f"- {_quote(note)}" for note in notes)
+    lines.extend(body)
     lines.append("")
     return "\n".join(lines).encode("utf-8")
 
@@ -205,14 +214,31 @@ def _quote(text: str) -> str:
     return quoted
 
 
-def _flow(value: dict[str, Any]) -> str:
-    """A small free-form mapping on one line, through the YAML emitter."""
+FALLBACK_KEY = "$json"
+"""The one key of a mapping that stands for a field YAML could not represent."""
+
+
+def _flow(value: dict[str, Any], what: str, fallbacks: list[str]) -> str:
+    """A small free-form mapping on one line, through the YAML emitter.
+
+    A value the emitter refuses (nested past the recursion limit, a type it
+    cannot represent) becomes ``{"$json": text}``, noted in ``fallbacks``.
+    """
     if not value:
         return "{}"
-    text: str = yaml.dump(
-        value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True, width=1 << 30
-    )
-    return text.strip()
+    try:
+        text: str = yaml.dump(
+            value, Dumper=_Dumper, default_flow_style=True, allow_unicode=True, width=1 << 30
+        )
+        return text.strip()
+    except (RecursionError, yaml.YAMLError, TypeError, ValueError):
+        pass
+    try:
+        encoded = json.dumps(value, default=repr)  # ASCII: lone surrogates too
+    except (RecursionError, TypeError, ValueError):
+        encoded = f"<{what} could not be encoded>"
+    fallbacks.append(f"{what} could not be written as YAML; kept as JSON text under {FALLBACK_KEY}")
+    return f"{{{_quote(FALLBACK_KEY)}: {_quote(encoded)}}}"
 
 
 def dialog_from_doc(doc: object, name: str) -> ArchivedDialog:

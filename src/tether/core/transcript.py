@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from tether.core.choices import parse_choice
+from tether.core.jsonvalue import check_json_object
 from tether.errors import InvalidInput
 
 
@@ -52,7 +52,8 @@ def check_content(content: object, metadata: object = None) -> None:
     """Raise :class:`InvalidInput` unless the message can be stored as it is.
 
     ``content`` must be text that UTF-8 can carry (no lone surrogates) and
-    ``metadata`` a JSON object. Checked before anything is stored, so a
+    ``metadata`` a JSON object within the limits of
+    :func:`~tether.core.jsonvalue.check_json_object`. Checked before anything is stored, so a
     message that a journal or archive could not write is refused whole.
     """
     if not isinstance(content, str):
@@ -63,13 +64,3 @@ def check_content(content: object, metadata: object = None) -> None:
         raise InvalidInput("message content is not valid Unicode text") from None
     if metadata is not None:
         check_json_object(metadata, "message metadata")
-
-
-def check_json_object(value: object, what: str) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` is a dict that JSON (and YAML) can carry."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be an object")
-    try:
-        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} must be plain JSON: {exc}") from None

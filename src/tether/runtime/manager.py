@@ -39,9 +39,10 @@ from tether.core.events import (
     close_code,
 )
 from tether.core.ids import log_ref, new_session_id, validate_user_id
+from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
 from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
-from tether.core.transcript import Message, Role, check_content, check_json_object, parse_role
+from tether.core.transcript import Message, Role, check_content, parse_role
 from tether.errors import (
     ArchiveError,
     ConfigError,

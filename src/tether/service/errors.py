@@ -19,11 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from tether.core.jsonvalue import loads, may_nest_deeper
 from tether.errors import (
     ArchiveError,
     ArchiveNotFound,
+    BadJson,
     ConfigError,
     InvalidInput,
     SessionEnded,
@@ -89,8 +92,16 @@ class Problem:
         return JSONResponse({"error": self.body()}, status_code=self.status, headers=self.headers)
 
 
-def problem_for(exc: BaseException) -> Problem:
-    """Translate ``exc``; unexpected exceptions are logged and become a bare 500."""
+def problem_for(exc: BaseException, *, log_unexpected: bool = True) -> Problem:
+    """Translate ``exc``; unexpected exceptions are logged and become a bare 500.
+
+    A client hanging up mid-body is no server fault: it is logged at debug
+    level only (the answer goes nowhere). ``log_unexpected=False`` leaves
+    the logging of a bug to the caller (a connection logs its first one).
+    """
+    if isinstance(exc, ClientDisconnect):
+        log.debug("client disconnected before its request was read")
+        return Problem(400, "client_disconnected", "the client went away")
     if isinstance(exc, TetherError):
         for kind, status, code in _TETHER_ERRORS:
             if isinstance(exc, kind):
@@ -105,7 +116,8 @@ def problem_for(exc: BaseException) -> Problem:
         code = _BY_STATUS.get(exc.status_code, "http_error")
         # Keep the exception's headers: a 405 must say which methods are Allowed.
         return Problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
-    log.error("unhandled error", exc_info=exc)
+    if log_unexpected:
+        log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal", "internal error")
 
 
@@ -152,6 +164,8 @@ async def _read_bounded(request: Request, limit: int) -> Request:
             raise TooLarge(f"request body over {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
+    if may_nest_deeper(body) and _parsed_as_json(request.headers.get("content-type")):
+        _check_json_depth(body)
     original = request.receive
     replayed = False
 
@@ -163,6 +177,31 @@ async def _read_bounded(request: Request, limit: int) -> Request:
         return await original()
 
     return Request(request.scope, receive)
+
+
+def _parsed_as_json(content_type: str | None) -> bool:
+    """Whether FastAPI will parse a body of this type as JSON (it does when there is no type)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _check_json_depth(body: bytes) -> None:
+    """Refuse (422) a JSON body nested deeper than any request needs, before FastAPI parses it.
+
+    FastAPI's own parse would hit the recursion limit and answer a vague 400;
+    only bodies with more brackets than the limit get here, so ordinary
+    bodies are parsed once.
+    """
+    try:
+        loads(body)
+    except BadJson as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": str(exc), "input": None}]
+        ) from None
 
 
 def route_class(max_body: int) -> type[APIRoute]:

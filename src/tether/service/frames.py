@@ -3,15 +3,19 @@
 :func:`parse_frame` never raises anything but :class:`FrameError`, whose
 ``code`` goes back to the client in an ``error`` frame; the connection stays.
 Unknown fields are ignored so newer clients can talk to older servers.
+Frames are parsed with :func:`tether.core.jsonvalue.loads`: strict JSON, at
+most ``MAX_PARSE_DEPTH`` (64) levels deep, so a hostile frame is a
+``bad_json`` error, never a parser's recursion error.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from tether.core.jsonvalue import loads
+from tether.errors import BadJson
 from tether.service.models import JsonObject, Kind
 
 PROTOCOL_VERSION = 1
@@ -113,16 +117,12 @@ FRAME_TYPES = frozenset(
 )
 
 
-def _no_constants(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_frame(text: str) -> ClientFrame:
     """Decode and validate one text frame, or raise :class:`FrameError`."""
     try:
-        data = json.loads(text, parse_constant=_no_constants)
-    except ValueError:
-        raise FrameError("bad_json", "frames must be JSON objects") from None
+        data = loads(text)
+    except BadJson as exc:
+        raise FrameError("bad_json", f"frames must be JSON objects: {exc}"[:200]) from None
     if not isinstance(data, dict):
         raise FrameError("bad_json", "frames must be JSON objects")
     kind = data.get("type")

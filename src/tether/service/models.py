@@ -1,19 +1,20 @@
 """REST request bodies and the JSON views of sessions.
 
 Bodies are pydantic models, so malformed input is a 422 with details before
-any handler runs. Client JSON may carry ``NaN`` or ``Infinity`` (Python's
-parser accepts them); they are refused here, because they would come back
-out as JSON no browser can parse.
+any handler runs. Free-form objects (config, metadata) are checked here by
+the same rule the Python API applies (plain JSON, finite numbers, bounded
+depth and size), so what a client is refused is refused before any handler.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from tether.core.jsonvalue import check_json_object
 from tether.core.session import SessionInfo
+from tether.errors import InvalidInput
 from tether.service.durations import Duration
 
 SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -30,21 +31,17 @@ documents: :func:`~tether.core.ids.validate_user_id` is the check.
 """
 
 
-def _finite(value: Any) -> Any:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("NaN and Infinity are not JSON")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+def _storable(value: Any) -> Any:
+    try:
+        check_json_object(value, "object")
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_finite)]
-"""A JSON object with finite numbers only."""
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+"""A JSON object tether can store and archive: finite numbers, within the depth and size
+limits of :func:`tether.core.jsonvalue.check_json_object` (the Python API's own check)."""
 
 Kind = Annotated[str, Field(min_length=1, max_length=64, description="what the session is")]
 

@@ -18,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -121,6 +127,17 @@ class PrometheusSink:
         )
         for reason in EndReason:  # present from the first scrape, so rate() starts at zero
             self.duration.labels(reason.value)
+        self.client_errors = Counter(
+            "tether_client_errors",
+            "Client input refused or client misbehaviour absorbed, by transport and error code "
+            "(never logged one by one).",
+            ["transport", "code"],
+            registry=self.registry,
+        )
+
+    def client_error(self, transport: str, code: str) -> None:
+        """Count one error a client caused (``code`` is tether's error code: a bounded set)."""
+        self.client_errors.labels(transport, code).inc()
 
     # -- MetricsSink ----------------------------------------------------------------
 

@@ -9,7 +9,6 @@ PROTOCOL.md promises.
 # No "from __future__ import annotations" here: FastAPI must evaluate the
 # route signatures, which name dependencies local to build().
 
-import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -17,7 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from tether.core.ids import validate_session_id
+from tether.core.jsonvalue import loads
 from tether.core.session import SessionInfo
+from tether.errors import BadJson
 from tether.service import cleanup
 from tether.service.auth import Principal, bearer
 from tether.service.deps import SessionIdPath, UserQuery, caller_dependency
@@ -86,9 +87,9 @@ def _beacon_token(request: Request, body: bytes) -> str | None:
         return None
     if text.startswith("{"):
         try:
-            data = json.loads(text)
-        except ValueError:
-            return None
+            data = loads(text)
+        except BadJson:
+            return None  # then it is no token: 401
         token = data.get("token") if isinstance(data, dict) else None
         return token if isinstance(token, str) else None
     if text.startswith("token="):

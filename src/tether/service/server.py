@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tether.service.logs import install_redaction
+from tether.service.noise import install_noise_filter
 from tether.service.settings import Settings
 from tether.service.state import Service
 
@@ -50,6 +51,9 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         proxy_headers=False,
     )
     install_redaction()
+    service: Service | None = getattr(app.state, "tether", None)
+    if service is not None:
+        install_noise_filter(service.metrics.client_error)
     return config
 
 

@@ -10,6 +10,7 @@ what it refuses. What each accepted frame *does* is
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import NoReturn
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -31,6 +32,8 @@ from tether.service.ws.commands import dispatch
 from tether.transports.websocket import WebSocketChannel
 from tether.types import SessionId
 
+log = logging.getLogger("tether.service")
+
 
 class Connection:
     """One WebSocket client: its caller, its session, its rate budget."""
@@ -45,6 +48,8 @@ class Connection:
         self.caller: Principal | None = None
         self.session_id: SessionId | None = None
         self.waiter: asyncio.Task[None] | None = None
+        self.bugs = 0
+        """Unexpected exceptions on this connection: the first is logged, the rest counted."""
 
     # -- the connection's life -------------------------------------------------------
 
@@ -72,6 +77,11 @@ class Connection:
         except (Closed, ConnectionError):
             pass
         finally:
+            if self.bugs > 1:
+                log.warning(
+                    "websocket connection closed after %d more internal errors (not logged)",
+                    self.bugs - 1,
+                )
             self.svc.websockets.discard(self.channel)
             if self.waiter is not None:
                 self.waiter.cancel()
@@ -183,15 +193,25 @@ class Connection:
             )
 
     async def error(self, code: str, message: str) -> None:
-        """Send ``error {code, message}``; the connection stays."""
+        """Send ``error {code, message}``; the connection stays. Counted, never logged."""
+        self.svc.metrics.client_error("websocket", code)
         await self.channel.send_json({"type": "error", "code": code, "message": message})
 
     async def send_problem(self, exc: BaseException) -> None:
-        """Send the ``error`` frame that ``exc`` maps to; the connection stays."""
-        await self.channel.send_json({"type": "error", **problem_for(exc).body()})
+        """Send the ``error`` frame that ``exc`` maps to; the connection stays.
+
+        Only the connection's first unexpected exception is logged (with its
+        traceback): a client repeating whatever triggers it buys no more log.
+        """
+        problem = problem_for(exc, log_unexpected=self.bugs == 0)
+        if problem.status == 500:
+            self.bugs += 1
+        self.svc.metrics.client_error("websocket", problem.code)
+        await self.channel.send_json({"type": "error", **problem.body()})
 
     async def refuse(self, code: str, message: str, close_code: int, **extra: object) -> NoReturn:
         """Say why (``extra`` goes into the ``error`` frame), close, and unwind."""
+        self.svc.metrics.client_error("websocket", code)
         try:
             await self.channel.send_json(
                 {"type": "error", "code": code, "message": message, **extra}
