@@ -19,6 +19,7 @@ from tether.core.policy import Policy
 from tether.errors import (
     ArchiveError,
     ArchiveNotFound,
+    BadJson,
     ConfigError,
     InvalidInput,
     JournalCorrupt,
@@ -39,6 +40,7 @@ from tether.types import EndReason, SessionId, SessionState, UserId
 __all__ = [
     "ArchiveError",
     "ArchiveNotFound",
+    "BadJson",
     "Channel",
     "ConfigError",
     "EndReason",
