@@ -24,16 +24,17 @@ from tether.clock import Clock, TimerHandle
 from tether.core.events import SessionEndedEvent, close_code
 from tether.core.ids import log_ref
 from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.metrics.sink import MetricsSink
 from tether.runtime.cleanup import CleanupRegistry
-from tether.runtime.cluster import Cluster
+from tether.runtime.cluster import Cluster, Held
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.pipelines import PipelineQueue
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, SessionStore
-from tether.types import EndReason, SessionId
+from tether.types import EndReason, SessionId, SessionState
 
 log = logging.getLogger("tether.runtime")
 ARCHIVE_RETRY_FIRST = 1.0
@@ -180,12 +181,44 @@ class EndPipelines:
         await self._hooks.emit(self._hooks.ended, info)
         return archived
 
-    async def _archive(self, info: SessionInfo, reason: EndReason) -> tuple[str | None, bool]:
-        """Archive the ended session; its archive id (if any) and whether nothing failed."""
+    async def end_lost(self, held: Held) -> None:
+        """End a session the store lost (it came back empty) from what this node held of it.
+
+        The same pipeline as an end, with reason ``error``, except that
+        nothing reads or writes the store: the transcript archived is the
+        node's mirror of it, and there is no end to complete. Each node ends
+        only the sessions it holds channels of; the archive is idempotent per
+        session, so two nodes holding the same one still write it once.
+        """
+        reason = EndReason.ERROR
+        now = self._clock.now()
+        info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        archive_id, _ = await self._archive(info, reason, held.messages)
+        self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
+        await self._fanout.close_all(info.id, close_code(reason), reason.value)
+        await self._cleanups.run(info.id)
+        self._metrics.session_ended(reason, now - info.created_at)
+        log.warning(
+            "session ended session=%s reason=error: the store lost it; %d message(s) archived",
+            log_ref(info.id),
+            len(held.messages),
+        )
+        await self._hooks.emit(self._hooks.ended, info)
+
+    async def _archive(
+        self,
+        info: SessionInfo,
+        reason: EndReason,
+        held: tuple[Message, ...] | None = None,
+    ) -> tuple[str | None, bool]:
+        """Archive the ended session; its archive id (if any) and whether nothing failed.
+
+        The transcript is the store's, or ``held`` when the store lost it.
+        """
         if self.archiver is None:
             return None, True
         try:
-            messages = await self._store.transcript(info.id)
+            messages = await self._store.transcript(info.id) if held is None else held
             archive_id = await self.archiver.archive(
                 ArchivedDialog(
                     session_id=info.id,
