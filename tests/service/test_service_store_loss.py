@@ -127,7 +127,7 @@ async def _lose_the_data(server: RestartableRedis, how: str) -> None:
 async def test_redis_back_empty_ends_every_live_session_with_error_and_archives_it(
     tmp_path: Path, how: str
 ) -> None:
-    """Redis empty again: within a heartbeat each socket gets session.ended error + 1011, one archive.
+    """Redis empty again: in a heartbeat each socket gets session.ended error + 1011, one archive.
 
     ``flushall`` keeps every connection, and the node lease is long enough
     that no keepalive comes in between, so the timer alone must notice it.
@@ -181,6 +181,7 @@ async def test_redis_back_empty_ends_every_live_session_with_error_and_archives_
                     f"/api/v1/users/{live.user}/archives/{archive_id}", headers=auth(live.user)
                 )
                 assert [m["content"] for m in dialog.json()["messages"]] == live.acked
+                assert "the store came back without its data" in dialog.json()["notes"][0]
 
             async with ws_client(served) as conn:
                 await hello(conn, "newcomer")
@@ -239,7 +240,7 @@ async def _survives(server: RestartableRedis, tmp_path: Path, blip: str) -> None
 
 
 async def test_a_redis_restart_with_its_aof_is_not_a_loss(tmp_path: Path) -> None:
-    """Redis killed and restarted with its AOF: same epoch, no loss reported, the session goes on."""
+    """Redis killed and restarted with its AOF: same epoch, no loss reported, the session lives."""
     with restartable_redis(tmp_path / "redis", appendonly=True) as server:
         await _survives(server, tmp_path, "restart")
 

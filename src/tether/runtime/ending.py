@@ -41,6 +41,11 @@ ARCHIVE_RETRY_FIRST = 1.0
 """Seconds before the first retry of an archive write that failed; each retry doubles it."""
 ARCHIVE_RETRY_MAX = 60.0
 """The longest wait between two retries of a failed archive write."""
+LOST_NOTE = (
+    "the store came back without its data; this transcript is the copy kept by the node "
+    "that held the session's connections"
+)
+"""The note on the archive of a session the store lost (see ``tether.runtime.store_epoch``)."""
 
 
 class EndPipelines:
@@ -229,6 +234,7 @@ class EndPipelines:
                     ended_at=info.ended_at or self._clock.now(),
                     end_reason=reason,
                     messages=tuple(messages),
+                    notes=() if held is None else (LOST_NOTE,),
                 )
             )
             if self.journal is not None:

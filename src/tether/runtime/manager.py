@@ -731,7 +731,8 @@ class SessionManager:
         :class:`~tether.errors.StoreError` if the store fails meanwhile: the
         epoch watch calls again, and only what is still held is looked at.
         """
-        assert self._cluster is not None and self.store_epoch is not None
+        assert self._cluster is not None
+        assert self.store_epoch is not None
         cluster, watch = self._cluster, self.store_epoch
 
         async def end_if_lost(held: Held) -> None:

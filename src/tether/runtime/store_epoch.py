@@ -65,7 +65,7 @@ class EpochWatch:
         self.lost_at: float | None = None
         """When (``clock.now()``) it last found so."""
         self.sessions_lost = 0
-        """Sessions this node ended with ``error`` because the store lost them (the manager counts)."""
+        """Sessions this node ended (``error``) because the store lost them (the manager counts)."""
 
     def start(self) -> None:
         """Check every ``interval`` seconds from now on (the caller checks once first)."""

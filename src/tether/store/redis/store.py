@@ -835,7 +835,7 @@ class RedisStore:
 
     @_translated
     async def swap_epoch(self, candidate: str) -> str | None:
-        """The store's epoch (``epoch.lua``); ``None`` if it had none, and now holds ``candidate``."""
+        """The epoch (``epoch.lua``); ``None`` if there was none (it now holds ``candidate``)."""
         held = await self._scripts.epoch(keys=[self._epoch], args=[candidate])
         return None if held is None else text(held)
 
