@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import yaml
 
+from archive_kit import FlakyArchive
 from redis_kit import flush
 from tether.core.epoch import EpochVerdict
 from tether.core.events import SessionEndedEvent
@@ -79,3 +80,32 @@ async def test_the_timer_ends_held_sessions_the_store_lost_and_spares_new_ones(
         metrics = await a.manager.metrics()
         assert (metrics.store_losses, metrics.sessions_lost) == (1, 1)
         assert metrics.ended_by_reason.get(EndReason.ERROR) == 1
+
+
+async def test_a_lost_session_whose_archive_fails_is_archived_on_a_retry(
+    cluster_of: ClusterFactory,
+) -> None:
+    """The disk refuses the lost session's archive twice: retried from the node's copy, once."""
+    async with cluster_of("a") as c:
+        [a] = c.nodes
+        flaky = FlakyArchive(c.data_dir, failures=2)  # retried after 1 s, then 2 s
+        a.manager.archiver = flaky
+        session = await a.manager.start("alice")
+        channel = RecordingChannel()
+        await a.manager.attach(session.id, channel)
+        await a.manager.append(session.id, "user", "keep me")
+        await c.idle()
+        await flush(c.url)
+        assert a.manager.store_epoch is not None
+        await a.manager.store_epoch.check()
+        assert channel.closed == (1011, "error")
+        assert flaky.attempts == 1
+        assert c.archives("alice") == []
+        await c.advance(1)
+        assert flaky.attempts == 2
+        await c.advance(2)
+        assert flaky.attempts == 3
+        [path] = c.archives("alice")
+        assert "keep me" in path.read_text()
+        await c.advance(10)
+        assert flaky.attempts == 3

@@ -81,6 +81,8 @@ class EndPipelines:
         """Set by the manager on a shared store: ends are announced to the other nodes."""
         # Ends whose archive failed, waiting for a retry here (its timer, or None while it runs).
         self._archive_retries: dict[SessionId, TimerHandle | None] = {}
+        # Sessions the store lost whose archive failed: only this node has their transcript.
+        self._lost_retries: dict[SessionId, TimerHandle] = {}
         self._closing = False
 
     def pending(self, session_id: SessionId) -> asyncio.Future[None] | None:
@@ -149,6 +151,15 @@ class EndPipelines:
     def stop(self) -> None:
         """Stop retrying archives (closing): their ends stay open, their journals on disk."""
         self._closing = True
+        for lost in self._lost_retries.values():
+            lost.cancel()
+        if self._lost_retries:
+            log.error(
+                "stopping with the archives of %d session(s) the store lost unwritten: "
+                "their transcripts are gone",
+                len(self._lost_retries),
+            )
+            self._lost_retries.clear()
         for session_id, timer in list(self._archive_retries.items()):
             if timer is not None:
                 timer.cancel()
@@ -198,7 +209,9 @@ class EndPipelines:
         reason = EndReason.ERROR
         now = self._clock.now()
         info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
-        archive_id, _ = await self._archive(info, reason, held.messages)
+        archive_id, archived = await self._archive(info, reason, held.messages)
+        if not archived:
+            self._archive_lost_later(info, held.messages, ARCHIVE_RETRY_FIRST)
         self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
         await self._fanout.close_all(info.id, close_code(reason), reason.value)
         await self._cleanups.run(info.id)
@@ -209,6 +222,33 @@ class EndPipelines:
             len(held.messages),
         )
         await self._hooks.emit(self._hooks.ended, info)
+
+    def _archive_lost_later(
+        self, info: SessionInfo, messages: tuple[Message, ...], delay: float
+    ) -> None:
+        """Retry a lost session's archive from this node's copy, with a backoff, until written.
+
+        Nothing in the store holds such an end open, so the copy stays here
+        until the archive is written (or the node stops: then it is gone).
+        """
+
+        def fire() -> None:
+            self._lost_retries.pop(info.id, None)
+            self._tasks.spawn(
+                self._archive_lost_again(info, messages, delay), name="tether-archive-retry"
+            )
+
+        if not self._closing:
+            self._lost_retries[info.id] = self._clock.call_later(delay, fire)
+
+    async def _archive_lost_again(
+        self, info: SessionInfo, messages: tuple[Message, ...], delay: float
+    ) -> None:
+        _, archived = await self._archive(info, EndReason.ERROR, messages)
+        if archived:
+            log.info("archive written on a retry session=%s", log_ref(info.id))
+        else:
+            self._archive_lost_later(info, messages, min(2 * delay, ARCHIVE_RETRY_MAX))
 
     async def _archive(
         self,
