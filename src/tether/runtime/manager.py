@@ -506,6 +506,8 @@ class SessionManager:
                     # The attach stands (the store counts it); only the copy
                     # kept against a store loss misses the earlier messages.
                     self._outage.noticed()
+                except SessionNotFound:
+                    pass  # gone since the attach: the epoch check ends it as lost
             ended = self._cluster.ended_here(session_id)
             if ended is not None:
                 # It ended on another node while this attach was on its way,
