@@ -69,12 +69,14 @@ class RestartableRedis:
     """A ``redis-server`` with an AOF (fsync always) that can be killed and restarted.
 
     It keeps its port and its data directory across restarts, so tether's
-    connections come back to the same address and the same data.
+    connections come back to the same address and the same data; with
+    ``appendonly=False`` (no persistence at all) it comes back empty.
     """
 
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[str] | None = None
+    appendonly: bool = True
 
     @property
     def url(self) -> str:
@@ -95,7 +97,7 @@ class RestartableRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "yes",
+                "yes" if self.appendonly else "no",
                 "--appendfsync",
                 "always",
                 "--dir",
@@ -123,10 +125,10 @@ class RestartableRedis:
 
 
 @contextmanager
-def restartable_redis(directory: Path) -> Iterator[RestartableRedis]:
+def restartable_redis(directory: Path, *, appendonly: bool = True) -> Iterator[RestartableRedis]:
     """A running :class:`RestartableRedis` for the block, killed afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
-    server = RestartableRedis(directory)
+    server = RestartableRedis(directory, appendonly=appendonly)
     server.start()
     try:
         yield server

@@ -15,6 +15,10 @@ It keeps the node's connections in step with decisions made elsewhere:
   after the bus reconnects the node re-reads from the store every session it
   holds channels or cleanups for, and sends what changed (config, warning
   state, messages after the last one delivered) or closes the ended ones;
+* **store loss**: before catching up it checks the store's epoch (see
+  ``tether.runtime.store_epoch``), and it mirrors the transcript of every
+  session it holds channels of, so that a store that came back empty still
+  leaves each of those sessions an archive;
 * **presence**: the node keeps its registration alive (``keepalive`` every
   third of the node lease); if it was given up for dead meanwhile (a long
   pause), its connections were released, so it attaches them again; a
@@ -33,6 +37,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tether.clock import Clock
 from tether.core.events import (
@@ -47,12 +52,14 @@ from tether.core.events import (
 )
 from tether.core.ids import log_ref
 from tether.core.session import SessionInfo, Warned
+from tether.core.transcript import Message
 from tether.errors import SessionEnded, SessionNotFound, StoreError
 from tether.runtime.bus import Ack, BusMessage, Close, EventBus, Poke, Publish
 from tether.runtime.cleanup import CleanupRegistry
 from tether.runtime.fanout import Fanout
 from tether.runtime.leases import Periodic
 from tether.runtime.outage import OutageGuard
+from tether.runtime.store_epoch import EpochWatch
 from tether.runtime.tasks import TaskSet, wait_bounded
 from tether.store.base import NodeMembership, SessionStore
 from tether.types import EndReason, SessionId
@@ -67,14 +74,32 @@ RECENT_ENDS = 4096
 
 
 class _Seen:
-    """What this node's channels of one session have been sent so far."""
+    """What this node's channels of one session have been sent so far, and its transcript.
 
-    __slots__ = ("config", "seq", "warning")
+    ``messages`` mirrors the session's transcript while this node holds a
+    channel of it (filled from the store at the first attach here, then from
+    every message sent to the channels): if the store loses its data, this
+    copy is what gets archived (see ``tether.runtime.store_epoch``).
+    """
+
+    __slots__ = ("config", "info", "messages", "seq", "warning")
 
     def __init__(self, info: SessionInfo) -> None:
+        self.info = info
         self.config = info.config
         self.warning: Warned | None = info.warning
         self.seq = info.message_count
+        self.messages: dict[int, Message] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A session this node holds channels of, as this node last knew it (for a store loss)."""
+
+    info: SessionInfo
+    """Its snapshot at the first attach here, with the config last sent."""
+    messages: tuple[Message, ...]
+    """Its transcript as mirrored here, oldest first."""
 
 
 class _AckWait:
@@ -99,6 +124,7 @@ class Cluster:
         tasks: TaskSet,
         poke: Callable[[float], None],
         outage: OutageGuard | None = None,
+        epoch: EpochWatch | None = None,
         ending_here: Callable[[SessionId], bool],
         ack_timeout: float,
     ) -> None:
@@ -110,6 +136,7 @@ class Cluster:
         self._tasks = tasks
         self._poke = poke
         self._outage = outage
+        self._epoch = epoch
         self._ending_here = ending_here
         self._ack_timeout = ack_timeout
         self._membership = store if isinstance(store, NodeMembership) else None
@@ -185,10 +212,44 @@ class Cluster:
 
     # -- what this node does -----------------------------------------------------------
 
-    def attached(self, info: SessionInfo) -> None:
-        """A channel of ``info``'s session was attached here (and sent its config/warning)."""
-        if info.id not in self._seen:
-            self._seen[info.id] = _Seen(info)
+    def attached(self, info: SessionInfo) -> bool:
+        """A channel of ``info``'s session was attached here (and sent its config/warning).
+
+        Returns whether it is the first here: its transcript is then to be
+        mirrored (:meth:`mirror`).
+        """
+        if info.id in self._seen:
+            return False
+        self._seen[info.id] = _Seen(info)
+        return True
+
+    async def mirror(self, info: SessionInfo) -> None:
+        """Copy the session's transcript so far from the store (messages sent since are kept).
+
+        Raises :class:`~tether.errors.StoreError` if the store fails; the
+        mirror then holds only what is sent from now on.
+        """
+        if info.message_count == 0:
+            return  # a new session: every message will pass through sent()
+        messages = await self._store.transcript(info.id)
+        seen = self._seen.get(info.id)
+        if seen is not None:
+            for message in messages:
+                seen.messages.setdefault(message.seq, message)
+
+    def held(self) -> list[Held]:
+        """Every session this node holds channels of, with its mirrored transcript."""
+        return [
+            Held(
+                seen.info._replace(config=seen.config),
+                tuple(sorted(seen.messages.values(), key=lambda m: m.seq)),
+            )
+            for seen in self._seen.values()
+        ]
+
+    def forget(self, session_id: SessionId) -> None:
+        """Stop mirroring the session (its channels are being closed here)."""
+        self._seen.pop(session_id, None)
 
     def detached(self, session_id: SessionId) -> None:
         """A channel was detached; forget the session once none is left here."""
@@ -208,6 +269,7 @@ class Cluster:
             seen.warning = None
         elif isinstance(event, TranscriptAppended):
             seen.seq = max(seen.seq, event.message.seq)
+            seen.messages[event.message.seq] = event.message
 
     def publish(self, session_id: SessionId, event: Event) -> None:
         """Send ``event`` to the session's channels on the other nodes."""
@@ -308,6 +370,14 @@ class Cluster:
         if self._outage is not None:
             try:
                 await self._outage.resume()  # the bus came back: the store probably did too
+            except StoreError as exc:
+                log.warning("catching up stopped, the store is unavailable: %s", exc)
+                return
+        if self._epoch is not None:
+            try:
+                # Before anything reads a session: one the store lost must end
+                # as lost (archived), not be closed as unknown.
+                await self._epoch.check()
             except StoreError as exc:
                 log.warning("catching up stopped, the store is unavailable: %s", exc)
                 return

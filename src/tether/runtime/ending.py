@@ -24,22 +24,28 @@ from tether.clock import Clock, TimerHandle
 from tether.core.events import SessionEndedEvent, close_code
 from tether.core.ids import log_ref
 from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.metrics.sink import MetricsSink
 from tether.runtime.cleanup import CleanupRegistry
-from tether.runtime.cluster import Cluster
+from tether.runtime.cluster import Cluster, Held
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.pipelines import PipelineQueue
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, SessionStore
-from tether.types import EndReason, SessionId
+from tether.types import EndReason, SessionId, SessionState
 
 log = logging.getLogger("tether.runtime")
 ARCHIVE_RETRY_FIRST = 1.0
 """Seconds before the first retry of an archive write that failed; each retry doubles it."""
 ARCHIVE_RETRY_MAX = 60.0
 """The longest wait between two retries of a failed archive write."""
+LOST_NOTE = (
+    "the store came back without its data; this transcript is the copy kept by the node "
+    "that held the session's connections"
+)
+"""The note on the archive of a session the store lost (see ``tether.runtime.store_epoch``)."""
 
 
 class EndPipelines:
@@ -75,6 +81,8 @@ class EndPipelines:
         """Set by the manager on a shared store: ends are announced to the other nodes."""
         # Ends whose archive failed, waiting for a retry here (its timer, or None while it runs).
         self._archive_retries: dict[SessionId, TimerHandle | None] = {}
+        # Sessions the store lost whose archive failed: only this node has their transcript.
+        self._lost_retries: dict[SessionId, TimerHandle] = {}
         self._closing = False
 
     def pending(self, session_id: SessionId) -> asyncio.Future[None] | None:
@@ -143,6 +151,15 @@ class EndPipelines:
     def stop(self) -> None:
         """Stop retrying archives (closing): their ends stay open, their journals on disk."""
         self._closing = True
+        for lost in self._lost_retries.values():
+            lost.cancel()
+        if self._lost_retries:
+            log.error(
+                "stopping with the archives of %d session(s) the store lost unwritten: "
+                "their transcripts are gone",
+                len(self._lost_retries),
+            )
+            self._lost_retries.clear()
         for session_id, timer in list(self._archive_retries.items()):
             if timer is not None:
                 timer.cancel()
@@ -180,12 +197,73 @@ class EndPipelines:
         await self._hooks.emit(self._hooks.ended, info)
         return archived
 
-    async def _archive(self, info: SessionInfo, reason: EndReason) -> tuple[str | None, bool]:
-        """Archive the ended session; its archive id (if any) and whether nothing failed."""
+    async def end_lost(self, held: Held) -> None:
+        """End a session the store lost (it came back empty) from what this node held of it.
+
+        The same pipeline as an end, with reason ``error``, except that
+        nothing reads or writes the store: the transcript archived is the
+        node's mirror of it, and there is no end to complete. Each node ends
+        only the sessions it holds channels of; the archive is idempotent per
+        session, so two nodes holding the same one still write it once.
+        """
+        reason = EndReason.ERROR
+        now = self._clock.now()
+        info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        archive_id, archived = await self._archive(info, reason, held.messages)
+        if not archived:
+            self._archive_lost_later(info, held.messages, ARCHIVE_RETRY_FIRST)
+        self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
+        await self._fanout.close_all(info.id, close_code(reason), reason.value)
+        await self._cleanups.run(info.id)
+        self._metrics.session_ended(reason, now - info.created_at)
+        log.warning(
+            "session ended session=%s reason=error: the store lost it; %d message(s) archived",
+            log_ref(info.id),
+            len(held.messages),
+        )
+        await self._hooks.emit(self._hooks.ended, info)
+
+    def _archive_lost_later(
+        self, info: SessionInfo, messages: tuple[Message, ...], delay: float
+    ) -> None:
+        """Retry a lost session's archive from this node's copy, with a backoff, until written.
+
+        Nothing in the store holds such an end open, so the copy stays here
+        until the archive is written (or the node stops: then it is gone).
+        """
+
+        def fire() -> None:
+            self._lost_retries.pop(info.id, None)
+            self._tasks.spawn(
+                self._archive_lost_again(info, messages, delay), name="tether-archive-retry"
+            )
+
+        if not self._closing:
+            self._lost_retries[info.id] = self._clock.call_later(delay, fire)
+
+    async def _archive_lost_again(
+        self, info: SessionInfo, messages: tuple[Message, ...], delay: float
+    ) -> None:
+        _, archived = await self._archive(info, EndReason.ERROR, messages)
+        if archived:
+            log.info("archive written on a retry session=%s", log_ref(info.id))
+        else:
+            self._archive_lost_later(info, messages, min(2 * delay, ARCHIVE_RETRY_MAX))
+
+    async def _archive(
+        self,
+        info: SessionInfo,
+        reason: EndReason,
+        held: tuple[Message, ...] | None = None,
+    ) -> tuple[str | None, bool]:
+        """Archive the ended session; its archive id (if any) and whether nothing failed.
+
+        The transcript is the store's, or ``held`` when the store lost it.
+        """
         if self.archiver is None:
             return None, True
         try:
-            messages = await self._store.transcript(info.id)
+            messages = await self._store.transcript(info.id) if held is None else held
             archive_id = await self.archiver.archive(
                 ArchivedDialog(
                     session_id=info.id,
@@ -196,6 +274,7 @@ class EndPipelines:
                     ended_at=info.ended_at or self._clock.now(),
                     end_reason=reason,
                     messages=tuple(messages),
+                    notes=() if held is None else (LOST_NOTE,),
                 )
             )
             if self.journal is not None:

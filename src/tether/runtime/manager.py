@@ -57,15 +57,16 @@ from tether.metrics.sink import MetricsSink, Tee
 from tether.runtime.bus import EventBus, LocalBus
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupRegistry
-from tether.runtime.cluster import Cluster
+from tether.runtime.cluster import Cluster, Held
 from tether.runtime.ending import EndPipelines
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.scheduler import DeadlineScheduler
+from tether.runtime.store_epoch import EpochWatch
 from tether.runtime.tasks import TaskSet
-from tether.store.base import Claim, NowaitTouch, SessionStore
+from tether.store.base import Claim, EpochStore, NowaitTouch, SessionStore
 from tether.store.memory import MemoryStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -75,6 +76,8 @@ END_BATCH = 64
 """``end_many`` yields to the loop after this many store calls."""
 SHARED_POLL_INTERVAL = 5.0
 """On a shared store, the scheduler looks at the deadline index at least this often."""
+EPOCH_INTERVAL = 5.0
+"""On a shared store, how often the store's epoch is checked unless told otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,10 @@ class ManagerMetrics:
     journals_recovered: int
     oldest_age_s: float | None
     newest_age_s: float | None
+    store_losses: int = 0
+    """Times this node found the shared store had come back without its data."""
+    sessions_lost: int = 0
+    """Sessions this node ended (``error``) because the store lost them."""
 
 
 class SessionManager:
@@ -116,6 +123,9 @@ class SessionManager:
     ``ack_timeout`` bounds how long an end waits for other nodes to confirm
     they closed the session's connections; ``poll_interval`` caps the
     scheduler's sleep on a shared store (see ``docs/operations.md``).
+    ``epoch_interval`` is how often a shared store's epoch is checked, so a
+    store that came back without its data is noticed within it (see
+    ``tether.runtime.store_epoch``; default 5 s).
     """
 
     def __init__(
@@ -136,6 +146,7 @@ class SessionManager:
         bus: EventBus | None = None,
         ack_timeout: float | None = None,
         poll_interval: float | None = None,
+        epoch_interval: float | None = None,
     ) -> None:
         if max_sessions_per_user is not None and max_sessions_per_user < 1:
             raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
@@ -208,6 +219,17 @@ class SessionManager:
 
             bus = bus_for(self.store)
         self.bus: EventBus = bus if bus is not None else LocalBus()
+        self.store_epoch = (
+            EpochWatch(
+                self.store,
+                self.clock,
+                interval=epoch_interval or EPOCH_INTERVAL,
+                on_loss=self._end_lost_sessions,
+            )
+            if shared and isinstance(self.store, EpochStore)
+            else None
+        )
+        """This node's watch on the shared store's epoch (``None`` on a store of its own)."""
         self._cluster = (
             Cluster(
                 store=self.store,
@@ -218,6 +240,7 @@ class SessionManager:
                 tasks=self._tasks,
                 poke=self._scheduler.poke,
                 outage=self._outage,
+                epoch=self.store_epoch,
                 ending_here=lambda sid: self._ending.pending(sid) is not None,
                 ack_timeout=ack_timeout if ack_timeout is not None else 2 * close_timeout + 1,
             )
@@ -249,6 +272,9 @@ class SessionManager:
             self._metrics.journals_recovered(self.recovery.recovered)
         if self._cluster is not None:
             await self._cluster.open()
+        if self.store_epoch is not None:
+            await self.store_epoch.check()  # first use: seeds or learns the epoch
+            self.store_epoch.start()
         self._scheduler.start()
 
     async def __aenter__(self) -> Self:
@@ -274,6 +300,8 @@ class SessionManager:
         self._closing = True
         await self._scheduler.stop()
         self._ending.stop()
+        if self.store_epoch is not None:
+            await self.store_epoch.stop()
         if self._cluster is not None:
             await self._cluster.release_connections()
             await self._tasks.join()
@@ -303,6 +331,8 @@ class SessionManager:
             if self._cluster is not None:
                 await self._cluster.wait_idle()
                 await self.bus.flush()
+            if self.store_epoch is not None:
+                await self.store_epoch.wait_idle()
             if not self._tasks:
                 return
             await self._tasks.join()
@@ -312,6 +342,8 @@ class SessionManager:
         self._closing = True
         await self._scheduler.stop()
         self._ending.stop()
+        if self.store_epoch is not None:
+            await self.store_epoch.stop()
         if self._cluster is not None:
             await self._cluster.halt()
         await self._leases.aclose()
@@ -468,7 +500,15 @@ class SessionManager:
         if info.warning is not None:
             self._fanout.send(session_id, self._warning_event(info.warning), channel)
         if self._cluster is not None:
-            self._cluster.attached(info)
+            if self._cluster.attached(info):
+                try:
+                    await self._cluster.mirror(info)
+                except StoreUnavailable:
+                    # The attach stands (the store counts it); only the copy
+                    # kept against a store loss misses the earlier messages.
+                    self._outage.noticed()
+                except SessionNotFound:
+                    pass  # gone since the attach: the epoch check ends it as lost
             ended = self._cluster.ended_here(session_id)
             if ended is not None:
                 # It ended on another node while this attach was on its way,
@@ -634,6 +674,8 @@ class SessionManager:
             hook_failures=counts.hook_failures,
             archive_failures=counts.archive_failures,
             journals_recovered=counts.journals_recovered,
+            store_losses=0 if self.store_epoch is None else self.store_epoch.losses,
+            sessions_lost=0 if self.store_epoch is None else self.store_epoch.sessions_lost,
             oldest_age_s=None if stats.oldest_created_at is None else now - stats.oldest_created_at,
             newest_age_s=None if stats.newest_created_at is None else now - stats.newest_created_at,
         )
@@ -683,6 +725,35 @@ class SessionManager:
         if self._cluster is not None:
             self._cluster.sent(session_id, event)
             self._cluster.publish(session_id, event)
+
+    async def _end_lost_sessions(self) -> None:
+        """The store came back empty: end, as lost, each session held here that it forgot.
+
+        A session it still knows (started after the loss, whatever this
+        node's channel saw first) is left alone. Raises
+        :class:`~tether.errors.StoreError` if the store fails meanwhile: the
+        epoch watch calls again, and only what is still held is looked at.
+        """
+        assert self._cluster is not None
+        assert self.store_epoch is not None
+        cluster, watch = self._cluster, self.store_epoch
+
+        async def end_if_lost(held: Held) -> None:
+            session_id = held.info.id
+            if self._ending.pending(session_id) is not None:
+                return  # its end pipeline runs here and tells its channels
+            if await self.store.get(session_id) is not None:
+                return
+            cluster.forget(session_id)
+            watch.sessions_lost += 1
+            await self._ending.end_lost(held)
+
+        results = await asyncio.gather(
+            *(end_if_lost(held) for held in cluster.held()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
         if self._cluster is not None:

@@ -227,6 +227,9 @@ def build_manager(
         journal=None if store.shared else FileJournal(settings.data_dir, fsync=settings.fsync),
         archiver=held_archive(YamlArchive(settings.data_dir), settings.test_archive_hold),
         poll_interval=settings.cluster_poll,
+        # A store that came back empty is noticed within one heartbeat period:
+        # no later than a client's next sign of life would have noticed it.
+        epoch_interval=settings.heartbeat_interval,
     )
 
 

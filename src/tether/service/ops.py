@@ -3,7 +3,9 @@
 ``/health`` answers as long as the process does (the seeds' shape plus the
 store's state; ``sessions`` is null while the store does not answer, and
 ``store.fallback`` is true when Redis was unreachable at start-up and
-``TETHER_REDIS_FALLBACK=memory`` put the node on the memory store);
+``TETHER_REDIS_FALLBACK=memory`` put the node on the memory store; on Redis,
+``store`` also says whether the store ever came back without its data:
+``epoch``, ``losses``, ``lost_at``, ``sessions_lost``);
 ``/ready`` is what a load balancer should watch: 503 (with ``Retry-After``)
 while the store does not answer or the server is draining.
 """
@@ -67,14 +69,17 @@ def build(svc: Service) -> APIRouter:
                     "newest_age_s": _rounded(m.newest_age_s),
                 }
         status = "draining" if svc.draining else ("ok" if ok else "degraded")
+        store: dict[str, Any] = {
+            "kind": _store_kind(svc),
+            "status": "ok" if ok else "unavailable",
+            "fallback": svc.store_fallback,
+        }
+        if svc.manager.store_epoch is not None:
+            store.update(svc.manager.store_epoch.report())
         return {
             "status": status,
             "sessions": sessions,
-            "store": {
-                "kind": _store_kind(svc),
-                "status": "ok" if ok else "unavailable",
-                "fallback": svc.store_fallback,
-            },
+            "store": store,
             "uptime_s": round(time.monotonic() - svc.started_at, 3),
         }
 

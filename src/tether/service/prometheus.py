@@ -96,6 +96,16 @@ class _SnapshotCollector(Collector):
             value=m.archive_failures,
         )
         yield CounterMetricFamily(
+            "tether_store_losses",
+            "Times the shared store was found to have come back without its data.",
+            value=m.store_losses,
+        )
+        yield CounterMetricFamily(
+            "tether_store_sessions_lost",
+            "Sessions ended with reason error because the shared store lost them.",
+            value=m.sessions_lost,
+        )
+        yield CounterMetricFamily(
             "tether_journals_recovered",
             "Journals archived by start-up recovery after an unclean stop.",
             value=m.journals_recovered,

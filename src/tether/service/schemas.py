@@ -182,6 +182,22 @@ class StoreHealth(_View):
     fallback: bool = Field(
         description="Redis was unreachable at start-up; running on memory (TETHER_REDIS_FALLBACK)"
     )
+    epoch: str | None = Field(
+        None,
+        description="shared store only: the start of the store's epoch as this node knows it "
+        "(a new one after the store came back without its data)",
+    )
+    losses: int | None = Field(
+        None, description="shared store only: times the store came back without its data"
+    )
+    lost_at: float | None = Field(
+        None, description="shared store only: when this node last found so (Unix seconds)"
+    )
+    sessions_lost: int | None = Field(
+        None,
+        description="shared store only: sessions this node ended (error) because the store "
+        "lost them",
+    )
 
 
 class Health(_View):

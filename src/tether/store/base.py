@@ -92,6 +92,18 @@ class NowaitTouch(Protocol):
 
 
 @runtime_checkable
+class EpochStore(Protocol):
+    """A shared store that can tell its nodes it came back empty (see ``tether.core.epoch``)."""
+
+    async def swap_epoch(self, candidate: str) -> str | None:
+        """The store's epoch; ``None`` if it had none, in which case it now holds ``candidate``.
+
+        Atomic: of several nodes finding no epoch, exactly one seeds it.
+        """
+        ...
+
+
+@runtime_checkable
 class NodeMembership(Protocol):
     """A shared store's registry of the nodes using it (see ``docs/operations.md``).
 

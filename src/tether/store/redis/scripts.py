@@ -57,6 +57,7 @@ class Scripts:
         self.reap = register("reap")
         self.next = register("next")
         self.resume = register("resume")
+        self.epoch = register("epoch")
 
 
 async def pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:

@@ -41,6 +41,10 @@ A config over 64 bytes is interned (stored once for the live sessions that
 have it; see ``codec``): the store caches interned configs by reference, and
 fetches one it has not seen when a session it reads refers to it.
 
+The store's epoch (``P epoch``, :class:`~tether.store.base.EpochStore`) lets
+each node notice that Redis came back without its data (see
+``tether.core.epoch``).
+
 Every ``RedisError`` (and ``OSError``) is translated here, once, into
 :class:`~tether.errors.StoreUnavailable`.
 """
@@ -191,6 +195,7 @@ class RedisStore:
         self._claims = prefix + "claims"
         self._batch_numbers = itertools.count()
         self._count = prefix + "count"
+        self._epoch = prefix + "epoch"
         self.touches: Batcher[_Touch] = Batcher(self._send_touches)
         """The touch writer; its counters show how many round trips touches took."""
 
@@ -825,6 +830,14 @@ class RedisStore:
             cursor = text(reply[0])
             if not cursor:
                 return moved
+
+    # -- store epoch ----------------------------------------------------------------------
+
+    @_translated
+    async def swap_epoch(self, candidate: str) -> str | None:
+        """The epoch (``epoch.lua``); ``None`` if there was none (it now holds ``candidate``)."""
+        held = await self._scripts.epoch(keys=[self._epoch], args=[candidate])
+        return None if held is None else text(held)
 
     # -- node membership --------------------------------------------------------------
 
