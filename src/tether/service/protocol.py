@@ -122,8 +122,10 @@ def timed_protocol(
         def _advance(self) -> None:
             """Move to the next phase when a read completed."""
             cycle = self.cycle
-            if self._phase is _Phase.HEADERS and cycle is not None and cycle is not self._request:
-                self._request = cycle  # a new request's headers are complete
+            if cycle is not None and cycle is not self._request:
+                # A new request's headers are complete (a pipelined one may
+                # have been parsed while the clock was idle: time its body too).
+                self._request = cycle
                 self._release()
                 if cycle.more_body:
                     self._arm(_Phase.BODY, body_timeout)
