@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 OPTIONS: dict[str, Any] = {
     "lifespan": "on",
@@ -38,6 +39,7 @@ OPTIONS: dict[str, Any] = {
     "timeout_graceful_shutdown": 10,
     "server_header": False,
     "proxy_headers": False,
+    "http": "h11",
 }
 """What ``tether.service.server.server_config`` sets (checked in :func:`_same_options`)."""
 
@@ -78,6 +80,10 @@ def _same_options(config: uvicorn.Config) -> None:
     reference = uvicorn.Config(_no_app, **OPTIONS)
     for name in COMPARED:
         ours, theirs = getattr(config, name), getattr(reference, name)
+        if name == "http" and isinstance(ours, type) and issubclass(ours, H11Protocol):
+            # tether's is uvicorn's h11 protocol with read timeouts added
+            # (tether.service.protocol): the same HTTP implementation.
+            ours = "h11"
         if ours != theirs:
             raise SystemExit(f"uvicorn option {name} differs: tether {ours!r}, socketio {theirs!r}")
 

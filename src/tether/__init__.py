@@ -23,6 +23,7 @@ from tether.errors import (
     ConfigError,
     InvalidInput,
     JournalCorrupt,
+    MessageTooLarge,
     PolicyError,
     SessionEnded,
     SessionError,
@@ -30,6 +31,7 @@ from tether.errors import (
     StoreError,
     StoreUnavailable,
     TetherError,
+    TranscriptFull,
 )
 from tether.runtime.channel import Channel
 from tether.runtime.manager import SessionManager
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidInput",
     "JournalCorrupt",
     "MemoryStore",
+    "MessageTooLarge",
     "Policy",
     "PolicyError",
     "RedisStore",
@@ -60,6 +63,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TetherError",
+    "TranscriptFull",
     "UserId",
     "YamlArchive",
 ]

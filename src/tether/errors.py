@@ -6,10 +6,12 @@
     ├── ConfigError                 a setting or policy value is invalid
     │   └── PolicyError             names the offending Policy field
     ├── InvalidInput                a caller sent something malformed (bad user id, role, ...)
-    │   └── BadJson                 text that is not JSON, or JSON nested too deep
+    │   ├── BadJson                 text that is not JSON, or JSON nested too deep
+    │   └── MessageTooLarge         one message over the per-message cap
     ├── SessionError                about one session
     │   ├── SessionNotFound         unknown id (or not the caller's: same answer)
-    │   └── SessionEnded            the session has ended; carries the reason
+    │   ├── SessionEnded            the session has ended; carries the reason
+    │   └── TranscriptFull          the transcript is at its cap; nothing was stored
     ├── StoreError                  the session store misbehaved
     │   └── StoreUnavailable        the store cannot be reached right now
     └── ArchiveError                journals and archives on disk
@@ -49,6 +51,10 @@ class BadJson(InvalidInput):
     """Text that is not strict JSON, or JSON nested deeper than the edge's limit."""
 
 
+class MessageTooLarge(InvalidInput):
+    """One message is over the per-message cap (``TranscriptCap.max_message_bytes``)."""
+
+
 class SessionError(TetherError):
     """An operation on one session failed."""
 
@@ -66,6 +72,18 @@ class SessionEnded(SessionError):
     def __init__(self, reason: EndReason) -> None:
         super().__init__(f"session ended: {reason.value}")
         self.reason = reason
+
+
+class TranscriptFull(SessionError):
+    """The append would take the transcript past its cap; nothing was stored.
+
+    ``limit`` names the cap: ``"messages"`` or ``"bytes"``. The session goes
+    on (it can still be ended, and it archives everything it holds).
+    """
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class StoreError(TetherError):

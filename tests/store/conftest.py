@@ -18,6 +18,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -26,13 +27,15 @@ from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
 from tether.store.redis import RedisStore
 
-StoreFactory = Callable[[], AbstractAsyncContextManager[SessionStore]]
+StoreFactory = Callable[..., AbstractAsyncContextManager[SessionStore]]
+"""Called with no arguments for a default store, or with constructor options
+both implementations take (such as ``transcript_cap``)."""
 
 
 @asynccontextmanager
-async def memory_store() -> AsyncIterator[SessionStore]:
-    """A fresh in-process store."""
-    store = MemoryStore()
+async def memory_store(**options: Any) -> AsyncIterator[SessionStore]:
+    """A fresh in-process store (``options`` go to its constructor)."""
+    store = MemoryStore(**options)
     try:
         yield store
     finally:
@@ -40,9 +43,9 @@ async def memory_store() -> AsyncIterator[SessionStore]:
 
 
 @asynccontextmanager
-async def redis_store(url: str) -> AsyncIterator[SessionStore]:
+async def redis_store(url: str, **options: Any) -> AsyncIterator[SessionStore]:
     """A fresh RedisStore under its own prefix; the database is flushed afterwards."""
-    store = RedisStore.from_url(url, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    store = RedisStore.from_url(url, prefix=f"test-{uuid.uuid4().hex[:12]}:", **options)
     try:
         yield store
     finally:

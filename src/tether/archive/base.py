@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tether.core.ids import archive_id_for
 from tether.core.transcript import Message
@@ -124,4 +124,16 @@ class Archiver(Protocol):
 
     async def aclose(self) -> None:
         """Release threads and files."""
+        ...
+
+
+@runtime_checkable
+class ArchiveFinder(Protocol):
+    """Optional: an archiver that can find a session's archive by the session's id.
+
+    Used to answer reads of an ended session the store no longer retains.
+    """
+
+    async def find(self, user: str, session_id: str) -> ArchivedDialog | None:
+        """The user's archive of session ``session_id``, or ``None`` if there is none."""
         ...

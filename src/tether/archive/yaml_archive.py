@@ -35,7 +35,12 @@ from tether.archive import durable
 from tether.archive.base import ArchivedDialog, ArchiveSummary
 from tether.archive.group_writer import GroupWriter
 from tether.archive.paths import ARCHIVE_SUFFIX, DataDir
-from tether.core.ids import validate_archive_id, validate_user_id
+from tether.core.ids import (
+    archive_short_id,
+    validate_archive_id,
+    validate_session_id,
+    validate_user_id,
+)
 from tether.core.transcript import Message, parse_role
 from tether.errors import ArchiveError, ArchiveNotFound, InvalidInput, TetherError
 from tether.types import EndReason, SessionId, UserId
@@ -83,6 +88,14 @@ class YamlArchive:
             self._read_id, validate_user_id(user), validate_archive_id(archive_id)
         )
 
+    async def find(self, user: str, session_id: str) -> ArchivedDialog | None:
+        """The user's archive of ``session_id``, or ``None``.
+
+        An archive's name ends with a hash of its session id, so only the
+        user's archives with that ending are read (normally exactly one).
+        """
+        return await self._run(self._find, validate_user_id(user), validate_session_id(session_id))
+
     async def aclose(self) -> None:
         """Finish queued writes and stop the threads."""
         await self._writer.aclose()
@@ -108,6 +121,24 @@ class YamlArchive:
 
     def _read_id(self, user: UserId, archive_id: str) -> ArchivedDialog:
         return self._read(self.paths.archive(user, archive_id), user)
+
+    def _find(self, user: UserId, session_id: SessionId) -> ArchivedDialog | None:
+        folder = self.paths.archived_dir(user)
+        ending = "-" + archive_short_id(session_id) + ARCHIVE_SUFFIX
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(ending))
+        except FileNotFoundError:
+            return None
+        for name in names:
+            if not _is_archive_id(name):
+                continue
+            try:
+                dialog = self._read(folder / name, user)
+            except ArchiveNotFound:
+                continue  # gone since the listing
+            if dialog.session_id == session_id:
+                return dialog
+        return None
 
     def _list(self, user: UserId, limit: int, offset: int) -> builtins.list[ArchiveSummary]:
         folder = self.paths.archived_dir(user)

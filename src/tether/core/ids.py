@@ -58,8 +58,12 @@ def archive_id_for(session_id: SessionId, created_at: float) -> str:
     session id.
     """
     stamp = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d-%H-%M-%S")
-    short = hashlib.blake2b(session_id.encode(), digest_size=6).hexdigest()
-    return f"{stamp}-{short}"
+    return f"{stamp}-{archive_short_id(session_id)}"
+
+
+def archive_short_id(session_id: SessionId) -> str:
+    """The last part of a session's archive id: a hash of the id (see :func:`archive_id_for`)."""
+    return hashlib.blake2b(session_id.encode(), digest_size=6).hexdigest()
 
 
 def validate_archive_id(value: object) -> str:

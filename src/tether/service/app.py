@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 import tether
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
+from tether.core.caps import TranscriptCap
 from tether.errors import ConfigError, StoreUnavailable, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service import admin, apidocs, archives, events, ops, pages, rest
@@ -153,7 +154,7 @@ async def open_manager(
             "(sessions are not shared with other nodes and end when this process stops)",
             unreachable_message(settings, exc, hint=False),
         )
-        manager = build_manager(settings, metrics, store=MemoryStore())
+        manager = build_manager(settings, metrics, store=memory_store(settings))
         if svc is not None:
             svc.store_fallback = True
             svc.bind(manager)
@@ -233,9 +234,28 @@ def build_manager(
     )
 
 
+def transcript_cap(settings: Settings) -> TranscriptCap:
+    """The transcript caps the settings ask for."""
+    return TranscriptCap(
+        max_message_bytes=settings.max_content_bytes,
+        max_messages=settings.max_transcript_messages,
+        max_bytes=settings.max_transcript_bytes,
+    )
+
+
+def memory_store(settings: Settings) -> MemoryStore:
+    """The memory store, with the settings' transcript caps and ended-session bounds."""
+    return MemoryStore(
+        ended_retention=settings.ended_retention,
+        max_ended=settings.max_ended,
+        max_ended_bytes=settings.max_ended_bytes,
+        transcript_cap=transcript_cap(settings),
+    )
+
+
 def _build_store(settings: Settings) -> SessionStore:
     if settings.redis_url is None:
-        return MemoryStore()
+        return memory_store(settings)
     try:
         module = importlib.import_module("tether.store.redis")
     except ImportError:
@@ -243,6 +263,10 @@ def _build_store(settings: Settings) -> SessionStore:
             "TETHER_REDIS_URL is set, but this build of tether has no Redis store yet"
         ) from None
     store: SessionStore = module.RedisStore.from_url(
-        settings.redis_url, node_lease=settings.node_lease, end_lease=settings.end_lease
+        settings.redis_url,
+        node_lease=settings.node_lease,
+        end_lease=settings.end_lease,
+        retention=settings.ended_retention,
+        transcript_cap=transcript_cap(settings),
     )
     return store

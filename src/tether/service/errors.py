@@ -29,10 +29,12 @@ from tether.errors import (
     BadJson,
     ConfigError,
     InvalidInput,
+    MessageTooLarge,
     SessionEnded,
     SessionNotFound,
     StoreUnavailable,
     TetherError,
+    TranscriptFull,
 )
 from tether.service.auth import Forbidden, Unauthorized
 from tether.service.limits import Throttled, TooLarge
@@ -64,6 +66,8 @@ _TETHER_ERRORS: tuple[tuple[type[TetherError], int, str], ...] = (
     (ArchiveNotFound, 404, "not_found"),
     (SessionEnded, 410, "session_ended"),
     (TooLarge, 413, "too_large"),
+    (MessageTooLarge, 413, "too_large"),
+    (TranscriptFull, 413, "transcript_full"),
     (Throttled, 429, "rate_limited"),
     (InvalidInput, 400, "invalid_input"),
     (ConfigError, 400, "invalid_input"),
@@ -133,6 +137,9 @@ def _tether_problem(exc: TetherError, status: int, code: str) -> Problem:
             {"retry_after_s": round(exc.retry_after_s, 3)},
             {"Retry-After": exc.retry_after_header},
         )
+    if isinstance(exc, TranscriptFull):
+        # Nothing was stored; the session goes on and can still be ended.
+        return Problem(status, code, message, {"limit": exc.limit})
     if isinstance(exc, StoreUnavailable):
         # Nothing changed; the store is usually back within seconds (a restart, a failover).
         return Problem(

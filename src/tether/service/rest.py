@@ -19,7 +19,7 @@ from tether.core.ids import validate_session_id
 from tether.core.jsonvalue import loads
 from tether.core.session import SessionInfo
 from tether.errors import BadJson
-from tether.service import cleanup
+from tether.service import cleanup, evicted
 from tether.service.auth import Principal, bearer
 from tether.service.deps import SessionIdPath, UserQuery, caller_dependency
 from tether.service.errors import route_class
@@ -147,7 +147,11 @@ def build(svc: Service) -> APIRouter:
 
     @r.get("/sessions/{session_id}", summary="One session", **answers(Session, "The session", 404))
     async def get_session(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
-        return session_view(await svc.owned(caller, session_id))
+        info, archived = await evicted.readable(svc, caller, session_id)
+        view = session_view(info)
+        if archived is not None:
+            view["archive_id"] = archived.archive_id  # read from its archive
+        return view
 
     @r.post(
         "/sessions/{session_id}/heartbeat",
@@ -195,7 +199,10 @@ def build(svc: Service) -> APIRouter:
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        info = await svc.owned(caller, session_id)
+        info, archived = await evicted.readable(svc, caller, session_id)
+        if archived is not None:
+            later = [m for m in archived.messages if m.seq > after]
+            return {"messages": [m.to_dict() for m in later[:limit]]}
         messages = await svc.manager.transcript(info.id, after=after, limit=limit)
         return {"messages": [m.to_dict() for m in messages]}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 
-from tether.archive.base import ArchivedDialog, Archiver, ArchiveSummary
+from tether.archive.base import ArchivedDialog, ArchiveFinder, Archiver, ArchiveSummary
 
 
 class HeldArchiver:
@@ -36,6 +36,12 @@ class HeldArchiver:
 
     async def read(self, user: str, archive_id: str) -> ArchivedDialog:
         return await self._inner.read(user, archive_id)
+
+    async def find(self, user: str, session_id: str) -> ArchivedDialog | None:
+        """The wrapped archiver's ``find``, when it has one."""
+        if isinstance(self._inner, ArchiveFinder):
+            return await self._inner.find(user, session_id)
+        return None
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -22,8 +22,10 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from tether.service.admission import Admission
 from tether.service.logs import install_redaction
 from tether.service.noise import install_noise_filter
+from tether.service.protocol import timed_protocol
 from tether.service.settings import Settings
 from tether.service.state import Service
 
@@ -36,8 +38,14 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     Frames over ``TETHER_MAX_MESSAGE_BYTES`` are refused by the protocol
     layer itself (close 1009) before they are buffered; per-message
     compression is off (it costs memory per connection and invites
-    compression-ratio attacks on small JSON frames).
+    compression-ratio attacks on small JSON frames). HTTP is uvicorn's h11
+    protocol with read timeouts and admission (:mod:`tether.service.protocol`),
+    sharing the service's count of unauthenticated connections.
     """
+    svc = getattr(app.state, "tether", None)
+    admission = (
+        svc.unauthenticated if isinstance(svc, Service) else Admission(settings.max_unauthenticated)
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -49,6 +57,11 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace + 0.999)),
         server_header=False,
         proxy_headers=False,
+        http=timed_protocol(
+            admission,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+        ),
     )
     install_redaction()
     service: Service | None = getattr(app.state, "tether", None)

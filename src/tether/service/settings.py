@@ -136,6 +136,40 @@ class Settings(BaseSettings):
         "written (to kill a node mid-pipeline); keep 0",
     )
 
+    # Bounds on what one client can make the server hold (docs/operations.md, "Bounds").
+    header_timeout: Duration = Field(
+        10.0, gt=0, description="a request's headers must all arrive within this (else 408, close)"
+    )
+    body_timeout: Duration = Field(
+        30.0, gt=0, description="a request's body must all arrive within this (else 408, close)"
+    )
+    max_unauthenticated: int = Field(
+        1024,
+        ge=1,
+        description="connections still sending headers or not yet past WebSocket hello; "
+        "beyond it new ones get 503 (HTTP) or close 1013 (WebSocket)",
+    )
+    max_content_bytes: int = Field(
+        262144, ge=1, description="largest transcript message: content plus metadata JSON bytes"
+    )
+    max_transcript_messages: int = Field(
+        10000, ge=1, description="messages one session's transcript may hold (then 413)"
+    )
+    max_transcript_bytes: int = Field(
+        8388608, ge=1, description="bytes one session's transcript may hold (then 413)"
+    )
+    ended_retention: Duration = Field(
+        3600.0, gt=0, description="how long an ended session is still answered from the store"
+    )
+    max_ended: int = Field(
+        10000, ge=0, description="memory store: most ended sessions retained (oldest go first)"
+    )
+    max_ended_bytes: int = Field(
+        268435456,
+        ge=0,
+        description="memory store: most transcript bytes of retained ended sessions",
+    )
+
     # The seeds' names, in their own units. Explicit TETHER_* values win.
     session_timeout_ms: float | None = Field(
         None, ge=1, validation_alias="SESSION_TIMEOUT", description="alias: idle timeout in ms"

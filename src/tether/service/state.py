@@ -20,6 +20,7 @@ from tether.core.transcript import Message
 from tether.errors import InvalidInput, SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service.admin_feed import AdminFeed
+from tether.service.admission import Admission
 from tether.service.auth import Forbidden, Principal, TokenAuthority
 from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
@@ -52,6 +53,8 @@ class Service:
         self.tokens = TokenAuthority(settings.signing_secret(), admin_token=admin)
         self.metrics = metrics if metrics is not None else PrometheusSink()
         self.connections = ConnectionLimiter(settings.max_connections_per_user)
+        self.unauthenticated = Admission(settings.max_unauthenticated)
+        """Connections not yet past their headers or ``hello`` (``TETHER_MAX_UNAUTHENTICATED``)."""
         self.requests = RateLimiter(settings.max_requests_per_minute, settings.request_burst)
         self.watch = SessionWatch()
         self.websockets: set[WebSocketChannel] = set()

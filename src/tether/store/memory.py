@@ -22,6 +22,13 @@ lease runs out is handed out again by ``claim_due`` with the next fence. In
 one process that only happens when a pipeline outlives its lease, and the
 runtime then keeps the one it runs; so ``next_due`` leaves end leases out,
 and the scheduler never wakes for them.
+
+Ended sessions are retained (answered, with their transcript) for
+``ended_retention`` seconds, and at most ``max_ended`` of them holding at
+most ``max_ended_bytes`` of transcript: past either bound the oldest ends
+are forgotten first (their archive still has them). An end whose pipeline
+has not completed is never forgotten early, since the pipeline archives
+from it; the bounds catch up as soon as it completes.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
+from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
@@ -48,34 +56,51 @@ _REPLACED = Ended(EndReason.REPLACED)
 class _Live(SessionRecord):
     """A live record plus the store's bookkeeping."""
 
-    __slots__ = ("armed_at", "messages")
+    __slots__ = ("armed_at", "messages", "transcript_bytes")
 
     def __init__(self, record: SessionRecord) -> None:
         for name in SessionRecord.__slots__:
             setattr(self, name, getattr(record, name))
         self.armed_at = 0.0
         self.messages: builtins.list[Message] | None = None
+        self.transcript_bytes = 0
 
 
 class _Tombstone:
     """What is kept of an ended session until its retention runs out."""
 
-    __slots__ = ("info", "messages")
+    __slots__ = ("info", "messages", "size")
 
-    def __init__(self, info: SessionInfo, messages: builtins.list[Message] | None) -> None:
+    def __init__(
+        self, info: SessionInfo, messages: builtins.list[Message] | None, size: int
+    ) -> None:
         self.info = info
         self.messages = messages
+        self.size = size
+        """Transcript bytes held (what ``max_ended_bytes`` counts)."""
 
 
 class MemoryStore:
     """The default store: fast, single-process, nothing survives a restart.
 
     ``ended_retention`` is how long an ended session is still answered (so a
-    late heartbeat learns *why* it ended) before it is forgotten.
+    late heartbeat learns *why* it ended) before it is forgotten;
+    ``max_ended`` and ``max_ended_bytes`` (transcript bytes) bound how many
+    are retained at once (``None``: no bound), the oldest forgotten first.
     ``end_lease`` is how long an end's claimant has to complete it.
+    ``transcript_cap`` bounds every session's transcript (see
+    :mod:`tether.core.caps`).
     """
 
-    def __init__(self, *, ended_retention: float = 3600.0, end_lease: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        ended_retention: float = 3600.0,
+        max_ended: int | None = 10_000,
+        max_ended_bytes: int | None = 256 * 1024 * 1024,
+        end_lease: float = 30.0,
+        transcript_cap: TranscriptCap | None = None,
+    ) -> None:
         self._live: dict[SessionId, _Live] = {}
         # A user's live sessions in creation order. Most users have exactly one,
         # so that case stores the bare id: a list per user would cost ~70 bytes
@@ -84,6 +109,10 @@ class MemoryStore:
         self._index = DeadlineIndex()
         self._ended: OrderedDict[SessionId, _Tombstone] = OrderedDict()
         self._ended_retention = ended_retention
+        self._max_ended = max_ended
+        self._max_ended_bytes = max_ended_bytes
+        self._ended_bytes = 0
+        self._cap = transcript_cap if transcript_cap is not None else TranscriptCap()
         self._end_lease = end_lease
         # An end handed out and not completed: (fence, when its lease runs out).
         self._leases: dict[SessionId, tuple[int, float]] = {}
@@ -97,6 +126,16 @@ class MemoryStore:
     @property
     def end_lease(self) -> float:
         return self._end_lease
+
+    @property
+    def transcript_cap(self) -> TranscriptCap:
+        """The caps every append is checked against."""
+        return self._cap
+
+    @property
+    def ended_retained(self) -> tuple[int, int]:
+        """How many ended sessions are retained, and their transcript bytes."""
+        return len(self._ended), self._ended_bytes
 
     # -- lookups ------------------------------------------------------------
 
@@ -182,6 +221,7 @@ class MemoryStore:
 
     async def retract(self, session_id: SessionId, seq: int) -> None:
         record = self._live.get(session_id)
+        tomb = None
         if record is not None:
             messages = record.messages
         else:
@@ -191,7 +231,13 @@ class MemoryStore:
             return
         index = bisect.bisect_left(messages, seq, key=_seq)
         if index < len(messages) and messages[index].seq == seq:
-            del messages[index]
+            gone = messages.pop(index)
+            size = message_size(gone.content, gone.metadata)
+            if record is not None:
+                record.transcript_bytes -= size
+            elif tomb is not None:
+                tomb.size -= size
+                self._ended_bytes -= size
 
     async def next_due(self) -> float | None:
         # End leases are left out: in one process the claimant of an end is
@@ -301,6 +347,7 @@ class MemoryStore:
         if lease is None or lease[0] != fence:
             return False
         del self._leases[session_id]
+        self._evict_ended(None)  # a completed end may be forgotten now if over the bounds
         # Completed leases' entries stay queued until they surface; rebuild when they dominate.
         if len(self._lease_queue) > 2 * len(self._leases) + 1024:
             self._lease_queue = deque(sorted((u, sid) for sid, (_, u) in self._leases.items()))
@@ -378,11 +425,14 @@ class MemoryStore:
         now: float,
     ) -> Message:
         record = self._require_in_time(session_id, now)
+        size = message_size(content, metadata)
+        self._cap.check(count=record.message_count, stored_bytes=record.transcript_bytes, size=size)
         message = Message(record.message_count + 1, role, content, now, metadata or None)
         if record.messages is None:
             record.messages = []
         record.messages.append(message)
         record.message_count = message.seq
+        record.transcript_bytes += size
         return message
 
     def _user_sessions(self, user: UserId) -> builtins.list[SessionId]:
@@ -441,19 +491,32 @@ class MemoryStore:
             if len(held) == 1:
                 self._by_user[record.user] = held[0]
         info = record.snapshot()
-        self._ended[record.id] = _Tombstone(info, record.messages)
+        self._ended[record.id] = _Tombstone(info, record.messages, record.transcript_bytes)
+        self._ended_bytes += record.transcript_bytes
         self._lease(record.id, 1, now + self._end_lease)
         self._evict_ended(now)
         self._compact_if_mostly_stale()
         return info
 
-    def _evict_ended(self, now: float) -> None:
-        ended, horizon = self._ended, now - self._ended_retention
+    def _evict_ended(self, now: float | None) -> None:
+        """Forget the oldest ends past their retention (``now=None``: only those over a bound)."""
+        ended = self._ended
+        horizon = None if now is None else now - self._ended_retention
+        max_count, max_bytes = self._max_ended, self._max_ended_bytes
         while ended:
-            first = next(iter(ended.values()))
-            if first.info.ended_at is None or first.info.ended_at > horizon:
-                break
+            session_id, first = next(iter(ended.items()))
+            ended_at = first.info.ended_at
+            expired = horizon is not None and ended_at is not None and ended_at <= horizon
+            if not expired:
+                over = (max_count is not None and len(ended) > max_count) or (
+                    max_bytes is not None and self._ended_bytes > max_bytes
+                )
+                # An uncompleted end's pipeline still reads it (to archive it):
+                # it stays until complete(), which evicts again.
+                if not over or session_id in self._leases:
+                    break
             ended.popitem(last=False)
+            self._ended_bytes -= first.size
 
     def _compact_if_mostly_stale(self) -> None:
         # Ended and superseded entries stay in the index until they surface; when

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tether.service.admission import RETRY_AFTER_S
 from tether.service.auth import Principal, Unauthorized
 from tether.service.errors import problem_for
 from tether.service.frames import PROTOCOL_VERSION, FrameError, Hello, parse_frame
@@ -26,6 +27,7 @@ from tether.service.ws.closes import (
     CLOSE_POLICY,
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_LARGE,
+    CLOSE_TRY_AGAIN_LATER,
     Closed,
 )
 from tether.service.ws.commands import dispatch
@@ -89,7 +91,18 @@ class Connection:
                 await self.svc.detach_later(self.session_id, self.channel)
 
     async def _serve(self) -> None:
-        caller = await self._hello()
+        admission = self.svc.unauthenticated
+        if not admission.enter():
+            await self.refuse(
+                "too_many_unauthenticated",
+                "too many connections are waiting to say hello; retry shortly",
+                CLOSE_TRY_AGAIN_LATER,
+                retry_after_s=RETRY_AFTER_S,
+            )
+        try:
+            caller = await self._hello()
+        finally:
+            admission.leave()
         key = self.svc.limit_key(caller)
         try:
             self.svc.connections.acquire(key)

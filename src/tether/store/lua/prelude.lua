@@ -31,7 +31,8 @@
 -- every hash); F names them for the scripts, as codec.Field does for Python,
 -- and codec.py's docstring says what each holds. Besides the record's fields
 -- the hash holds F.fence (its end's fencing token: 1 for the first claimant of
--- the end, +1 for each re-claim) and 'c:<t>' (how many of its connections node
+-- the end, +1 for each re-claim), F.transcript_bytes (absent until the first
+-- append) and 'c:<t>' (how many of its connections node
 -- t counts; F.connections is their sum). The optional fields (F.warning_reason,
 -- F.ended_at, F.end_reason) are absent while empty.
 --
@@ -61,6 +62,7 @@ local F = {
   end_reason = 'r',
   policy = 'o',
   fence = 'f',
+  transcript_bytes = 'b', -- the sizes of the messages appended (tether.core.caps)
   node_count = 'c:', -- prefix of 'c:<t>'
 }
 

@@ -33,7 +33,9 @@ Besides the record's own fields the hash holds the store's: ``a``, the time
 of the session's entry in the deadline index (a lower bound of its next
 event); ``v``, a version every write bumps, so a change decided in Python
 commits only if the session did not move meanwhile; ``f``, the fencing token
-of its end (absent until it ends); and ``c:<node>``, the connections each
+of its end (absent until it ends); ``b``, the transcript's size in bytes
+(the sum of :func:`tether.core.caps.message_size`, absent until the first
+append); and ``c:<node>``, the connections each
 node counts (see ``prelude.lua``). An optional field that is empty is not
 stored at all: writing ``""`` to one deletes it (``apply.lua``).
 
@@ -106,6 +108,7 @@ class Field:
     POLICY = "o"
     FENCE = "f"
     CONFIG_REF = "g"
+    TRANSCRIPT_BYTES = "b"
     NODE_COUNT = "c:"
     """Prefix of ``c:<node>``: the connections that node counts."""
 

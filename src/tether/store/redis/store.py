@@ -64,6 +64,7 @@ import redis.asyncio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
 from tether.core.transcript import Message, Role
@@ -158,6 +159,8 @@ class RedisStore:
     mid-claim keeps its sessions from the others; ``end_lease`` how long an
     end's claimant has to complete it; ``node_lease`` how long a keepalive
     keeps this node (and the connections it counts) alive.
+    ``transcript_cap`` bounds every session's transcript (see
+    :mod:`tether.core.caps`); ``append.lua`` applies it atomically.
     """
 
     def __init__(
@@ -170,8 +173,11 @@ class RedisStore:
         end_lease: float = 30.0,
         node_lease: float = 15.0,
         owns_client: bool = False,
+        transcript_cap: TranscriptCap | None = None,
     ) -> None:
         self._client = client
+        self._cap = transcript_cap if transcript_cap is not None else TranscriptCap()
+        self._cap_args = self._cap.script_args()
         self._prefix = prefix
         self._retention_ms = str(max(1, round(retention * 1000)))
         self._claim_lease = claim_lease
@@ -209,6 +215,7 @@ class RedisStore:
         claim_lease: float = 30.0,
         end_lease: float = 30.0,
         node_lease: float = 15.0,
+        transcript_cap: TranscriptCap | None = None,
         **options: Any,
     ) -> RedisStore:
         """A store on its own client for ``url``.
@@ -229,7 +236,13 @@ class RedisStore:
             end_lease=end_lease,
             node_lease=node_lease,
             owns_client=True,
+            transcript_cap=transcript_cap,
         )
+
+    @property
+    def transcript_cap(self) -> TranscriptCap:
+        """The caps every append is checked against."""
+        return self._cap
 
     @property
     def prefix(self) -> str:
@@ -627,15 +640,22 @@ class RedisStore:
         metadata: dict[str, Any] | None,
         now: float,
     ) -> Message:
+        size = message_size(content, metadata)
+        self._cap.check_message(size)
         keys = self._keys(session_id)
         at, entry = num(now), codec.encode_message(role, content, now, metadata)
         expected = ""
         for _ in range(MAX_ATTEMPTS):
             reply = await self._scripts.append(
-                keys=[keys.hash, keys.transcript], args=[at, expected, entry]
+                keys=[keys.hash, keys.transcript],
+                args=[at, expected, entry, *self._cap_args, str(size)],
             )
             if isinstance(reply, int):
                 return Message(reply, role, content, now, metadata or None)
+            if text(reply[0]) == "F":
+                # The script applied the cap; the core words the refusal.
+                self._cap.check(count=int(reply[1]), stored_bytes=int(reply[2]), size=size)
+                raise AssertionError("append.lua refused an append TranscriptCap allows")
             loaded = await self._refused(session_id, reply)
             if (reason := loaded.record.expired(now)) is not None:
                 raise SessionEnded(reason)
