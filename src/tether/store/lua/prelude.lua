@@ -32,8 +32,8 @@
 -- and codec.py's docstring says what each holds. Besides the record's fields
 -- the hash holds F.fence (its end's fencing token: 1 for the first claimant of
 -- the end, +1 for each re-claim) and 'c:<t>' (how many of its connections node
--- t counts; F.connections is their sum). The optional fields (F.warning_reason,
--- F.ended_at, F.end_reason) are absent while empty.
+-- t counts; F.connections is their sum). The optional fields (F.ever_heartbeat,
+-- F.warning_reason, F.ended_at, F.end_reason) are absent while empty.
 --
 -- Every write to a session hash bumps its version field F.version, so a caller
 -- that decided something in Python at that version can commit it only if
@@ -55,6 +55,7 @@ local F = {
   last_seen = 'p',
   connections = 'c',
   ever_attached = 'h',
+  ever_heartbeat = 'b', -- absent until the first heartbeat
   state = 's',
   warning_reason = 'w',
   ended_at = 'e',
