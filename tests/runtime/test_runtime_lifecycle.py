@@ -166,6 +166,19 @@ async def test_a_first_heartbeat_starts_presence_and_silence_then_ends_client_go
         assert caught.value.reason is EndReason.CLIENT_GONE
 
 
+async def test_a_session_started_present_ends_client_gone_if_never_attached() -> None:
+    """start(present=True), a WebSocket's start, runs presence from the start: client_gone at 60."""
+    async with fake_manager(policy=POLICY) as kit:
+        session = await kit.manager.start("alice", present=True)
+        await kit.advance(59.5)
+        assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE
+        await kit.advance(0.5)
+        await kit.manager.wait_idle()
+        info = await kit.manager.get(session.id)
+        assert info.end_reason is EndReason.CLIENT_GONE
+        assert info.ended_at == T0 + 60
+
+
 async def _record(into: list[float], at: float) -> None:
     into.append(at)
 

@@ -359,9 +359,19 @@ class SessionManager:
         kind: str = "chat",
         config: dict[str, Any] | None = None,
         policy: Policy | None = None,
+        present: bool = False,
     ) -> SessionInfo:
-        """Start a session for ``user``; beyond the per-user limit the oldest is ``replaced``."""
-        return await self._start(user, kind=kind, config=config, policy=policy, reuse=False)
+        """Start a session for ``user``; beyond the per-user limit the oldest is ``replaced``.
+
+        ``present``: the caller is a client that signals presence and
+        attaches next (a WebSocket's ``start``). Its presence clock runs from
+        the start, as if it had sent a heartbeat, so a session whose client
+        never gets attached (its node died in between) ends ``client_gone``
+        after ``presence_timeout`` rather than lingering until ``idle_timeout``.
+        """
+        return await self._start(
+            user, kind=kind, config=config, policy=policy, reuse=False, present=present
+        )
 
     async def get_or_start(
         self,
@@ -381,7 +391,9 @@ class SessionManager:
         request (see :class:`~tether.service.SessionActivityMiddleware`).
         """
         async with self._starting.hold(user):
-            return await self._start(user, kind=kind, config=config, policy=policy, reuse=True)
+            return await self._start(
+                user, kind=kind, config=config, policy=policy, reuse=True, present=False
+            )
 
     async def _start(
         self,
@@ -391,6 +403,7 @@ class SessionManager:
         config: dict[str, Any] | None,
         policy: Policy | None,
         reuse: bool,
+        present: bool,
     ) -> SessionInfo:
         self._check_open()
         user_id = validate_user_id(user)
@@ -406,6 +419,7 @@ class SessionManager:
             self.clock.now(),
             dict(config) if config else None,
         )
+        record.ever_heartbeat = present  # see start(): its presence clock runs from now
         created = await self.store.create(
             record, max_per_user=self.max_sessions_per_user, reuse=reuse
         )
