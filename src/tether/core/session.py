@@ -216,9 +216,10 @@ class SessionRecord:
         It runs only while no connection is attached, and only for a client
         that signals its presence: one that has attached a connection or sent
         a heartbeat (or started the session from a realtime connection: the
-        runtime then sets ``ever_heartbeat`` from the start). A session used over plain HTTP requests only (activity,
-        messages) has no presence clock: nothing would tell a closed tab from
-        a reader, so its idle clock (which warns first) ends it. With a zero
+        runtime then sets ``ever_heartbeat`` from the start). A session used
+        over plain HTTP requests only (activity, messages) has no presence
+        clock: nothing would tell a closed tab from a reader, so its idle
+        clock (which warns first) ends it. With a zero
         presence timeout it runs only once a connection has been attached and
         closed: "end when the last connection closes" must neither end a
         session that was started over HTTP and has not been connected to yet,
