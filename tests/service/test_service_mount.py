@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tether.service.embed import ShutdownHook, mount
+from tether.testing import settle
 
 ROOT = Path(__file__).parents[2]
 CLIENTS = 3
@@ -168,6 +169,8 @@ async def test_the_hook_drains_first_then_calls_the_servers_handler() -> None:
     """A real SIGTERM runs drain to its end before the handler the server had installed."""
     order: list[str] = []
     released = asyncio.Event()
+    draining = asyncio.Event()
+    finish = asyncio.Event()
 
     def server_handler(sig: int, frame: object) -> None:
         order.append(f"server:{signal.Signals(sig).name}")
@@ -175,7 +178,8 @@ async def test_the_hook_drains_first_then_calls_the_servers_handler() -> None:
 
     async def drain() -> None:
         order.append("drain:start")
-        await asyncio.sleep(0.05)
+        draining.set()
+        await finish.wait()  # a drain that takes as long as the test says
         order.append("drain:end")
 
     saved = {sig: signal.signal(sig, server_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -183,6 +187,10 @@ async def test_the_hook_drains_first_then_calls_the_servers_handler() -> None:
         hook = ShutdownHook(drain)
         assert hook.install()
         signal.raise_signal(signal.SIGTERM)
+        await asyncio.wait_for(draining.wait(), WAIT)
+        await settle()
+        assert order == ["drain:start"]  # the server's handler waits for the drain
+        finish.set()
         await asyncio.wait_for(released.wait(), WAIT)
         assert order == ["drain:start", "drain:end", "server:SIGTERM"]
         assert signal.getsignal(signal.SIGTERM) is server_handler  # handed back
