@@ -167,7 +167,9 @@ class LiveServer:
         """Start a session for ``user`` as the admin; ``attached``: a client holds its presence.
 
         The client is a server-side recording channel, so the session only
-        ends by its own clocks (idle, max) or by someone ending it.
+        ends by its own clocks (idle, max) or by someone ending it. Without
+        ``attached``, the client is a REST one that sent one heartbeat and went
+        away: its presence clock runs from now.
         """
         response = self.http.post(
             "/api/v1/sessions", headers=ADMIN, json={"user": user, "kind": kind}
@@ -176,6 +178,10 @@ class LiveServer:
         body: dict[str, Any] = response.json()
         if attached:
             self.run(self._attach(body["id"]))
+        else:
+            self.http.post(
+                f"/api/v1/sessions/{body['id']}/heartbeat", headers=ADMIN
+            ).raise_for_status()
         return body
 
     async def _attach(self, session_id: str) -> None:

@@ -37,6 +37,7 @@ def make(
     presence: float = 60,
     *,
     attach: bool = True,
+    heartbeat: bool = True,
     config: dict[str, Any] | None = None,
 ) -> SessionRecord:
     policy = Policy(
@@ -45,6 +46,8 @@ def make(
     record = SessionRecord(SessionId("0" * 32), UserId("alice"), "chat", policy, T0, config)
     if attach:
         record.attach(T0)
+    elif heartbeat:  # a client that signals presence without a connection
+        record.touch(T0, activity=False)
     return record
 
 
@@ -63,12 +66,41 @@ def test_new_record_starts_active_with_all_clocks_at_creation() -> None:
     assert record.warning() is None
 
 
-def test_an_unattached_new_session_is_governed_by_presence() -> None:
-    """With no connection and no heartbeat, a new session ends client_gone at T0 + presence."""
+def test_an_unattached_heartbeating_session_is_governed_by_presence() -> None:
+    """With no connection, heartbeats and then silence end the session client_gone."""
     record = make(attach=False)
     assert record.next_deadline() == Deadline(T0 + 60, Action.END, GONE)
     assert record.advance(T0 + 60) == Ended(GONE)
     assert record.ended_at == T0 + 60
+
+
+def test_an_http_only_session_has_no_presence_clock() -> None:
+    """Never attached, never a heartbeat: requests only, so idle warns then ends it."""
+    record = make(attach=False, heartbeat=False)
+    assert record.presence_end() is None
+    record.touch(T0 + 100, activity=True)  # a request that counts as activity
+    assert record.next_deadline() == Deadline(T0 + 580, Action.WARN, IDLE)
+    assert record.advance(T0 + 580) == Warned(IDLE, T0 + 700)
+    assert record.advance(T0 + 700) == Ended(IDLE)
+
+
+def test_the_first_heartbeat_starts_the_presence_clock_and_brings_the_deadline_forward() -> None:
+    """A heartbeat on an HTTP-only session starts presence: client_gone 60 s after it."""
+    record = make(attach=False, heartbeat=False)
+    assert record.starts_presence(activity=False)
+    assert not record.starts_presence(activity=True)
+    record.touch(T0 + 10, activity=False)
+    assert not record.starts_presence(activity=False)
+    assert record.next_deadline() == Deadline(T0 + 70, Action.END, GONE)
+
+
+def test_a_heartbeat_never_starts_a_zero_presence_clock() -> None:
+    """presence_timeout=0 still needs a connection that came and went, heartbeat or not."""
+    record = make(presence=0, attach=False)
+    assert record.presence_end() is None
+    record.attach(T0 + 5)
+    record.detach(T0 + 6)
+    assert record.presence_end() == T0 + 6
 
 
 # -- clock ends ------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Model:
     seen: float
     connections: int = 0
     ever_attached: bool = False
+    ever_heartbeat: bool = False
     warning: EndReason | None = None
     ended: EndReason | None = None
 
@@ -63,7 +64,10 @@ class Model:
             (self.activity + p.idle_timeout, PRIORITY[IDLE], IDLE),
         ]
         unattached = self.connections == 0
-        if unattached and (p.presence_timeout > 0 or self.ever_attached):
+        # A client that never signalled presence (no connection, no heartbeat)
+        # has no presence clock; a zero one needs a connection that came and went.
+        signalled = self.ever_attached or (self.ever_heartbeat and p.presence_timeout > 0)
+        if unattached and signalled:
             ends.append((self.seen + p.presence_timeout, PRIORITY[GONE], GONE))
         return ends
 
@@ -263,6 +267,7 @@ class Sim:
             return
         idle_end = self.rec.idle_end()
         m.seen = t
+        m.ever_heartbeat = True
         self.rec.touch(t, activity=False)
         # (5) heartbeats never postpone the idle end
         assert self.rec.idle_end() == idle_end == m.activity + self.policy.idle_timeout

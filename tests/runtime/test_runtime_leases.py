@@ -54,6 +54,7 @@ async def test_a_pipeline_outliving_its_lease_runs_once_and_completes_the_new_fe
 
         slow = await kit.manager.start("alice")
         other = await kit.manager.start("bob")
+        await kit.manager.heartbeat(other.id)  # its presence clock runs
         await kit.manager.add_cleanup(slow.id, slow_cleanup)
         ending = asyncio.ensure_future(kit.manager.end(slow.id))
         try:

@@ -127,10 +127,49 @@ async def test_max_duration_ends_busy_session_with_4002_at_created_plus_max() ->
         assert (await kit.manager.get(session.id)).ended_at == T0 + 1800
 
 
-async def test_never_attached_session_without_heartbeats_ends_client_gone() -> None:
-    """With no connection and no heartbeat, the session ends client_gone at presence_timeout."""
+async def test_an_http_only_session_under_defaults_warns_then_ends_idle_timeout() -> None:
+    """No connection, no heartbeat (plain HTTP requests): warned at 480 s, idle_timeout at 600 s."""
+    async with fake_manager() as kit:  # the default Policy: presence_timeout 60
+        session = await kit.manager.start("alice")
+        warned: list[float] = []
+        kit.manager.on_warning(lambda info: _record(warned, kit.clock.now()))
+        await kit.advance(120)
+        await kit.manager.activity(session.id)  # a request at T0 + 120
+        await kit.advance(479)
+        assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE
+        await kit.advance(1)
+        await kit.manager.wait_idle()
+        assert warned == [T0 + 600]
+        assert (await kit.manager.get(session.id)).state is SessionState.WARNING
+        await kit.advance(120)
+        await kit.manager.wait_idle()
+        info = await kit.manager.get(session.id)
+        assert info.end_reason is EndReason.IDLE_TIMEOUT
+        assert info.ended_at == T0 + 720
+
+
+async def test_a_first_heartbeat_starts_presence_and_silence_then_ends_client_gone() -> None:
+    """Heartbeats signal presence: after the last one, client_gone at presence_timeout."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
+        await kit.advance(10)
+        await kit.manager.heartbeat(session.id)  # arms T0 + 70, before the idle warning
+        await kit.advance(59.5)
+        assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE
+        await kit.advance(0.5)
+        await kit.manager.wait_idle()
+        info = await kit.manager.get(session.id)
+        assert info.end_reason is EndReason.CLIENT_GONE
+        assert info.ended_at == T0 + 70
+        with pytest.raises(SessionEnded) as caught:
+            await kit.manager.heartbeat(session.id)
+        assert caught.value.reason is EndReason.CLIENT_GONE
+
+
+async def test_a_session_started_present_ends_client_gone_if_never_attached() -> None:
+    """start(present=True), a WebSocket's start, runs presence from the start: client_gone at 60."""
+    async with fake_manager(policy=POLICY) as kit:
+        session = await kit.manager.start("alice", present=True)
         await kit.advance(59.5)
         assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE
         await kit.advance(0.5)
@@ -138,9 +177,10 @@ async def test_never_attached_session_without_heartbeats_ends_client_gone() -> N
         info = await kit.manager.get(session.id)
         assert info.end_reason is EndReason.CLIENT_GONE
         assert info.ended_at == T0 + 60
-        with pytest.raises(SessionEnded) as caught:
-            await kit.manager.heartbeat(session.id)
-        assert caught.value.reason is EndReason.CLIENT_GONE
+
+
+async def _record(into: list[float], at: float) -> None:
+    into.append(at)
 
 
 async def test_heartbeats_hold_presence_but_do_not_postpone_idle_end() -> None:

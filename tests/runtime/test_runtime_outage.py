@@ -95,6 +95,7 @@ async def test_after_an_outage_the_scheduler_resumes_presence_before_it_claims()
     """The first store calls of the scheduler after recovery: resume_presence, then claim_due."""
     async with switched_manager() as (manager, store):
         session = await manager.start("bob")
+        await manager.heartbeat(session.id)  # its presence clock runs
         store.down = True
         await advance(manager)(100)  # the presence deadline (T0+60) fell during the outage
         store.down = False
@@ -115,6 +116,7 @@ async def test_a_client_call_right_after_recovery_resumes_presence_first() -> No
     """A heartbeat that reaches the store before the scheduler does is presence, not a late end."""
     async with switched_manager() as (manager, store):
         session = await manager.start("bob")
+        await manager.heartbeat(session.id)  # its presence clock runs
         store.down = True
         await advance(manager)(100)
         with pytest.raises(StoreUnavailable):
@@ -130,6 +132,7 @@ async def test_every_kind_of_client_write_waits_for_the_resume() -> None:
     """attach, append and end after an outage each run after resume_presence, once."""
     async with switched_manager() as (manager, store):
         session = await manager.start("bob")
+        await manager.heartbeat(session.id)  # its presence clock runs
         store.down = True
         await advance(manager)(100)
         store.down = False
@@ -146,6 +149,7 @@ async def test_a_resume_that_meets_the_store_still_down_is_tried_again() -> None
     """A client call during the outage gets StoreUnavailable; the resume runs once it is back."""
     async with switched_manager() as (manager, store):
         session = await manager.start("bob")
+        await manager.heartbeat(session.id)  # its presence clock runs
         store.down = True
         await advance(manager)(100)
         with pytest.raises(StoreUnavailable):
@@ -160,6 +164,7 @@ async def test_without_an_outage_presence_is_never_resumed() -> None:
     """A store that never failed is never asked to resume: silence ends a session on time."""
     async with switched_manager() as (manager, store):
         session = await manager.start("bob")
+        await manager.heartbeat(session.id)  # its presence clock runs
         await advance(manager)(61)
         assert (await manager.get(session.id)).end_reason is EndReason.CLIENT_GONE
         assert "resume_presence" not in store.calls

@@ -60,9 +60,14 @@ async def test_the_websocket_works_under_a_prefix(tmp_path: Path) -> None:
             assert (await start(conn))["user"] == "alice"
 
 
-async def test_the_example_mounts_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
-    """examples/embed_fastapi.py builds an app whose sessions work."""
+async def test_the_example_mounts_tether_with_the_environments_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """examples/embed_fastapi.py builds an app whose sessions follow TETHER_* settings."""
     monkeypatch.setenv("TETHER_SECRET", SECRET)
+    monkeypatch.setenv("TETHER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TETHER_IDLE_TIMEOUT", "45s")
+    monkeypatch.setenv("TETHER_WARN_BEFORE", "10s")
     spec = importlib.util.spec_from_file_location("embed_fastapi_example", EXAMPLE)
     assert spec is not None
     assert spec.loader is not None
@@ -71,4 +76,4 @@ async def test_the_example_mounts_the_router(monkeypatch: pytest.MonkeyPatch) ->
     async with asgi_client(module.app) as client:
         made = await client.post("/api/v1/sessions", headers=auth("alice"))
         assert made.status_code == 201
-        assert made.json()["policy"]["idle_timeout"] == 300
+        assert made.json()["policy"]["idle_timeout"] == 45

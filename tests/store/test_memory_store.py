@@ -37,6 +37,7 @@ async def add(
 ) -> SessionInfo:
     """Create one session with no per-user limit."""
     record = SessionRecord(new_session_id(), user, "chat", policy, now)
+    record.touch(now, activity=False)  # a client that signals presence
     return (await store.create(record, max_per_user=None)).session
 
 

@@ -77,6 +77,7 @@ async def add(
 ) -> SessionInfo:
     """Create one session with no per-user limit."""
     record = SessionRecord(new_session_id(), user, "chat", policy, now)
+    record.touch(now, activity=False)  # a client that signals presence
     return (await store.create(record, max_per_user=None)).session
 
 
@@ -682,13 +683,15 @@ async def test_concurrent_touches_share_pipelines(url: str) -> None:
 
 
 def test_redis_field_names_are_the_same_in_python_and_lua() -> None:
-    """codec.Field and prelude.lua's F table name every hash field alike.
+    """codec.Field and prelude.lua's F table name every hash field alike, each once.
 
     The scripts and the codec read and write the same hashes; a name changed
-    on one side only would make one of them read nothing.
+    on one side only would make one of them read nothing, and two fields
+    sharing a name would overwrite each other.
     """
     prelude = files("tether.store").joinpath("lua/prelude.lua").read_text()
     table = prelude[prelude.index("local F = {") : prelude.index("}", prelude.index("local F = {"))]
     lua = dict(re.findall(r"^\s*(\w+) = '([^']*)',", table, re.MULTILINE))
     python = {name.lower(): value for name, value in vars(Field).items() if name.isupper()}
     assert lua == python
+    assert len(set(python.values())) == len(python), "two fields share one hash name"

@@ -56,8 +56,10 @@ def make_record(
     config: dict[str, Any] | None = None,
     kind: str = "chat",
 ) -> SessionRecord:
-    """A new session record, as the runtime builds one."""
-    return SessionRecord(new_session_id(), user, kind, policy, now, config)
+    """A new session record, as the runtime builds one, whose client sends heartbeats."""
+    record = SessionRecord(new_session_id(), user, kind, policy, now, config)
+    record.touch(now, activity=False)  # presence is signalled: its clock runs
+    return record
 
 
 async def new_session(

@@ -29,6 +29,7 @@ async def new_session(
 ) -> SessionId:
     """Create a session with no per-user limit; returns its id."""
     record = SessionRecord(new_session_id(), UserId(user), "chat", policy, now)
+    record.touch(now, activity=False)  # a client that signals presence
     await store.create(record, max_per_user=None)
     return record.id
 

@@ -4,7 +4,9 @@ A session has three independent clocks, and whichever runs out first governs:
 
 * **presence** (refreshed by heartbeats, requests and attached connections):
   with no connection attached, ``last_seen + presence_timeout`` ends it as
-  ``client_gone``;
+  ``client_gone``. It runs only for a client that signals its presence (it has
+  attached a connection or sent a heartbeat): tether cannot tell that a plain
+  HTTP client left, so such a session ends by its idle or lifetime clock;
 * **activity** (refreshed only by user activity): ``last_activity +
   idle_timeout`` ends it as ``idle_timeout``;
 * **lifetime** (refreshed by nothing): ``created_at + max_duration`` ends it as
@@ -160,6 +162,7 @@ class SessionRecord:
         "end_reason",
         "ended_at",
         "ever_attached",
+        "ever_heartbeat",
         "id",
         "kind",
         "last_activity",
@@ -190,6 +193,7 @@ class SessionRecord:
         self.last_seen = now
         self.connections = 0
         self.ever_attached = False
+        self.ever_heartbeat = False
         self.state = ACTIVE
         self.warning_reason: EndReason | None = None
         self.ended_at: float | None = None
@@ -209,15 +213,22 @@ class SessionRecord:
     def presence_end(self) -> float | None:
         """When the presence clock runs out, or ``None`` while it is not running.
 
-        It runs only while no connection is attached. With a zero presence
-        timeout it runs only once a connection has been attached and closed:
-        "end when the last connection closes" must not end a session that was
-        started over HTTP and has not been connected to yet.
+        It runs only while no connection is attached, and only for a client
+        that signals its presence: one that has attached a connection or sent
+        a heartbeat (or started the session from a realtime connection: the
+        runtime then sets ``ever_heartbeat`` from the start). A session used
+        over plain HTTP requests only (activity, messages) has no presence
+        clock: nothing would tell a closed tab from a reader, so its idle
+        clock (which warns first) ends it. With a zero
+        presence timeout it runs only once a connection has been attached and
+        closed: "end when the last connection closes" must neither end a
+        session that was started over HTTP and has not been connected to yet,
+        nor one the moment its heartbeat arrives.
         """
         if self.connections > 0:
             return None
         timeout = self.policy.presence_timeout
-        if timeout == 0 and not self.ever_attached:
+        if not self.ever_attached and (timeout == 0 or not self.ever_heartbeat):
             return None
         return self.last_seen + timeout
 
@@ -271,14 +282,23 @@ class SessionRecord:
     def touch(self, now: float, *, activity: bool) -> None:
         """Record a sign of the client; ``activity`` also refreshes the idle clock.
 
-        Only timestamps change: any warning is reconciled by :meth:`advance`.
-        An ended session ignores it.
+        A touch without activity is a heartbeat: the first one starts the
+        presence clock (:meth:`presence_end`), which can bring the next
+        deadline forward (:meth:`starts_presence` tells a store when).
+        Otherwise only timestamps change: any warning is reconciled by
+        :meth:`advance`. An ended session ignores it.
         """
         if self.state is ENDED:
             return
         self.last_seen = now
         if activity:
             self.last_activity = now
+        else:
+            self.ever_heartbeat = True
+
+    def starts_presence(self, *, activity: bool) -> bool:
+        """Whether a touch would be this session's first heartbeat (see :meth:`touch`)."""
+        return not activity and not self.ever_heartbeat and self.state is not ENDED
 
     def attach(self, now: float) -> None:
         """A connection was attached: presence is held while any is."""

@@ -61,12 +61,13 @@ from tether.runtime.cluster import Cluster, Held
 from tether.runtime.ending import EndPipelines
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import H, Hook, Hooks
+from tether.runtime.keyed import KeyedLock
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.store_epoch import EpochWatch
 from tether.runtime.tasks import TaskSet
-from tether.store.base import Claim, EpochStore, NowaitTouch, SessionStore
+from tether.store.base import Armed, Claim, EpochStore, NowaitTouch, SessionStore
 from tether.store.memory import MemoryStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -248,6 +249,7 @@ class SessionManager:
             else None
         )
         self._ending.cluster = self._cluster
+        self._starting = KeyedLock()
         self._open = False
         self._closing = False
 
@@ -390,8 +392,52 @@ class SessionManager:
         kind: str = "chat",
         config: dict[str, Any] | None = None,
         policy: Policy | None = None,
+        present: bool = False,
     ) -> SessionInfo:
-        """Start a session for ``user``; beyond the per-user limit the oldest is ``replaced``."""
+        """Start a session for ``user``; beyond the per-user limit the oldest is ``replaced``.
+
+        ``present``: the caller is a client that signals presence and
+        attaches next (a WebSocket's ``start``). Its presence clock runs from
+        the start, as if it had sent a heartbeat, so a session whose client
+        never gets attached (its node died in between) ends ``client_gone``
+        after ``presence_timeout`` rather than lingering until ``idle_timeout``.
+        """
+        return await self._start(
+            user, kind=kind, config=config, policy=policy, reuse=False, present=present
+        )
+
+    async def get_or_start(
+        self,
+        user: str,
+        *,
+        kind: str = "chat",
+        config: dict[str, Any] | None = None,
+        policy: Policy | None = None,
+    ) -> SessionInfo:
+        """The user's live session of ``kind`` (the newest), or a new one started for it.
+
+        Atomic per user: concurrent first calls (on this node, or on several
+        nodes sharing a store) all get the one session the first of them
+        started. ``config`` and ``policy`` apply only to a session this call
+        starts. A session whose clock has run out is not handed out: its end
+        is applied and a new one starts. What an HTTP-only app calls on each
+        request (see :class:`~tether.service.SessionActivityMiddleware`).
+        """
+        async with self._starting.hold(user):
+            return await self._start(
+                user, kind=kind, config=config, policy=policy, reuse=True, present=False
+            )
+
+    async def _start(
+        self,
+        user: str,
+        *,
+        kind: str,
+        config: dict[str, Any] | None,
+        policy: Policy | None,
+        reuse: bool,
+        present: bool,
+    ) -> SessionInfo:
         self._check_open()
         user_id = validate_user_id(user)
         if not isinstance(kind, str) or not kind or len(kind) > 64:
@@ -406,11 +452,16 @@ class SessionManager:
             self.clock.now(),
             dict(config) if config else None,
         )
-        created = await self.store.create(record, max_per_user=self.max_sessions_per_user)
-        if self.journal is not None:
-            await self._begin_journal(created.session)
+        record.ever_heartbeat = present  # see start(): its presence clock runs from now
+        created = await self.store.create(
+            record, max_per_user=self.max_sessions_per_user, reuse=reuse
+        )
         for replaced in created.replaced:
             self._ending.start(replaced)
+        if created.reused:
+            return created.session
+        if self.journal is not None:
+            await self._begin_journal(created.session)
         self._scheduler.poke(created.armed_at)
         self._metrics.session_started(kind)
         log.info("session started session=%s kind=%s", log_ref(record.id), kind)
@@ -450,15 +501,18 @@ class SessionManager:
         if claim is not None:
             self._touched(claim)
 
-    def _touched(self, claim: Claim) -> None:
+    def _touched(self, claim: Claim | Armed) -> None:
         """Apply a transition a touch decided; raise if it was the end."""
+        if isinstance(claim, Armed):  # a first heartbeat started the presence clock
+            self._scheduler.poke(claim.at)
+            return
         self._dispatch([claim])
         if isinstance(claim.transition, Ended):
             raise SessionEnded(claim.transition.reason)
         if claim.session.next_deadline is not None:
             self._scheduler.poke(claim.session.next_deadline.at)
 
-    async def _touch(self, session_id: SessionId, *, activity: bool) -> Claim | None:
+    async def _touch(self, session_id: SessionId, *, activity: bool) -> Claim | Armed | None:
         """A touch on a store that may be unavailable (see :meth:`_write`)."""
         if self._outage.pending:
             await self._outage.resume()

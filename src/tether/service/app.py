@@ -91,21 +91,8 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = manager is None
-        if manager is None:
-            active = await open_manager(settings, sink, svc)
-        else:
-            active = manager
-            svc.bind(active)
-            await active.open()
-        for note in settings.notes():
-            log.info(note)
-        try:
+        async with serving(svc, manager):
             yield
-        finally:
-            svc.draining = True
-            if owned:
-                await active.aclose()
 
     app = FastAPI(
         title="tether",
@@ -125,6 +112,36 @@ def create_app(settings: Settings | None = None, manager: SessionManager | None 
     app.add_middleware(WebSocketFastPath, path="/ws", endpoint=ws)
     app.state.tether = svc
     return app
+
+
+@asynccontextmanager
+async def serving(
+    svc: Service, manager: SessionManager | None = None
+) -> AsyncIterator[SessionManager]:
+    """The lifespan of one service: its manager open inside, closed after.
+
+    Without ``manager``, one is built from ``svc.settings`` (:func:`open_manager`:
+    store, journal, archive, ``svc.metrics``) and, on the way out, closed:
+    every session ends with ``server_shutdown``. A given manager is opened
+    but left for its owner to close. :func:`create_app` and
+    :func:`~tether.service.embed.mount` both serve through this.
+    """
+    settings = svc.settings
+    owned = manager is None
+    if manager is None:
+        active = await open_manager(settings, svc.metrics, svc)
+    else:
+        active = manager
+        svc.bind(active)
+        await active.open()
+    for note in settings.notes():
+        log.info(note)
+    try:
+        yield active
+    finally:
+        svc.draining = True
+        if owned:
+            await active.aclose()
 
 
 async def open_manager(

@@ -1,6 +1,7 @@
 """Session storage: the :class:`SessionStore` port and its implementations."""
 
 from tether.store.base import (
+    Armed,
     Claim,
     Created,
     NodeMembership,
@@ -11,6 +12,7 @@ from tether.store.base import (
 from tether.store.memory import MemoryStore
 
 __all__ = [
+    "Armed",
     "Claim",
     "Created",
     "MemoryStore",

@@ -9,7 +9,9 @@ Lua script there):
 * of racing enders, exactly one gets the ended session back;
 * a touch is O(1) and records timestamps; it returns a transition only when the
   touch itself decided one (activity clearing a warning, or a touch that
-  arrived after the session's end was due, which ends it).
+  arrived after the session's end was due, which ends it), and an
+  :class:`Armed` when it was the session's first heartbeat and that started a
+  presence clock ending before the session's armed deadline.
 
 Ends are leased. Whoever gets an end back (from ``end``, ``claim_due``,
 ``touch`` or as a ``replaced`` session of ``create``) gets it with a *fence*
@@ -59,6 +61,17 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Armed:
+    """A touch armed the session's next deadline earlier, at ``at`` (wake the scheduler).
+
+    Only a session's first heartbeat does this: it starts the presence clock
+    (see :meth:`~tether.core.session.SessionRecord.presence_end`).
+    """
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     """The result of :meth:`SessionStore.create`."""
 
@@ -66,7 +79,11 @@ class Created:
     armed_at: float
     """When the new session's first deadline falls (the scheduler may need waking)."""
     replaced: builtins.list[Claim] = field(default_factory=list)
-    """Ends of sessions this create replaced; the creator is their claimant."""
+    """Ends this create claimed: sessions it replaced and, with ``reuse``, sessions of
+    the kind whose clocks had already run out. The creator is their claimant."""
+    reused: bool = False
+    """With ``reuse``: ``session`` is the user's live session of that kind, and nothing
+    was created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +103,9 @@ class NowaitTouch(Protocol):
     on the hottest call; semantics are exactly those of ``touch``.
     """
 
-    def touch_nowait(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+    def touch_nowait(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
         """Same as :meth:`SessionStore.touch`, without awaiting."""
         ...
 
@@ -157,16 +176,31 @@ class SessionStore(Protocol):
         """Seconds an end's claimant has to ``complete`` it before it is handed out again."""
         ...
 
-    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
-        """Store a new session; first end the user's oldest beyond ``max_per_user - 1``."""
+    async def create(
+        self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
+    ) -> Created:
+        """Store a new session; first end the user's oldest beyond ``max_per_user - 1``.
+
+        With ``reuse``, atomically: if the user has a live session of
+        ``record.kind`` (the newest, if several) whose clocks have not run out
+        at ``record.created_at``, return it (``reused``) and store nothing;
+        sessions of that kind found already due are ended on the way (their
+        claims in ``replaced``).
+        """
         ...
 
     async def get(self, session_id: SessionId) -> SessionInfo | None:
         """The session (live, or ended and still retained), or ``None``."""
         ...
 
-    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
-        """Record presence (and, with ``activity``, engagement) at ``now``."""
+    async def touch(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
+        """Record presence (and, with ``activity``, engagement) at ``now``.
+
+        Returns the transition the touch decided, if any; else, when this first
+        heartbeat armed an earlier deadline, :class:`Armed`; else ``None``.
+        """
         ...
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:

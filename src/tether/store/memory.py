@@ -44,7 +44,7 @@ from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound
-from tether.store.base import Claim, Created, StoreStats
+from tether.store.base import Armed, Claim, Created, StoreStats
 from tether.store.index import DeadlineIndex
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -254,11 +254,23 @@ class MemoryStore:
 
     # -- writes ---------------------------------------------------------------
 
-    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
+    async def create(
+        self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
+    ) -> Created:
         if record.id in self._live or record.id in self._ended:
             raise ValueError("duplicate session id")  # ids are 128 random bits
         now = record.created_at
         replaced: builtins.list[Claim] = []
+        if reuse:
+            for session_id in reversed(list(self._user_sessions(record.user))):  # newest first
+                other = self._live[session_id]
+                if other.kind != record.kind:
+                    continue
+                if self._due_reason(other, now) is None:
+                    return Created(other.snapshot(), other.armed_at, replaced, reused=True)
+                ended = self._apply(other, now)  # its end was due: apply it now
+                if ended is not None:
+                    replaced.append(ended)
         if max_per_user is not None:
             ids = self._user_sessions(record.user)
             while len(ids) >= max(1, max_per_user):
@@ -278,10 +290,14 @@ class MemoryStore:
         armed = self._arm(live)
         return Created(live.snapshot(), armed, replaced)
 
-    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+    async def touch(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
         return self.touch_nowait(session_id, now, activity=activity)
 
-    def touch_nowait(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+    def touch_nowait(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
         """:meth:`touch` without a coroutine: this store never waits (see ``NowaitTouch``)."""
         record = self._live.get(session_id)
         if record is None:
@@ -291,11 +307,17 @@ class MemoryStore:
         # at a million sessions the record's armed_at usually is not.
         if now >= self._index.floor and now >= record.armed_at and record.expired(now) is not None:
             return self._apply(record, now)
-        record.last_seen = now
         if activity:
+            record.last_seen = now
             record.last_activity = now
             if record.state is _WARNING:
                 return self._apply(record, now)
+        elif record.ever_heartbeat:
+            record.last_seen = now
+        else:  # the first heartbeat: the presence clock starts (rare, once a session)
+            record.touch(now, activity=False)
+            armed = self._rearm_if_earlier(record)
+            return None if armed is None else Armed(armed)
         return None
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:

@@ -35,7 +35,8 @@ async def start(conn: Connection, kind: str, config: dict[str, Any] | None) -> N
     """``start``: a new session for the caller, with this connection attached."""
     conn.ensure_free()
     owner = conn.svc.owner_for_start(conn.principal, None)
-    info = await conn.svc.manager.start(owner, kind=kind, config=config)
+    # present: this client signals presence, even if its node dies before the attach.
+    info = await conn.svc.manager.start(owner, kind=kind, config=config, present=True)
     await _attach_started(conn, info.id, session_view(info))
 
 

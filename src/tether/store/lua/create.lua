@@ -1,15 +1,19 @@
--- create.lua: store a new session, first ending the user's oldest beyond the limit.
+-- create.lua: store a new session, first ending the user's oldest beyond the limit;
+-- or, asked to reuse, hand back the user's live session of the kind instead.
 -- KEYS[1] session hash      KEYS[2] transcript list   KEYS[3] due zset
 -- KEYS[4] live index        KEYS[5] ended zset        KEYS[6] sequence counter
 -- ARGV[1] prefix            ARGV[2] session id        ARGV[3] user
 -- ARGV[4] now               ARGV[5] max per user ('' for no limit)
 -- ARGV[6] first deadline    ARGV[7] retention of ended keys, ms
 -- ARGV[8] when the end lease of a replaced session runs out
--- ARGV[9] the reference of its interned config, or '' for one stored inline
--- ARGV[10] n   ARGV[11 .. 10 + n] the interned config's field, value pairs
+-- ARGV[9] the kind to reuse a live session of, or '' to always create
+-- ARGV[10] the reference of its interned config, or '' for one stored inline
+-- ARGV[11] n   ARGV[12 .. 11 + n] the interned config's field, value pairs
 -- (stored if no live session refers to it yet; n = 0 for an inline config)
--- ARGV[11 + n ...] the new hash, as field, value pairs
--- Reply: {'D'} when the id exists (live or retained), else {'OK', replaced}
+-- ARGV[12 + n ...] the new hash, as field, value pairs
+-- Reply: {'D'} when the id exists (live or retained); {'X', id, fields} for the
+-- user's newest live session of the kind to reuse (Python decides whether its
+-- clocks have run out: then it ends it and calls again); else {'OK', replaced}
 -- with {id, fields} of each session ended as 'replaced', oldest first (a
 -- hash does not hold its own id).
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -17,6 +21,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local prefix, id, now = ARGV[1], ARGV[2], ARGV[4]
 local users = user_key(prefix, ARGV[3])
+if ARGV[9] ~= '' then
+  for _, other in ipairs(redis.call('ZREVRANGE', users, 0, -1)) do
+    local hash = session_key(prefix, other)
+    local head = redis.call('HMGET', hash, F.kind, F.state)
+    if head[1] == ARGV[9] and head[2] and head[2] ~= 'ended' then
+      return {'X', other, redis.call('HGETALL', hash)}
+    end
+  end
+end
 local replaced = {}
 if ARGV[5] ~= '' then
   local keep = math.max(1, tonumber(ARGV[5])) - 1
@@ -36,11 +49,11 @@ if ARGV[5] ~= '' then
   end
 end
 redis.call('DEL', KEYS[2])
-local ref, n = ARGV[9], tonumber(ARGV[10])
+local ref, n = ARGV[10], tonumber(ARGV[11])
 if ref ~= '' then
-  config_take(prefix, ref, {unpack(ARGV, 11, 10 + n)})
+  config_take(prefix, ref, {unpack(ARGV, 12, 11 + n)})
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11 + n))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12 + n))
 local order = redis.call('INCR', KEYS[6])
 redis.call('INCR', prefix .. 'count')
 redis.call('ZADD', KEYS[3], ARGV[6], id)

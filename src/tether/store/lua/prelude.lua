@@ -33,8 +33,8 @@
 -- the hash holds F.fence (its end's fencing token: 1 for the first claimant of
 -- the end, +1 for each re-claim), F.transcript_bytes (absent until the first
 -- append) and 'c:<t>' (how many of its connections node
--- t counts; F.connections is their sum). The optional fields (F.warning_reason,
--- F.ended_at, F.end_reason) are absent while empty.
+-- t counts; F.connections is their sum). The optional fields (F.ever_heartbeat,
+-- F.warning_reason, F.ended_at, F.end_reason) are absent while empty.
 --
 -- Every write to a session hash bumps its version field F.version, so a caller
 -- that decided something in Python at that version can commit it only if
@@ -56,6 +56,7 @@ local F = {
   last_seen = 'p',
   connections = 'c',
   ever_attached = 'h',
+  ever_heartbeat = 'y', -- absent until the first heartbeat
   state = 's',
   warning_reason = 'w',
   ended_at = 'e',

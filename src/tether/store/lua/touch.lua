@@ -5,12 +5,16 @@
 -- ARGV[3i] expected version or ''
 -- Reply: one entry per touch, in order: 0 when recorded, else a refusal
 -- ({'N'}, {'E', reason}, {'S', fields}). Without a version, anything that may
--- be a transition goes back to Python: a deadline that may have passed, or
--- activity during a warning.
+-- be a transition goes back to Python: a deadline that may have passed,
+-- activity during a warning, or a session's first heartbeat (it starts the
+-- presence clock, which may bring the deadline forward: Python re-arms it).
 local function touch(hash, now, activity, expected)
   local stop, state = guard(hash, now, expected)
   if stop then
     return stop
+  end
+  if expected == '' and activity ~= '1' and not redis.call('HGET', hash, F.ever_heartbeat) then
+    return {'S', redis.call('HGETALL', hash)}
   end
   if activity == '1' then
     if expected == '' and state == 'warning' then

@@ -22,6 +22,7 @@ name   record field        value
 ``p``  ``last_seen``       time: the last sign of a client (presence)
 ``c``  ``connections``     integer: the sum of the ``c:<node>`` counts
 ``h``  ``ever_attached``   ``1`` or ``0``
+``y``  ``ever_heartbeat``  ``1``; absent until the first heartbeat
 ``s``  ``state``           ``active``, ``warning`` or ``ended``
 ``w``  ``warning_reason``  the warning's reason; absent when not warned
 ``e``  ``ended_at``        time; absent while live
@@ -101,6 +102,7 @@ class Field:
     LAST_SEEN = "p"
     CONNECTIONS = "c"
     EVER_ATTACHED = "h"
+    EVER_HEARTBEAT = "y"
     STATE = "s"
     WARNING_REASON = "w"
     ENDED_AT = "e"
@@ -113,7 +115,9 @@ class Field:
     """Prefix of ``c:<node>``: the connections that node counts."""
 
 
-_OPTIONAL = frozenset((Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON))
+_OPTIONAL = frozenset(
+    (Field.EVER_HEARTBEAT, Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON)
+)
 """Fields absent while empty (``new_fields`` leaves them out, ``apply.lua`` deletes them)."""
 
 
@@ -309,6 +313,8 @@ def mutable_fields(record: SessionRecord) -> list[str]:
         str(record.connections),
         Field.EVER_ATTACHED,
         "1" if record.ever_attached else "0",
+        Field.EVER_HEARTBEAT,
+        "1" if record.ever_heartbeat else "",
         Field.STATE,
         record.state.value,
         Field.WARNING_REASON,
@@ -387,6 +393,7 @@ def decode(
     record.last_seen = time_of(f[Field.LAST_SEEN])
     record.connections = int(f[Field.CONNECTIONS])
     record.ever_attached = f[Field.EVER_ATTACHED] == "1"
+    record.ever_heartbeat = f.get(Field.EVER_HEARTBEAT) == "1"
     record.state = SessionState(f[Field.STATE])
     record.warning_reason = EndReason(warning_reason) if warning_reason else None
     record.ended_at = time_of(ended_at) if ended_at else None

@@ -69,7 +69,7 @@ from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound, StoreUnavailable
-from tether.store.base import Claim, Created, SessionStore, StoreStats
+from tether.store.base import Armed, Claim, Created, SessionStore, StoreStats
 from tether.store.redis import arming, codec
 from tether.store.redis.batch import Batcher
 from tether.store.redis.codec import Loaded, num, text
@@ -466,7 +466,7 @@ class RedisStore:
     # -- writes -------------------------------------------------------------------
 
     def _create_call(
-        self, record: SessionRecord, *, max_per_user: int | None
+        self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
     ) -> tuple[_Keys, builtins.list[str]]:
         """The keys and arguments of ``create.lua`` for a new ``record``."""
         deadline = record.next_deadline()
@@ -482,6 +482,7 @@ class RedisStore:
             num(deadline.at),
             self._retention_ms,
             num(record.created_at + self._end_lease),
+            record.kind if reuse else "",
             ref,
             str(len(interned)),
             *interned,
@@ -489,18 +490,38 @@ class RedisStore:
         ]
 
     @_translated
-    async def create(self, record: SessionRecord, *, max_per_user: int | None) -> Created:
-        keys, args = self._create_call(record, max_per_user=max_per_user)
-        reply = await self._scripts.create(keys=keys, args=args)
+    async def create(
+        self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
+    ) -> Created:
+        keys, args = self._create_call(record, max_per_user=max_per_user, reuse=reuse)
         deadline = record.next_deadline()
         assert deadline is not None  # a new record is live
-        if text(reply[0]) == "D":
-            raise ValueError("duplicate session id")
-        replaced = [self._end_claim(loaded, _REPLACED) for loaded in await self._decoded(reply[1])]
-        return Created(record.snapshot(), deadline.at, replaced)
+        now = record.created_at
+        ended: builtins.list[Claim] = []
+        for _ in range(MAX_ATTEMPTS):
+            reply = await self._scripts.create(keys=keys, args=args)
+            code = text(reply[0])
+            if code == "D":
+                raise ValueError("duplicate session id")
+            if code == "X":  # reuse: the user's live session of the kind, for Python to judge
+                loaded = (await self._decoded(reply[1:3]))[0]
+                if loaded.record.expired(now) is None:
+                    return Created(loaded.record.snapshot(), loaded.armed_at, ended, reused=True)
+                due = loaded.record.expired(now)
+                assert due is not None
+                claim = await self.end(loaded.record.id, due, now)  # its end was due: apply it
+                if claim is not None:
+                    ended.append(claim)
+                continue
+            for loaded in await self._decoded(reply[1]):
+                ended.append(self._end_claim(loaded, _REPLACED))
+            return Created(record.snapshot(), deadline.at, ended)
+        raise _contention()
 
     @_translated
-    async def touch(self, session_id: SessionId, now: float, *, activity: bool) -> Claim | None:
+    async def touch(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
         key, at, flag = self._session_key(session_id), num(now), "1" if activity else "0"
         reply = await self.touches.submit((key, at, flag))
         for _ in range(MAX_ATTEMPTS):
@@ -508,21 +529,28 @@ class RedisStore:
                 return None
             loaded = await self._refused(session_id, reply)
             record = loaded.record
+            earlier: float | None = None
             if record.expired(now) is None:
-                if not (activity and record.state is _WARNING):
+                first_beat = record.starts_presence(activity=activity)
+                if not first_beat and not (activity and record.state is _WARNING):
                     # nothing to decide after all: record it, if nothing moved
                     replies = await self._scripts.touch(keys=[key], args=[at, flag, loaded.version])
                     reply = replies[0]
                     continue
-                record.last_seen = now
-                record.last_activity = now
+                record.touch(now, activity=activity)
+                if first_beat:
+                    earlier = arming.earlier(loaded)
             transition = record.advance(now)
             arm = arming.arm_after(loaded, transition, popped=False)
+            if arm == arming.KEEP and earlier is not None:
+                arm = num(earlier)
             reply = await self._apply(loaded, arm, now)
             if _ok(reply):
                 if isinstance(transition, Ended):
                     return self._end_claim(loaded, transition)
-                return None if transition is None else Claim(record.snapshot(), transition)
+                if transition is not None:
+                    return Claim(record.snapshot(), transition)
+                return None if earlier is None else Armed(earlier)
         raise _contention()
 
     async def _send_touches(self, touches: Sequence[_Touch]) -> builtins.list[Any]:
