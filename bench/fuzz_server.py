@@ -10,6 +10,7 @@ tracebacks, with the most frequent messages for the report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -122,7 +123,7 @@ def serve(env_overrides: dict[str, str], *, keep_dir: bool = False) -> Iterator[
 
 
 def _copy(stream: IO[bytes], path: Path) -> None:
-    with open(path, "ab", buffering=0) as out:
+    with open(path, "ab", buffering=0) as out, contextlib.suppress(ValueError, OSError):
         for line in stream:
             out.write(line)
 

@@ -96,10 +96,9 @@ async def _send(ws: ClientConnection, frame: str | bytes, *, text: bool | None =
         await ws.send(frame)
 
 
-async def _connection(url: str, secret: str, rng: random.Random, budget: int, stats: Stats) -> int:
-    """One hostile connection; the frames it sent."""
+async def _connection(url: str, secret: str, rng: random.Random, n: int, stats: Stats) -> int:
+    """One hostile connection carrying ``n`` hostile frames (plus probes); the frames it sent."""
     user = f"fz{rng.getrandbits(48):x}"
-    n = rng.randrange(50, 400) if budget > 400 else budget
     ending = rng.choices(("normal", "terminal", "drop", "bad_token"), (0.88, 0.06, 0.04, 0.02))[0]
     expect: set[int] = {1000}
     sent = 0
@@ -214,8 +213,9 @@ async def _run(url: str, secret: str, frames: int, concurrency: int, seed: int) 
     async def lane(lane_seed: int) -> None:
         lane_rng = random.Random(lane_seed)
         while remaining[0] > 0:
-            sent = await _connection(url, secret, lane_rng, remaining[0], stats)
-            remaining[0] -= max(sent, 1)
+            n = min(lane_rng.randrange(50, 400), remaining[0])
+            remaining[0] -= n
+            await _connection(url, secret, lane_rng, n, stats)
 
     await asyncio.gather(*(lane(rng.getrandbits(64)) for _ in range(concurrency)))
     return stats
