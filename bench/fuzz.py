@@ -75,7 +75,9 @@ def fuzz(frames: int, requests: int, workers: int, seed: int) -> dict[str, Any]:
         good = GoodSession(server.ws, mint(server.secret, "well-behaved-user"))
         t0 = time.perf_counter()
         mark0 = server.log_size()
-        _progress(f"server pid {server.proc.pid} on port {server.port}; WS phase, {frames:,} frames")
+        _progress(
+            f"server pid {server.proc.pid} on port {server.port}; WS phase, {frames:,} frames"
+        )
         ws_jobs = [
             {
                 "url": server.ws,
@@ -155,21 +157,46 @@ def rows(result: dict[str, Any]) -> list[Row]:
 
     good = result["well_behaved"]
     return [
-        row("WS hostile frames", ws.get("frames", 0), "frames", Target(">=", result["frames_target"])),
+        row(
+            "WS hostile frames",
+            ws.get("frames", 0),
+            "frames",
+            Target(">=", result["frames_target"]),
+        ),
         row("WS frames/s", ws.get("frames_per_s", 0.0), "frames/s"),
         row("WS connections", ws.get("connections", 0), "conns"),
         row("WS error internal", errors.get("internal", 0), "frames", zero),
         row("WS abnormal closes", ws.get("abnormal_closes", 0), "closes", zero),
         row("WS stalled connections", ws.get("stalled", 0), "conns", zero),
-        row("WS log bytes/frame", ws_log["bytes"] / frames, "B", Target("<=", WS_LOG_BYTES_PER_FRAME)),
-        row("REST requests", rest.get("requests", 0), "reqs", Target(">=", result["requests_target"])),
+        row(
+            "WS log bytes/frame",
+            ws_log["bytes"] / frames,
+            "B",
+            Target("<=", WS_LOG_BYTES_PER_FRAME),
+        ),
+        row(
+            "REST requests",
+            rest.get("requests", 0),
+            "reqs",
+            Target(">=", result["requests_target"]),
+        ),
         row("REST requests/s", rest.get("requests_per_s", 0.0), "reqs/s"),
         row("REST 5xx", rest.get("five_xx", 0), "resps", zero),
-        row("REST log bytes/req", rest_log["bytes"] / reqs, "B", Target("<=", REST_LOG_BYTES_PER_REQUEST)),
+        row(
+            "REST log bytes/req",
+            rest_log["bytes"] / reqs,
+            "B",
+            Target("<=", REST_LOG_BYTES_PER_REQUEST),
+        ),
         row("log ERROR lines", whole["error_lines"], "lines", zero),
         row("log tracebacks", whole["tracebacks"], "tracebacks", zero),
         row("archive failures", result["archive_failures"], "sessions", zero),
-        row("well-behaved undisturbed", 1.0 if good["undisturbed"] else 0.0, "bool", Target(">=", 1.0)),
+        row(
+            "well-behaved undisturbed",
+            1.0 if good["undisturbed"] else 0.0,
+            "bool",
+            Target(">=", 1.0),
+        ),
         row("server alive", 1.0 if result["server_alive"] else 0.0, "bool", Target(">=", 1.0)),
     ]
 
@@ -197,7 +224,9 @@ def _workers() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__)
     parser.add_argument("--frames", type=int, default=int(os.environ.get("FUZZ_FRAMES", 1_000_000)))
-    parser.add_argument("--requests", type=int, default=int(os.environ.get("FUZZ_REQUESTS", 100_000)))
+    parser.add_argument(
+        "--requests", type=int, default=int(os.environ.get("FUZZ_REQUESTS", 100_000))
+    )
     parser.add_argument("--workers", type=int, default=_workers())
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", 1)))
     args = parser.parse_args()

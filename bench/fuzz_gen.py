@@ -241,8 +241,14 @@ def hostile_frame(rng: random.Random) -> tuple[str, str | bytes]:
             frame = rng.choice(
                 (
                     deep(rng),
-                    _object({"type": '"message"', "role": '"user"', "content": '"x"',
-                             "metadata": '{"m":' + deep(rng) + "}"}),
+                    _object(
+                        {
+                            "type": '"message"',
+                            "role": '"user"',
+                            "content": '"x"',
+                            "metadata": '{"m":' + deep(rng) + "}",
+                        }
+                    ),
                     _object({"type": '"config"', "config": '{"c":' + deep(rng) + "}"}),
                     _object({"type": '"start"', "config": '{"c":' + deep(rng) + "}"}),
                 )

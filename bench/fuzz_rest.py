@@ -104,7 +104,11 @@ class Fuzzer:
         if kind == "admin":
             return {"Authorization": f"Bearer {self.admin}"}, {}, kind
         if kind == "bearer_case":
-            return {"Authorization": f"{rng.choice(('bearer', 'BEARER', 'Basic'))} {token}"}, {}, kind
+            return (
+                {"Authorization": f"{rng.choice(('bearer', 'BEARER', 'Basic'))} {token}"},
+                {},
+                kind,
+            )
         name = rng.choice(("token", "%74oken", "TOKEN", "Token", "%54OKEN", "tok%65n"))
         secret = rng.choice((token, self.admin))
         return {}, {name: secret}, kind
@@ -144,8 +148,18 @@ class Fuzzer:
             "POST /api/v1/sessions/cleanup": {"type": "specific", "session_ids": ["0" * 32]},
         }.get(op, {})
         kind = rng.choices(
-            ("valid", "wrong_field", "deep", "huge", "bad_json", "truncated", "utf8", "shape",
-             "ctype", "none"),
+            (
+                "valid",
+                "wrong_field",
+                "deep",
+                "huge",
+                "bad_json",
+                "truncated",
+                "utf8",
+                "shape",
+                "ctype",
+                "none",
+            ),
             (0.35, 0.2, 0.08, 0.04, 0.06, 0.06, 0.04, 0.07, 0.05, 0.05),
         )[0]
         ctype: str | None = "application/json"
@@ -274,7 +288,7 @@ class Fuzzer:
         """A request whose body never finishes: the client closes after part of it."""
         host, _, port = self.base.removeprefix("http://").partition(":")
         try:
-            reader, writer = await asyncio.open_connection(host, int(port))
+            _, writer = await asyncio.open_connection(host, int(port))
         except OSError as exc:
             self.stats.transport_errors[type(exc).__name__] += 1
             return

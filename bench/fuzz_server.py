@@ -224,10 +224,9 @@ def scan_log(path: Path, start: int = 0, end: int | None = None) -> LogScan:
 
 def main() -> None:
     """The child: serve on the inherited listening socket, print ``ready`` once started."""
+    from bench.ws_idle_server import raise_nofile
     from tether.service import create_app, load_settings
     from tether.service.server import TetherServer, server_config
-
-    from bench.ws_idle_server import raise_nofile
 
     raise_nofile()
     sock = socket.socket(fileno=int(sys.argv[1]))

@@ -215,7 +215,8 @@ async def _run(url: str, secret: str, frames: int, concurrency: int, seed: int) 
         while remaining[0] > 0:
             n = min(lane_rng.randrange(50, 400), remaining[0])
             remaining[0] -= n
-            await _connection(url, secret, lane_rng, n, stats)
+            sent = await _connection(url, secret, lane_rng, n, stats)
+            remaining[0] += max(0, n - sent)  # a refused hello or a failed connect
 
     await asyncio.gather(*(lane(rng.getrandbits(64)) for _ in range(concurrency)))
     return stats

@@ -143,7 +143,9 @@ def _churn(server: Server, seconds: float, rate: float, workers: int, seed: int)
     }
 
 
-def soak(seconds: float, rate: float, warmup: float, window: float, workers: int, seed: int) -> dict[str, Any]:
+def soak(
+    seconds: float, rate: float, warmup: float, window: float, workers: int, seed: int
+) -> dict[str, Any]:
     """Warm-up, rest, churn, rest; every figure as a dict."""
     window = min(window, seconds / 2)
     with serve(SERVER_ENV) as server:
@@ -201,11 +203,18 @@ def rows(result: dict[str, Any]) -> list[Row]:
     log = result["log_whole_run"]
 
     def row(case: str, value: float | None, unit: str, target: Target | None = None) -> Row:
-        return Row("soak", case, "tether", float(value if value is not None else -1), unit, target=target)
+        return Row(
+            "soak", case, "tether", float(value if value is not None else -1), unit, target=target
+        )
 
     return [
         row("sessions started", churn["started"], "sessions"),
-        row("start rate achieved", churn["rate_achieved"], "sessions/s", Target(">=", result["rate"] * 0.9)),
+        row(
+            "start rate achieved",
+            churn["rate_achieved"],
+            "sessions/s",
+            Target(">=", result["rate"] * 0.9),
+        ),
         row("RSS first window", result["rss_first_window_mib"], "MiB"),
         row("RSS last window", result["rss_last_window_mib"], "MiB"),
         row("RSS growth", result["rss_growth_pct"], "%", Target("<=", RSS_GROWTH_PCT)),

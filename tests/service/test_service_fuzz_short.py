@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from bench.fuzz import REST_LOG_BYTES_PER_REQUEST, WS_LOG_BYTES_PER_FRAME, fuzz
 
 FRAMES = 20_000
