@@ -132,9 +132,10 @@ def _object(fields: dict[str, str]) -> str:
 
 
 _KINDS = tuple(COMMANDS)
-_KIND_WEIGHTS = tuple(0.02 if kind in ("resume", "observe") else 1.0 for kind in _KINDS)
-"""``resume`` and ``observe`` of an unknown session close with 4404 by contract: kept rare
-so that a connection lives long enough to carry its share of frames."""
+_KIND_WEIGHTS = tuple(0.02 if kind in ("resume", "observe", "end") else 1.0 for kind in _KINDS)
+"""``resume`` and ``observe`` of an unknown session close with 4404 by contract, ``end`` with
+1000: kept rare so that a connection lives long enough to carry its share of frames (the
+server reads them all) and reaches its terminal frame."""
 
 
 def _kind(rng: random.Random) -> str:

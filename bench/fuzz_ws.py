@@ -50,6 +50,7 @@ class Stats:
         self.error_codes: Counter[str] = Counter()
         self.close_codes: Counter[str] = Counter()
         self.abnormal = 0
+        self.abnormal_after: Counter[str] = Counter()
         self.unexpected_close = 0
         self.stalled = 0
         self.connect_failures = 0
@@ -64,6 +65,7 @@ class Stats:
             "error_codes": dict(self.error_codes),
             "close_codes": dict(self.close_codes),
             "abnormal_closes": self.abnormal,
+            "abnormal_after": dict(self.abnormal_after),
             "unexpected_closes": self.unexpected_close,
             "stalled": self.stalled,
             "connect_failures": self.connect_failures,
@@ -105,6 +107,7 @@ async def _connection(url: str, secret: str, rng: random.Random, n: int, stats: 
     pongs = [0]
     probes = 0
     last = [""]
+    last_category = "hello first"  # what the connection did, to say what an abnormal close followed
     try:
         ws = await connect(
             url,
@@ -123,6 +126,7 @@ async def _connection(url: str, secret: str, rng: random.Random, n: int, stats: 
     try:
         for _ in range(rng.choice((0, 0, 0, 1, 3))):  # frames before hello
             category, frame = hostile_frame(rng)
+            last_category = "frames before hello"
             stats.categories["before_hello"] += 1
             await _send(ws, frame)
             sent += 1
@@ -149,6 +153,7 @@ async def _connection(url: str, secret: str, rng: random.Random, n: int, stats: 
             sent += 1
             if ending == "terminal":
                 category, frame, code = terminal_frame(rng)
+                last_category = f"{last_category}, then {category}"
                 stats.categories[category] += 1
                 await _send(ws, frame, text=category == "invalid_utf8")
                 sent += 1
@@ -176,7 +181,7 @@ async def _connection(url: str, secret: str, rng: random.Random, n: int, stats: 
         if ending != "drop":
             with contextlib.suppress(Exception):
                 await ws.close()
-            _record_close(ws, expect, stats)
+            _record_close(ws, expect, stats, last_category)
     return sent
 
 
@@ -189,16 +194,18 @@ async def _until(condition: Any, within: float) -> bool:
     return True
 
 
-def _record_close(ws: ClientConnection, expect: set[int], stats: Stats) -> None:
+def _record_close(ws: ClientConnection, expect: set[int], stats: Stats, after: str) -> None:
     rcvd = ws.protocol.close_rcvd
     if rcvd is None:
         stats.abnormal += 1
+        stats.abnormal_after[after] += 1
         stats.close_codes["1006"] += 1
         return
     code = rcvd.code
     stats.close_codes[str(code)] += 1
     if code == 1011 or code not in CONTRACT_CLOSES:
         stats.abnormal += 1
+        stats.abnormal_after[after] += 1
     elif code not in expect and code != 1000:
         stats.unexpected_close += 1
         if len(stats.samples) < 20:
