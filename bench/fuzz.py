@@ -17,9 +17,10 @@
 
 Targets (each a row; exit status 1 if any is missed): 0 WS ``internal``
 errors, 0 abnormal closes (no close frame, or 1011), 0 REST 5xx, 0 ERROR
-lines and 0 tracebacks in the log, 0 archive failures, log bytes per hostile
-frame and per request bounded, the well-behaved session undisturbed. The
-result goes to ``bench/results/fuzz.json``.
+lines, 0 tracebacks and 0 bearer tokens (any JWT, the admin token) in the
+log, 0 archive failures, log bytes per hostile frame and per request bounded,
+the well-behaved session undisturbed. The result goes to
+``bench/results/fuzz.json``.
 """
 
 from __future__ import annotations
@@ -190,6 +191,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
         ),
         row("log ERROR lines", whole["error_lines"], "lines", zero),
         row("log tracebacks", whole["tracebacks"], "tracebacks", zero),
+        row("log tokens in clear", whole["secrets_in_clear"], "tokens", zero),
+        row("log id-shaped hex in clear", whole["raw_id_like"], "strings"),
         row("archive failures", result["archive_failures"], "sessions", zero),
         row(
             "well-behaved undisturbed",

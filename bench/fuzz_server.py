@@ -176,6 +176,8 @@ def wait_idle(server: Server, within: float) -> bool:
 
 
 _NOISE = re.compile(r"\b[0-9a-f]{8,}\b|\d+")
+_JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_RAW_ID = re.compile(rb"(?<![0-9A-Za-z])[0-9a-fA-F]{31,33}(?![0-9A-Za-z])")
 
 
 @dataclass
@@ -188,6 +190,8 @@ class LogScan:
     warnings: int
     tracebacks: int
     top: list[tuple[str, int]]
+    secrets: int  # bearer tokens (any JWT, the admin token) written in clear
+    raw_ids: int  # session-id-shaped hex strings (31-33 characters, any case) in clear
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -196,12 +200,14 @@ class LogScan:
             "error_lines": self.errors,
             "warning_lines": self.warnings,
             "tracebacks": self.tracebacks,
+            "secrets_in_clear": self.secrets,
+            "raw_id_like": self.raw_ids,
             "top_messages": [{"message": m, "count": n} for m, n in self.top],
         }
 
 
 def scan_log(path: Path, start: int = 0, end: int | None = None) -> LogScan:
-    """Scan bytes ``start:end`` of the log at ``path``."""
+    """Scan bytes ``start:end`` of the log at ``path`` (the admin token counts as a secret)."""
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read() if end is None else f.read(max(0, end - start))
@@ -219,7 +225,10 @@ def scan_log(path: Path, start: int = 0, end: int | None = None) -> LogScan:
             tracebacks += 1
         if not line.startswith((" ", "\t")) and "INFO:" not in line[:12]:
             shapes[_NOISE.sub("#", line)[:160]] += 1
-    return LogScan(len(data), len(lines), errors, warnings, tracebacks, shapes.most_common(8))
+    secrets = len(_JWT.findall(data)) + data.count(ADMIN_TOKEN.encode())
+    raw_ids = len(_RAW_ID.findall(data))
+    top = shapes.most_common(8)
+    return LogScan(len(data), len(lines), errors, warnings, tracebacks, top, secrets, raw_ids)
 
 
 def main() -> None:

@@ -62,6 +62,14 @@ def test_the_server_log_has_no_error_and_no_traceback(run: dict[str, Any]) -> No
     assert (whole["error_lines"], whole["tracebacks"]) == (0, 0), whole["top_messages"]
 
 
+def test_no_bearer_token_reaches_the_log(run: dict[str, Any]) -> None:
+    """No token sent by the fuzzers (in headers, or in the query under ``token``, ``%74oken``,
+    ``TOKEN`` and other spellings) is written to the server log in clear.
+
+    ISSUE 15 FIX (3): the redaction matches the literal text ``token=`` today."""
+    assert run["log"]["whole_run"]["secrets_in_clear"] == 0
+
+
 def test_log_bytes_per_hostile_input_are_bounded(run: dict[str, Any]) -> None:
     """A hostile frame costs at most a few log bytes, a hostile request one access line.
 
