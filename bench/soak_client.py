@@ -208,7 +208,9 @@ class Churn:
 
 
 async def _run(args: dict[str, Any]) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    # Idle keep-alive connections are dropped well before uvicorn's 5 s timeout: a request
+    # sent on a connection the server is closing would fail for the harness's sake.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=args["http"], timeout=30, limits=limits) as client:
         churn = Churn(args, client)
         tasks: set[asyncio.Task[None]] = set()
