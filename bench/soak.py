@@ -18,7 +18,9 @@
 Targets: RSS growth <= 5 % (median of the last ``--window`` seconds, default
 300, against the median of the first window after warm-up), 0 leaked fds, 0
 leaked tasks, 0 client-side errors, every session's end accounted for, 0
-ERROR lines and 0 tracebacks in the log. Results: ``bench/results/soak.json``.
+ERROR lines and 0 tracebacks in the log, and the clients on schedule (a start
+at most 2 s late; otherwise the machine, not the server, failed the run).
+Results: ``bench/results/soak.json``.
 """
 
 from __future__ import annotations
