@@ -11,7 +11,7 @@ LATEST     := .venv-latest
 # uv uses the machine's Python and never downloads one of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck layers unit bench lock test-latest clean system-deps
+.PHONY: run test lint typecheck layers unit bench fuzz soak lock test-latest clean system-deps
 
 # Real parts for the tests, from Debian, each installed only when missing: redis-server,
 # chromium, and node with npm (tether.js's tests and its npm package).
@@ -59,6 +59,17 @@ unit: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Hostile input against a real server on loopback: 1 M WebSocket frames and 100 k REST
+# requests (FUZZ_FRAMES, FUZZ_REQUESTS, FUZZ_SEED), a well-behaved session throughout.
+# Bounded; exits non-zero on a missed target; bench/results/fuzz.json.
+fuzz: $(STAMP)
+	$(BIN)/python -m bench.fuzz
+
+# Churn at 50 sessions/s for 30 min (SOAK_SECONDS, SOAK_RATE, SOAK_WARMUP): RSS growth,
+# leaked fds and tasks, every end accounted for; bench/results/soak.json.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 # Re-resolve every dependency to the newest releases pyproject.toml allows, into uv.lock.
 lock: | $(UV)

@@ -1,7 +1,8 @@
 """Run the benches: ``python -m bench [--quick] [BENCH ...]`` (names below).
 
-With no names, every bench runs. ``--quick`` is a smoke run: smaller n and
-fewer repeats, so its verdicts are only indicative. Progress goes to stderr;
+With no names, every bench runs but ``fuzz`` and ``soak`` (``make fuzz``,
+``make soak``), which run only when named. ``--quick`` is a smoke run:
+smaller n and fewer repeats, so its verdicts are only indicative. Progress goes to stderr;
 the table to stdout and, with the raw samples, to ``bench/results/lifecycle.json``.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from bench import (
     archiving,
     expiry,
+    fuzz,
     journal,
     lateness,
     memory,
@@ -25,6 +27,7 @@ from bench import (
     redis_end,
     redis_memory,
     redis_touch,
+    soak,
     touch,
     ws_idle,
 )
@@ -44,23 +47,28 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "redis_memory": redis_memory.run,
 }
 
+ON_DEMAND: dict[str, Callable[[bool], list[Row]]] = {"fuzz": fuzz.run, "soak": soak.run}
+"""Long runs (``make fuzz``, ``make soak``, each with a result file of its own): only when named."""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("benches", nargs="*", metavar="BENCH", help=", ".join(BENCHES))
+    every = ", ".join([*BENCHES, *ON_DEMAND])
+    parser.add_argument("benches", nargs="*", metavar="BENCH", help=every)
     parser.add_argument("--quick", action="store_true", help="smaller n, fewer repeats")
     args = parser.parse_args()
     names = args.benches or list(BENCHES)
-    unknown = sorted(set(names) - set(BENCHES))
+    runners = {**BENCHES, **ON_DEMAND}
+    unknown = sorted(set(names) - set(runners))
     if unknown:
-        parser.error(f"unknown bench(es): {', '.join(unknown)} (choose from {', '.join(BENCHES)})")
+        parser.error(f"unknown bench(es): {', '.join(unknown)} (choose from {', '.join(runners)})")
 
     started = time.perf_counter()
     rows: list[Row] = []
     for name in names:
         print(f"bench: {name}...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        rows += BENCHES[name](args.quick)
+        rows += runners[name](args.quick)
         print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     wall = time.perf_counter() - started
 
