@@ -11,7 +11,7 @@ ws_end      WS hello, start, 3 x (ping, activity, message), ``end``      client_
 ws_idle     WS hello, start, one message, then only pings                idle_timeout
 ws_drop     WS hello, start, 2 messages, then drops the TCP connection   client_gone
 rest_end    REST start, heartbeat, 2 messages, end                       client_ended
-rest_gone   REST start, one message, then nothing                        client_gone
+rest_gone   REST start, heartbeat, one message, then nothing             client_gone
 ==========  ===========================================================  ===============
 
 An end the client does not see itself (``ws_drop``, ``rest_gone``) is read
@@ -181,6 +181,11 @@ class Churn:
     async def rest_gone(self, token: str) -> str | None:
         headers = {"Authorization": f"Bearer {token}"}
         sid = await self._rest_start(headers)
+        # the heartbeat is what starts a REST client's presence clock (docs/lifecycle.md);
+        # without it the session is HTTP-only and ends idle_timeout
+        self._check(
+            await self.client.post(f"/api/v1/sessions/{sid}/heartbeat", headers=headers), 200
+        )
         body = {"role": "user", "content": "then gone"}
         r = await self.client.post(f"/api/v1/sessions/{sid}/messages", json=body, headers=headers)
         self._check(r, 201)
