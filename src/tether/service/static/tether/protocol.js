@@ -20,42 +20,18 @@
 //   {type: "resetThrottle"}               let the user's next move through at once
 //   {type: "release"}                     stop everything: timers, socket, stream, page hooks
 //   {type: "finish", detail}              the client is done: `closed` resolves with `detail`
+//
+// The rules of each link live beside this module as methods mixed into the
+// class: protocol-ws.js (the WebSocket) and protocol-sse.js (SSE + REST); the
+// state enums in states.js.
 import { DEFAULTS } from "./defaults.js";
+import { SseRules } from "./protocol-sse.js";
+import { WebSocketRules } from "./protocol-ws.js";
+import { Ending, State } from "./states.js";
 import { backoffDelay } from "./timing.js";
-import { TetherFrameError, clientFrames, closeInfo, parseServerFrame } from "./wire.js";
+import { TetherFrameError, clientFrames, parseServerFrame } from "./wire.js";
 
-/**
- * Where the client's link to the session stands. `status` (the public field and
- * event) is what the user sees; this is what the rules decide on.
- */
-export const State = Object.freeze({
-  /** Built; open() not called yet. */
-  IDLE: "idle",
-  /** Making a link: the token, a socket that has not opened, a reconnect under way. */
-  CONNECTING: "connecting",
-  /** The link is up and start or resume was said (or the REST start/lookup asked, or the
-   * stream is opening): waiting for the session to be named. */
-  ATTACHING: "attaching",
-  /** Attached: the session is named and frames flow both ways. */
-  OPEN: "open",
-  /** Between links: a reconnect timer is pending. */
-  WAITING: "waiting",
-  /** The end went out over REST; waiting for its answer and nothing else. */
-  ENDING: "ending",
-  /** Ended or stopped: inputs are ignored and commands throw. */
-  CLOSED: "closed",
-});
-
-/** Whether the user asked to end the session, and whether the end was said. */
-export const Ending = Object.freeze({
-  NO: "no",
-  /** Asked (end() before the session was named, or a page-exit beacon) but not said here. */
-  ASKED: "asked",
-  /** Said: an end frame or the REST end went out. */
-  SENT: "sent",
-});
-
-const REACHED = new Set([State.ATTACHING, State.OPEN]);
+export { Ending, State };
 
 /** The sans-I/O tether client: inputs in, actions out (see the module comment). */
 export class TetherProtocol {
@@ -217,155 +193,6 @@ export class TetherProtocol {
     this._scheduleReconnect();
   }
 
-  /** `new WebSocket()` threw. */
-  socketFailed(error) {
-    this._cancel("connect");
-    this._emit("error", { code: "websocket_failed", message: String(error?.message ?? error) });
-    this._wsFailed();
-  }
-
-  /** The socket opened: everything the server needs goes out at once, no round trip. */
-  socketOpened() {
-    if (this.state !== State.CONNECTING) return;
-    this.state = State.ATTACHING;
-    this._send(clientFrames.hello(this.token));
-    if (this.id !== null) {
-      this._send(clientFrames.resume(this.id, this.lastSeq));
-    } else {
-      this._send(clientFrames.start(this.kind, this.initialConfig));
-    }
-  }
-
-  /**
-   * The socket closed with `code`. One decision per close, in this order: over
-   * already; ending (never start a new session for someone who asked to end);
-   * unknown session; an end announced by the code; one auth retry; refused;
-   * a WebSocket that never worked; otherwise reconnect after a backoff.
-   */
-  // 60+ lines: one ordered rule list, clearer read top to bottom than split apart.
-  socketClosed(code) {
-    const before = this.state;
-    const wasAttached = before === State.OPEN;
-    const opened = REACHED.has(before);
-    this._stopPings();
-    this._cancel("connect");
-    if (before === State.CLOSED || this.endedDetail !== null) {
-      this._shutdown(this.endedDetail);
-      return;
-    }
-    if (before !== State.ENDING) this.state = State.CONNECTING;
-    const info = closeInfo(code);
-    const lastError = this.lastError;
-    this.lastError = null;
-    if (this.ending !== Ending.NO && this.id === null) {
-      this._shutdown(null);
-      return;
-    }
-    if (this.ending !== Ending.NO && code !== 4404 && info.reason === null) {
-      if (before !== State.ENDING) this._sendEnd(); // the end frame may be lost with the socket
-      return;
-    }
-    if (code === 4404) {
-      if (this._restartStoredId()) return;
-      this._ended({ reason: lastError?.reason ?? "unknown_session", archiveId: null, code });
-      return;
-    }
-    if (info.reason !== null && info.reconnect === "no") {
-      // 1000 and 4001-4004: the session ended, even if session.ended got lost.
-      if (this.id !== null || wasAttached) {
-        this._ended({ reason: info.reason, archiveId: null, code });
-      } else {
-        this._shutdown(null);
-      }
-      return;
-    }
-    if (before === State.ENDING) return; // the REST end's answer decides
-    if (code === 1008 && this.tokenRenewable && !this.authRetried) {
-      this.authRetried = true; // maybe an expired token: one more try with a fresh one
-      this._scheduleReconnect();
-      return;
-    }
-    if (info.reconnect === "no") {
-      this._emit("error", {
-        code: lastError?.code ?? "closed",
-        message: lastError?.message ?? `the server closed the connection (${code})`,
-        closeCode: code,
-      });
-      this._shutdown(null);
-      return;
-    }
-    if (!wasAttached && this.transport === "websocket" && (!opened || code === 1006)) {
-      this._wsFailed();
-      return;
-    }
-    const pause = info.reconnect === "pause" ? (lastError?.retryAfterS ?? 0) * 1000 : 0;
-    this._scheduleReconnect(info.reconnect === "pause" ? Math.max(pause, this.backoff.cap) : 0);
-  }
-
-  /** The event stream opened. */
-  streamOpened() {
-    if (this.state !== State.ATTACHING) return;
-    this.attempt = 0;
-    this.state = State.OPEN;
-    this._setStatus("open");
-    this._flushPending();
-  }
-
-  /** The event stream failed; `permanent`: EventSource gave up (the driver closed it). */
-  streamFailed(permanent) {
-    if (this.state === State.CLOSED || this.state === State.ENDING) return;
-    if (!permanent) {
-      this.state = State.ATTACHING;
-      this._setStatus("reconnecting"); // the browser retries by itself
-      return;
-    }
-    // 401, 404, 410 or a network failure: find out which.
-    this.state = State.CONNECTING;
-    this._do("rest", { call: "diagnose" });
-  }
-
-  /** A REST call answered: `{ok, status, body, retryAfterS}` (body null unless JSON). */
-  restAnswered(call, answer) {
-    if (call === "end") {
-      this._ended({ reason: (answer.ok && answer.body?.reason) || "client_ended", archiveId: null });
-      return;
-    }
-    if (this.state === State.CLOSED || !SSE_STEPS.has(call)) return;
-    if (!this._restOk(answer)) return;
-    const session = answer.body;
-    if (call === "start") {
-      this.id = session.id;
-      if (this.ending !== Ending.NO) {
-        this._sendEnd();
-        return;
-      }
-    } else if (session.end_reason) {
-      this._ended({ reason: session.end_reason, archiveId: null });
-      return;
-    }
-    if (call === "diagnose") {
-      this._scheduleReconnect();
-      return;
-    }
-    this._attach(session, call === "lookup");
-    this._openStream();
-  }
-
-  /** A REST call failed to reach the server (or its answer was not JSON). */
-  restFailed(call, error) {
-    if (call === "end") {
-      // Could not reach the server: the presence timeout ends the session.
-      this._ended({ reason: "client_ended", archiveId: null });
-    } else if (call === "message" || call === "config") {
-      this._emit("error", { code: "network", message: String(error) });
-    } else if (call === "diagnose") {
-      if (this.state !== State.CLOSED) this._scheduleReconnect();
-    } else if (call !== "activity" && this.state !== State.CLOSED) {
-      this._emit("error", { code: "network", message: String(error?.message ?? error) });
-      this._scheduleReconnect();
-    }
-  }
-
   /** The timer `name` is due. */
   timerFired(name) {
     if (name === "reconnect" && this.state === State.WAITING) {
@@ -392,14 +219,6 @@ export class TetherProtocol {
     }
     const handler = FRAME_HANDLERS[frame.type];
     if (handler) handler(this, frame);
-  }
-
-  _onWelcome(frame) {
-    this.heartbeatIntervalS = frame.heartbeatIntervalS;
-    this.maxMessageBytes = frame.maxMessageBytes;
-    this._stopPings();
-    this.unanswered = 0;
-    this._timer("ping", this.heartbeatIntervalS * 1000);
   }
 
   _onAttached(frame) {
@@ -462,27 +281,6 @@ export class TetherProtocol {
     return !this.canWebSocket || this.transport === "sse";
   }
 
-  _connectSse() {
-    this.transport = "sse";
-    if (this.id === null) {
-      this.state = State.ATTACHING; // a start is asked for: end() now waits for its answer
-      const body = {};
-      if (this.kind !== undefined) body.kind = this.kind;
-      if (this.initialConfig !== undefined) body.config = this.initialConfig;
-      this._do("rest", { call: "start", body });
-    } else if (this.info === null) {
-      this.state = State.ATTACHING;
-      this._do("rest", { call: "lookup" });
-    } else {
-      this._openStream();
-    }
-  }
-
-  _openStream() {
-    this.state = State.ATTACHING;
-    this._do("openStream", { after: this.lastSeq });
-  }
-
   /** A stored id the server no longer knows (a reload after the end): start afresh. */
   _restartStoredId() {
     if (!(this.idFromStorage && this.info === null)) return false;
@@ -492,23 +290,6 @@ export class TetherProtocol {
     this.attempt = 0;
     this._connect();
     return true;
-  }
-
-  _wsFailed() {
-    this.wsFailures += 1;
-    if (
-      this.transportChoice === "auto" &&
-      !this.wsWorked &&
-      this.wsFailures >= this.wsFailuresBeforeSse &&
-      this.canEventSource
-    ) {
-      this.transport = "sse";
-      this._emit("error", {
-        code: "websocket_unavailable",
-        message: `WebSocket failed ${this.wsFailures} times; using Server-Sent Events and REST`,
-      });
-    }
-    this._scheduleReconnect();
   }
 
   _scheduleReconnect(minimumMs = 0) {
@@ -526,40 +307,6 @@ export class TetherProtocol {
       delayMs: delay,
     });
     this._timer("reconnect", delay);
-  }
-
-  /** A socket we give up on (no open in time, or no answer to pings). */
-  _abandon() {
-    this._do("closeSocket");
-    this.socketClosed(1006);
-  }
-
-  /** true if `answer` is a success; otherwise acts on it (ended, refused, retry) and false. */
-  _restOk(answer) {
-    if (answer.ok) return true;
-    const error = answer.body?.error ?? {};
-    const status = answer.status;
-    if (status === 410) {
-      this._ended({ reason: error.reason ?? "unknown_session", archiveId: null });
-    } else if (status === 404) {
-      if (!this._restartStoredId()) {
-        this._ended({ reason: "unknown_session", archiveId: null, code: 404 });
-      }
-    } else if (status === 401 && this.tokenRenewable && !this.authRetried) {
-      this.authRetried = true;
-      this._scheduleReconnect();
-    } else if (status === 401 || status === 403 || status === 422) {
-      this._emit("error", {
-        code: error.code ?? "refused",
-        message: error.message ?? `HTTP ${status}`,
-        status,
-      });
-      this._shutdown(null);
-    } else {
-      const retryAfter = answer.retryAfterS;
-      this._scheduleReconnect(Number.isFinite(retryAfter) ? retryAfter * 1000 : 0);
-    }
-    return false;
   }
 
   // -- frames out -----------------------------------------------------------------------
@@ -620,23 +367,6 @@ export class TetherProtocol {
 
   // -- heartbeats -----------------------------------------------------------------------
 
-  _beat() {
-    if (!(this.transport === "websocket" && REACHED.has(this.state))) return;
-    if (this.unanswered >= this.missedPongsLimit) {
-      // Nothing heard for several intervals: a half-open socket. Reconnect and
-      // resume; presence never depended on this timer being on time.
-      this._abandon();
-      return;
-    }
-    this.unanswered += 1;
-    this._do("send", { text: JSON.stringify(clientFrames.ping()) });
-    this._timer("ping", this.heartbeatIntervalS * 1000);
-  }
-
-  _stopPings() {
-    this._cancel("ping");
-  }
-
   // -- endings --------------------------------------------------------------------------
 
   _ended(detail) {
@@ -685,9 +415,6 @@ export class TetherProtocol {
   }
 }
 
-/** The REST calls that make or check the SSE link (their answers are acted on). */
-const SSE_STEPS = new Set(["start", "lookup", "diagnose"]);
-
 const FRAME_HANDLERS = {
   welcome: (p, f) => p._onWelcome(f),
   "session.started": (p, f) => p._onAttached(f),
@@ -709,3 +436,11 @@ const FRAME_HANDLERS = {
     p._emit("error", { code: f.code, message: f.message, reason: f.reason, retryAfterS: f.retryAfterS });
   },
 };
+
+// The link rules are methods of TetherProtocol, kept in their own modules.
+for (const rules of [WebSocketRules, SseRules]) {
+  for (const name of Object.getOwnPropertyNames(rules.prototype)) {
+    if (name === "constructor") continue;
+    Object.defineProperty(TetherProtocol.prototype, name, Object.getOwnPropertyDescriptor(rules.prototype, name));
+  }
+}
