@@ -313,6 +313,20 @@ export type TetherEventName = keyof TetherEventMap;
 
 // -- the sans-I/O protocol (tether/protocol.js) -----------------------------------------
 
+/** What the client knows of its session; TetherSession shows its protocol's, read-only. */
+export interface SessionFields {
+  readonly id: string | null;
+  readonly info: SessionView | null;
+  readonly config: JsonObject | null;
+  readonly warning: WarningDetail | null;
+  readonly status: Status;
+  readonly transport: Transport | null;
+  readonly heartbeatIntervalS: number;
+  readonly maxMessageBytes: number | null;
+  readonly lastSeq: number;
+  readonly endedDetail: EndedDetail | null;
+}
+
 /** Where the client's link to the session stands (TetherProtocol.state). */
 export declare const State: Readonly<{
   IDLE: "idle";
@@ -388,20 +402,11 @@ export interface ProtocolOptions
  * The client's rules without I/O: inputs (frames, closes, REST answers, fired
  * timers, commands) in, actions out through take(). TetherSession drives one.
  */
+export interface TetherProtocol extends SessionFields {}
 export declare class TetherProtocol {
   constructor(options?: ProtocolOptions);
   readonly state: ProtocolState;
   readonly ending: EndingState;
-  readonly id: string | null;
-  readonly info: SessionView | null;
-  readonly config: JsonObject | null;
-  readonly warning: WarningDetail | null;
-  readonly status: Status;
-  readonly transport: Transport | null;
-  readonly heartbeatIntervalS: number;
-  readonly maxMessageBytes: number | null;
-  readonly lastSeq: number;
-  readonly endedDetail: EndedDetail | null;
   readonly token: string | null;
   take(): ProtocolAction[];
   secondsLeft(): number | null;
@@ -427,18 +432,9 @@ export declare class TetherProtocol {
   receive(text: string): void;
 }
 
+export interface TetherSession extends SessionFields {}
 export declare class TetherSession extends EventTarget {
   constructor(options: TetherOptions);
-  readonly id: string | null;
-  readonly info: SessionView | null;
-  readonly config: JsonObject | null;
-  readonly warning: WarningDetail | null;
-  readonly status: Status;
-  readonly transport: Transport | null;
-  readonly heartbeatIntervalS: number;
-  readonly maxMessageBytes: number | null;
-  readonly lastSeq: number;
-  readonly endedDetail: EndedDetail | null;
   readonly activityTracker: ActivityTracker | null;
   /** The sans-I/O protocol this session drives. */
   readonly protocol: TetherProtocol;
