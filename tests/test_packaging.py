@@ -36,8 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 STATIC = SRC / "tether" / "service" / "static"
 JS = ROOT / "clients" / "js"
-NPM_FILES = ("tether.js", "tether.d.ts", "tether-dialog.css")
-"""What the npm package ships: the files the server serves under ``/static/``."""
+NPM_FILES = (
+    "tether.js",
+    *sorted(f"tether/{path.name}" for path in (STATIC / "tether").glob("*.js")),
+    "tether.d.ts",
+    "tether-dialog.css",
+)
+"""What the npm package ships: the files the server serves under ``/static/`` (the entry
+module, every module it imports from static/tether/, its types and the dialog CSS)."""
 ADMIN_TOKEN = "packaging-test-admin-token"
 SECRET = "packaging-test-secret-0123456789abcdef"
 STEP_TIMEOUT = 120.0
@@ -259,8 +265,9 @@ def tarball(npm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_npm_pack_ships_the_files_the_server_serves(tarball: Path) -> None:
-    """The tarball holds tether.js, its .d.ts and the dialog CSS, byte for byte the served files,
-    and nothing else but package.json and README; packing leaves no copy in the repository."""
+    """The tarball holds tether.js with its modules, its .d.ts and the dialog CSS, byte for byte
+    the served files, and nothing else but package.json and README; packing leaves no copy in
+    the repository."""
     with tarfile.open(tarball) as archive:
         names = sorted(archive.getnames())
         assert names == sorted(

@@ -1,8 +1,8 @@
 """What browsers load: the client under ``/static/``, the demo page and the dashboard.
 
-* ``/static/tether.js`` (with ``tether.d.ts`` and ``tether-dialog.css``): the
-  browser client, always served, so an app on another origin can load it
-  from the server it talks to;
+* ``/static/tether.js`` (with the modules it imports under ``/static/tether/``,
+  ``tether.d.ts`` and ``tether-dialog.css``): the browser client, always
+  served, so an app on another origin can load it from the server it talks to;
 * ``/`` and ``POST /api/v1/demo/token`` (``TETHER_DEMO=1`` only): the
   interview-practice demo and the throwaway tokens it runs on, with the
   scripted interviewer of :mod:`tether.service.interviewer`;
@@ -43,10 +43,28 @@ MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
 }
 
-CLIENT_ASSETS = ("tether.js", "tether.d.ts", "tether-dialog.css")
+CLIENT_MODULES = tuple(
+    f"tether/{name}.js"
+    for name in (
+        "activity",
+        "defaults",
+        "dialog",
+        "drivers",
+        "protocol",
+        "protocol-sse",
+        "protocol-ws",
+        "session",
+        "states",
+        "timing",
+        "urls",
+        "wire",
+    )
+)
+"""The modules the entry tether.js imports (native ES modules, no build step)."""
+CLIENT_ASSETS = ("tether.js", *CLIENT_MODULES, "tether.d.ts", "tether-dialog.css")
 """The browser client: served whatever the mode."""
 DEMO_ASSETS = ("demo.js",)
-DASHBOARD_ASSETS = ("dashboard.js",)
+DASHBOARD_ASSETS = ("dashboard.js", "dashboard/charts.js")
 PAGE_ASSETS = ("pages.css",)
 
 PAGE_CSP = (

@@ -1,4 +1,5 @@
-// Types for tether.js, the browser client of tether's session protocol (v1).
+// Types for tether.js, the browser client of tether's session protocol (v1): the entry
+// module, which re-exports everything from its parts under tether/.
 // docs/browser.md is the guide; docs/protocol.md the wire contract.
 
 export declare const PROTOCOL_VERSION: 1;
@@ -310,8 +311,10 @@ export interface TetherEventMap {
 }
 export type TetherEventName = keyof TetherEventMap;
 
-export declare class TetherSession extends EventTarget {
-  constructor(options: TetherOptions);
+// -- the sans-I/O protocol (tether/protocol.js) -----------------------------------------
+
+/** What the client knows of its session; TetherSession shows its protocol's, read-only. */
+export interface SessionFields {
   readonly id: string | null;
   readonly info: SessionView | null;
   readonly config: JsonObject | null;
@@ -322,7 +325,119 @@ export declare class TetherSession extends EventTarget {
   readonly maxMessageBytes: number | null;
   readonly lastSeq: number;
   readonly endedDetail: EndedDetail | null;
+}
+
+/** Where the client's link to the session stands (TetherProtocol.state). */
+export declare const State: Readonly<{
+  IDLE: "idle";
+  CONNECTING: "connecting";
+  ATTACHING: "attaching";
+  OPEN: "open";
+  WAITING: "waiting";
+  ENDING: "ending";
+  CLOSED: "closed";
+}>;
+export type ProtocolState = (typeof State)[keyof typeof State];
+
+/** Whether the user asked to end the session, and whether the end was said. */
+export declare const Ending: Readonly<{ NO: "no"; ASKED: "asked"; SENT: "sent" }>;
+export type EndingState = (typeof Ending)[keyof typeof Ending];
+
+/** The REST calls the protocol asks its driver to make. */
+export type RestCall = "start" | "lookup" | "diagnose" | "end" | "activity" | "message" | "config";
+
+/** What a REST call answered: the JSON body, or null for a refusal that is not JSON. */
+export interface RestAnswer {
+  ok: boolean;
+  status: number;
+  body: unknown;
+  retryAfterS?: number;
+}
+
+/** One thing the protocol decided; its driver carries them out in order. */
+export type ProtocolAction =
+  | { type: "token" }
+  | { type: "openSocket" }
+  | { type: "send"; text: string }
+  | { type: "closeSocket" }
+  | { type: "openStream"; after: number }
+  | { type: "rest"; call: RestCall; body?: JsonObject }
+  | { type: "timer"; name: "reconnect" | "ping" | "connect"; ms: number }
+  | { type: "cancelTimer"; name: "reconnect" | "ping" | "connect" }
+  | { type: "emit"; name: TetherEventName; detail: TetherEventMap[TetherEventName] }
+  | { type: "store" }
+  | { type: "forget" }
+  | { type: "ready"; session: SessionView }
+  | { type: "resetThrottle" }
+  | { type: "release" }
+  | { type: "finish"; detail: EndedDetail | null };
+
+export interface ProtocolOptions
+  extends Pick<
+    TetherOptions,
+    | "kind"
+    | "config"
+    | "sessionId"
+    | "backoff"
+    | "maxReconnectAttempts"
+    | "transport"
+    | "wsFailuresBeforeSse"
+    | "connectTimeoutMs"
+    | "missedPongs"
+  > {
+  /** an id kept by a previous page; dropped (and a new session started) if the server no longer knows it */
+  storedId?: string | null;
+  /** the token when it is a string; a function's is given by tokenReady() */
+  token?: string | null;
+  /** the token is a function: an auth refusal is worth one retry with a fresh one */
+  tokenRenewable?: boolean;
+  canWebSocket?: boolean;
+  canEventSource?: boolean;
+  /** wall clock, ms */
+  now?: () => number;
+  random?: () => number;
+}
+
+/**
+ * The client's rules without I/O: inputs (frames, closes, REST answers, fired
+ * timers, commands) in, actions out through take(). TetherSession drives one.
+ */
+export interface TetherProtocol extends SessionFields {}
+export declare class TetherProtocol {
+  constructor(options?: ProtocolOptions);
+  readonly state: ProtocolState;
+  readonly ending: EndingState;
+  readonly token: string | null;
+  take(): ProtocolAction[];
+  secondsLeft(): number | null;
+  open(): void;
+  activity(): void;
+  sendMessage(content: string, options?: { role?: Role; metadata?: JsonObject }): void;
+  setConfig(config: JsonObject): void;
+  end(): void;
+  disconnect(): void;
+  endByBeacon(): boolean;
+  wake(): void;
+  tokenReady(token: string): void;
+  tokenFailed(error: unknown): void;
+  transportFailed(error: unknown): void;
+  socketFailed(error: unknown): void;
+  socketOpened(): void;
+  socketClosed(code: number): void;
+  streamOpened(): void;
+  streamFailed(permanent: boolean): void;
+  restAnswered(call: RestCall, answer: RestAnswer): void;
+  restFailed(call: RestCall, error: unknown): void;
+  timerFired(name: "reconnect" | "ping" | "connect"): void;
+  receive(text: string): void;
+}
+
+export interface TetherSession extends SessionFields {}
+export declare class TetherSession extends EventTarget {
+  constructor(options: TetherOptions);
   readonly activityTracker: ActivityTracker | null;
+  /** The sans-I/O protocol this session drives. */
+  readonly protocol: TetherProtocol;
   /** Resolves with the session once attached; rejects if the client closes first. */
   readonly ready: Promise<SessionView>;
   /** Resolves when the client is done: the ended detail, or null after disconnect(). */
