@@ -24,7 +24,6 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -47,8 +46,9 @@ from tether.runtime.cleanup import Cleanup
 from tether.runtime.cluster import Cluster
 from tether.runtime.hooks import H
 from tether.runtime.keyed import KeyedLock
+from tether.runtime.manager_metrics import ManagerMetrics
 from tether.runtime.store_epoch import EpochWatch
-from tether.runtime.wiring import EPOCH_INTERVAL, SHARED_POLL_INTERVAL, Options, build
+from tether.runtime.wiring import EPOCH_INTERVAL, SHARED_POLL_INTERVAL, Options, Parts, build
 from tether.store.base import Armed, Claim, SessionStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -57,28 +57,6 @@ __all__ = ["EPOCH_INTERVAL", "SHARED_POLL_INTERVAL", "ManagerMetrics", "SessionM
 log = logging.getLogger("tether.runtime")
 END_BATCH = 64
 """``end_many`` yields to the loop after this many store calls."""
-
-
-@dataclass(frozen=True, slots=True)
-class ManagerMetrics:
-    """What ``SessionManager.metrics()`` reports (the seeds' getMetrics, plus reasons)."""
-
-    active: int
-    total_created: int
-    total_ended: int
-    ended_by_reason: dict[EndReason, int]
-    warnings: int
-    extended_after_warning: int
-    cleanup_failures: int
-    hook_failures: int
-    archive_failures: int
-    journals_recovered: int
-    oldest_age_s: float | None
-    newest_age_s: float | None
-    store_losses: int = 0
-    """Times this node found the shared store had come back without its data."""
-    sessions_lost: int = 0
-    """Sessions this node ended (``error``) because the store lost them."""
 
 
 class SessionManager:
@@ -147,14 +125,22 @@ class SessionManager:
             ),
             on_drop=self._on_channel_dropped,
         )
-        self.store: SessionStore = parts.store
-        self.policy = parts.policy
-        self.clock: Clock = parts.clock
         self.max_sessions_per_user = max_sessions_per_user
         self.journal = journal
         self.recovery: RecoveryReport | None = None
         """What start-up recovery did (``None`` without a journal)."""
         self._id_factory = id_factory
+        self._starting = KeyedLock()
+        self._open = False
+        self._closing = False
+        self._adopt(parts)
+
+    def _adopt(self, parts: Parts) -> None:
+        """Hold the parts the factory built (see :mod:`tether.runtime.wiring`)."""
+        self.store: SessionStore = parts.store
+        self.policy = parts.policy
+        self.clock: Clock = parts.clock
+        self.bus: EventBus = parts.deployment.bus
         self._counters = parts.counters
         self._metrics = parts.metrics
         self._tasks = parts.tasks
@@ -168,13 +154,9 @@ class SessionManager:
         self._ending = parts.ends
         self._effects = parts.effects
         self._transcripts = parts.transcripts
-        self.bus: EventBus = parts.deployment.bus
         # Bound once: the two hottest calls skip attribute lookups.
         self._touch_nowait = parts.gateway.touch_nowait
         self._now = self.clock.now
-        self._starting = KeyedLock()
-        self._open = False
-        self._closing = False
 
     @property
     def store_epoch(self) -> EpochWatch | None:
@@ -547,24 +529,8 @@ class SessionManager:
     async def metrics(self) -> ManagerMetrics:
         """Live count, totals by reason, and the ages of the oldest and newest session."""
         stats = await self._store.stats()
-        counts = self._counters.snapshot()
-        store_losses, sessions_lost = self._deployment.losses
-        now = self.clock.now()
-        return ManagerMetrics(
-            active=stats.live,
-            total_created=counts.total_created,
-            total_ended=counts.total_ended,
-            ended_by_reason=counts.ended_by_reason,
-            warnings=counts.warnings,
-            extended_after_warning=counts.extended_after_warning,
-            cleanup_failures=counts.cleanup_failures,
-            hook_failures=counts.hook_failures,
-            archive_failures=counts.archive_failures,
-            journals_recovered=counts.journals_recovered,
-            store_losses=store_losses,
-            sessions_lost=sessions_lost,
-            oldest_age_s=None if stats.oldest_created_at is None else now - stats.oldest_created_at,
-            newest_age_s=None if stats.newest_created_at is None else now - stats.newest_created_at,
+        return ManagerMetrics.of(
+            stats, self._counters.snapshot(), self._deployment.losses, self.clock.now()
         )
 
     def connections(self, session_id: SessionId) -> int:
