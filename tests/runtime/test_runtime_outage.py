@@ -21,7 +21,7 @@ from tether.errors import SessionEnded, StoreUnavailable
 from tether.runtime.manager import SessionManager
 from tether.store.memory import MemoryStore
 from tether.testing import DEFAULT_START, FakeClock, settle
-from tether.types import EndReason, SessionState
+from tether.types import EndReason, SessionId, SessionState
 
 T0 = DEFAULT_START
 POLICY = Policy(idle_timeout=600, warn_before=0, max_duration=1800, presence_timeout=60)
@@ -59,7 +59,7 @@ class SwitchedStore:
 async def switched_manager(**options: Any) -> AsyncIterator[tuple[SessionManager, SwitchedStore]]:
     """A running manager on a SwitchedStore and a fake clock (reachable as ``manager.clock``)."""
     store = SwitchedStore()
-    manager = SessionManager(store, policy=POLICY, clock=FakeClock(T0), **options)  # type: ignore[arg-type]
+    manager = SessionManager(store, policy=POLICY, clock=FakeClock(T0), **options)
     async with manager:
         await settle()
         yield manager, store
@@ -182,3 +182,95 @@ async def test_an_idle_end_that_fell_during_the_outage_still_ends_the_session() 
         store.down = False
         await advance(manager)(1)
         assert (await manager.get(session.id)).end_reason is EndReason.IDLE_TIMEOUT
+
+
+async def _after_an_outage(manager: SessionManager, store: SwitchedStore) -> tuple[SessionId, int]:
+    """A session whose presence deadline fell during a 100 s outage; the store is back."""
+    session = await manager.start("bob")
+    await manager.heartbeat(session.id)  # its presence clock runs
+    store.down = True
+    await advance(manager)(100)
+    store.down = False
+    return session.id, len(store.calls)
+
+
+async def test_update_config_during_an_outage_records_it_and_resumes_first_after() -> None:
+    """update_config fails with StoreUnavailable while down; after, it runs after the resume."""
+    async with switched_manager() as (manager, store):
+        session = await manager.start("bob")
+        store.down = True
+        with pytest.raises(StoreUnavailable):
+            await manager.update_config(session.id, {"topic": "x"})
+        store.down = False
+        mark = len(store.calls)
+        info = await manager.update_config(session.id, {"topic": "y"})
+        assert store.after(mark)[:2] == ["resume_presence", "update_config"]
+        assert info.config == {"topic": "y"}
+
+
+async def test_update_config_right_after_recovery_resumes_presence_first() -> None:
+    """The first call after an outage being update_config: presence is resumed, nothing ends."""
+    async with switched_manager() as (manager, store):
+        session_id, mark = await _after_an_outage(manager, store)
+        await manager.update_config(session_id, {"topic": "y"})
+        assert store.after(mark)[:2] == ["resume_presence", "update_config"]
+        assert (await manager.get(session_id)).state is SessionState.ACTIVE
+
+
+async def test_transcript_during_an_outage_records_it_and_resumes_first_after() -> None:
+    """transcript fails with StoreUnavailable while down; after, it runs after the resume."""
+    async with switched_manager() as (manager, store):
+        session = await manager.start("bob")
+        await manager.append(session.id, "assistant", "hello")
+        store.down = True
+        with pytest.raises(StoreUnavailable):
+            await manager.transcript(session.id)
+        store.down = False
+        mark = len(store.calls)
+        messages = await manager.transcript(session.id)
+        assert store.after(mark)[:2] == ["resume_presence", "transcript"]
+        assert [m.content for m in messages] == ["hello"]
+
+
+async def test_transcript_right_after_recovery_resumes_presence_first() -> None:
+    """The first call after an outage being transcript: presence is resumed, nothing ends."""
+    async with switched_manager() as (manager, store):
+        session_id, mark = await _after_an_outage(manager, store)
+        await manager.transcript(session_id)
+        assert store.after(mark)[:2] == ["resume_presence", "transcript"]
+        assert (await manager.get(session_id)).state is SessionState.ACTIVE
+
+
+async def test_add_cleanup_during_an_outage_records_it_and_registers_nothing() -> None:
+    """add_cleanup fails with StoreUnavailable while down and its callback is never run."""
+    ran: list[str] = []
+
+    async def cleanup() -> None:
+        ran.append("cleanup")
+
+    async with switched_manager() as (manager, store):
+        session = await manager.start("bob")
+        store.down = True
+        with pytest.raises(StoreUnavailable):
+            await manager.add_cleanup(session.id, cleanup)
+        store.down = False
+        mark = len(store.calls)
+        await manager.end(session.id)
+        assert store.after(mark)[0] == "resume_presence"
+        assert ran == []
+
+
+async def test_add_cleanup_right_after_recovery_resumes_presence_first() -> None:
+    """The first call after an outage being add_cleanup: presence is resumed, the cleanup runs."""
+    ran: list[str] = []
+
+    async def cleanup() -> None:
+        ran.append("cleanup")
+
+    async with switched_manager() as (manager, store):
+        session_id, mark = await _after_an_outage(manager, store)
+        await manager.add_cleanup(session_id, cleanup)
+        assert store.after(mark)[:2] == ["resume_presence", "get"]
+        assert (await manager.get(session_id)).state is SessionState.ACTIVE
+        await manager.end(session_id)
+        assert ran == ["cleanup"]

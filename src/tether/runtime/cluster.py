@@ -36,7 +36,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from tether.clock import Clock
@@ -125,7 +125,7 @@ class Cluster:
         poke: Callable[[float], None],
         outage: OutageGuard | None = None,
         epoch: EpochWatch | None = None,
-        ending_here: Callable[[SessionId], bool],
+        ends_here: Container[SessionId],
         ack_timeout: float,
     ) -> None:
         self._store = store
@@ -137,7 +137,7 @@ class Cluster:
         self._poke = poke
         self._outage = outage
         self._epoch = epoch
-        self._ending_here = ending_here
+        self._ends_here = ends_here
         self._ack_timeout = ack_timeout
         self._membership = store if isinstance(store, NodeMembership) else None
         self._keepalive = (
@@ -383,7 +383,7 @@ class Cluster:
                 return
         sessions = {*self._fanout.sessions(), *self._cleanups.sessions()}
         for session_id in sessions:
-            if self._ending_here(session_id):
+            if session_id in self._ends_here:
                 continue  # its pipeline runs here and will tell its channels
             try:
                 info = await self._store.get(session_id)

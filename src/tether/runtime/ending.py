@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from tether.archive.base import ArchivedDialog, Archiver
 from tether.archive.journal import FileJournal
@@ -27,11 +28,11 @@ from tether.core.session import SessionInfo
 from tether.core.transcript import Message
 from tether.metrics.sink import MetricsSink
 from tether.runtime.cleanup import CleanupRegistry
-from tether.runtime.cluster import Cluster, Held
+from tether.runtime.cluster import Held
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
-from tether.runtime.pipelines import PipelineQueue
+from tether.runtime.pipelines import PipelineQueue, Running
 from tether.runtime.tasks import TaskSet
 from tether.store.base import Claim, SessionStore
 from tether.types import EndReason, SessionId, SessionState
@@ -46,6 +47,20 @@ LOST_NOTE = (
     "that held the session's connections"
 )
 """The note on the archive of a session the store lost (see ``tether.runtime.store_epoch``)."""
+
+
+class EndAnnouncer(Protocol):
+    """Tells the other nodes of an end run here (the cluster, on a shared store)."""
+
+    async def announce_end(
+        self,
+        session_id: SessionId,
+        reason: EndReason,
+        archive_id: str | None,
+        holders: tuple[str, ...],
+    ) -> None:
+        """Announce the end; return once the ``holders`` closed their channels (bounded)."""
+        ...
 
 
 class EndPipelines:
@@ -65,6 +80,8 @@ class EndPipelines:
         archiver: Archiver | None,
         journal: FileJournal | None,
         limit: int,
+        announcer: EndAnnouncer | None = None,
+        running: Running | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -76,9 +93,8 @@ class EndPipelines:
         self._leases = leases
         self.archiver = archiver
         self.journal = journal
-        self._queue = PipelineQueue(tasks, self._run_pipeline, limit=limit)
-        self.cluster: Cluster | None = None
-        """Set by the manager on a shared store: ends are announced to the other nodes."""
+        self._queue = PipelineQueue(tasks, self._run_pipeline, limit=limit, running=running)
+        self._announcer = announcer
         # Ends whose archive failed, waiting for a retry here (its timer, or None while it runs).
         self._archive_retries: dict[SessionId, TimerHandle | None] = {}
         # Sessions the store lost whose archive failed: only this node has their transcript.
@@ -178,12 +194,12 @@ class EndPipelines:
         archive_id, archived = await self._archive(info, reason)
         self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
         closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
-        if self.cluster is None:
+        if self._announcer is None:
             await closing
         else:
             holders = self._leases.holders(info.id)
             await asyncio.gather(
-                closing, self.cluster.announce_end(info.id, reason, archive_id, holders)
+                closing, self._announcer.announce_end(info.id, reason, archive_id, holders)
             )
         await self._cleanups.run(info.id)
         duration = (info.ended_at or self._clock.now()) - info.created_at

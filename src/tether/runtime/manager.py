@@ -11,96 +11,52 @@ idempotent, so the session is still archived once.
 On a shared store (Redis) the manager is one node of several: a
 :class:`~tether.runtime.cluster.Cluster` carries events and ends to the
 connections other nodes hold, over an :class:`~tether.runtime.bus.EventBus`.
+
+This class is the facade: its parts are built once by
+:func:`tether.runtime.wiring.build` (the deployment chosen once, the one
+store gateway, the journal policy), and each command here is the short
+sequence of their calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from tether.archive.base import Archiver
 from tether.archive.journal import FileJournal
-from tether.archive.recovery import RecoveryReport, recover
-from tether.clock import Clock, SystemClock
+from tether.archive.recovery import RecoveryReport
+from tether.clock import Clock
 from tether.core.choices import parse_choice
-from tether.core.events import (
-    Event,
-    SessionActive,
-    SessionConfig,
-    SessionEndedEvent,
-    SessionWarning,
-    TranscriptAppended,
-    close_code,
-)
+from tether.core.events import SessionConfig, TranscriptAppended
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
-from tether.core.session import Ended, Reactivated, SessionInfo, SessionRecord, Warned
+from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role, check_content, parse_role
-from tether.errors import (
-    ArchiveError,
-    ConfigError,
-    InvalidInput,
-    SessionEnded,
-    SessionNotFound,
-    StoreUnavailable,
-    TetherError,
-)
-from tether.metrics.counters import SessionCounters
-from tether.metrics.sink import MetricsSink, Tee
-from tether.runtime.bus import EventBus, LocalBus
+from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
+from tether.metrics.sink import MetricsSink
+from tether.runtime.bus import EventBus
 from tether.runtime.channel import Channel
-from tether.runtime.cleanup import Cleanup, CleanupRegistry
-from tether.runtime.cluster import Cluster, Held
-from tether.runtime.ending import EndPipelines
-from tether.runtime.fanout import Fanout
-from tether.runtime.hooks import H, Hook, Hooks
+from tether.runtime.cleanup import Cleanup
+from tether.runtime.cluster import Cluster
+from tether.runtime.hooks import H
 from tether.runtime.keyed import KeyedLock
-from tether.runtime.leases import EndLeases
-from tether.runtime.outage import OutageGuard
-from tether.runtime.scheduler import DeadlineScheduler
+from tether.runtime.manager_metrics import ManagerMetrics
 from tether.runtime.store_epoch import EpochWatch
-from tether.runtime.tasks import TaskSet
-from tether.store.base import Armed, Claim, EpochStore, NowaitTouch, SessionStore
-from tether.store.memory import MemoryStore
+from tether.runtime.wiring import EPOCH_INTERVAL, SHARED_POLL_INTERVAL, Options, Parts, build
+from tether.store.base import Armed, Claim, SessionStore
 from tether.types import EndReason, SessionId, SessionState, UserId
 
+__all__ = ["EPOCH_INTERVAL", "SHARED_POLL_INTERVAL", "ManagerMetrics", "SessionManager"]
+
 log = logging.getLogger("tether.runtime")
-T = TypeVar("T")
 END_BATCH = 64
 """``end_many`` yields to the loop after this many store calls."""
-SHARED_POLL_INTERVAL = 5.0
-"""On a shared store, the scheduler looks at the deadline index at least this often."""
-EPOCH_INTERVAL = 5.0
-"""On a shared store, how often the store's epoch is checked unless told otherwise."""
-
-
-@dataclass(frozen=True, slots=True)
-class ManagerMetrics:
-    """What ``SessionManager.metrics()`` reports (the seeds' getMetrics, plus reasons)."""
-
-    active: int
-    total_created: int
-    total_ended: int
-    ended_by_reason: dict[EndReason, int]
-    warnings: int
-    extended_after_warning: int
-    cleanup_failures: int
-    hook_failures: int
-    archive_failures: int
-    journals_recovered: int
-    oldest_age_s: float | None
-    newest_age_s: float | None
-    store_losses: int = 0
-    """Times this node found the shared store had come back without its data."""
-    sessions_lost: int = 0
-    """Sessions this node ended (``error``) because the store lost them."""
 
 
 class SessionManager:
@@ -149,109 +105,68 @@ class SessionManager:
         poll_interval: float | None = None,
         epoch_interval: float | None = None,
     ) -> None:
-        if max_sessions_per_user is not None and max_sessions_per_user < 1:
-            raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
-        if journal is not None and archiver is None:
-            # A journal is only ever removed once its archive is durable, so
-            # without an archiver every journal would stay forever.
-            raise ConfigError("a journal needs an archiver to hand ended sessions to")
-        shared = store is not None and store.shared
-        if journal is not None and shared:
-            # On a shared store the transcript is durable in the store, and a
-            # node's journal sees only the messages appended through it, while
-            # its start-up recovery would archive sessions still live elsewhere.
-            raise ConfigError(
-                "a journal is per node: on a shared store (Redis) pass journal=None, "
-                "the store keeps the transcript"
-            )
+        parts = build(
+            store,
+            Options(
+                policy=policy,
+                clock=clock,
+                max_sessions_per_user=max_sessions_per_user,
+                cleanup_timeout=cleanup_timeout,
+                close_timeout=close_timeout,
+                claim_batch=claim_batch,
+                max_concurrent_ends=max_concurrent_ends,
+                metrics=metrics,
+                journal=journal,
+                archiver=archiver,
+                bus=bus,
+                ack_timeout=ack_timeout,
+                poll_interval=poll_interval,
+                epoch_interval=epoch_interval,
+            ),
+            on_drop=self._on_channel_dropped,
+        )
+        self.max_sessions_per_user = max_sessions_per_user
         self.journal = journal
         self.recovery: RecoveryReport | None = None
         """What start-up recovery did (``None`` without a journal)."""
-        self.store: SessionStore = store if store is not None else MemoryStore()
-        self.policy = policy if policy is not None else Policy()
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.max_sessions_per_user = max_sessions_per_user
-        self._counters = SessionCounters()
-        self._metrics: MetricsSink = (
-            self._counters if metrics is None else Tee(self._counters, metrics)
-        )
         self._id_factory = id_factory
-        # Bound once: the two hottest calls skip attribute lookups, and skip a
-        # coroutine altogether on stores that can touch without waiting.
-        self._store_touch = self.store.touch
-        self._touch_nowait = (
-            self.store.touch_nowait if isinstance(self.store, NowaitTouch) else None
-        )
-        self._now = self.clock.now
-        self._tasks = TaskSet()
-        self._fanout = Fanout(
-            self._tasks, self.clock, on_drop=self._on_channel_dropped, close_timeout=close_timeout
-        )
-        self._cleanups = CleanupRegistry(
-            self.clock, timeout=cleanup_timeout, on_failure=self._metrics.cleanup_failed
-        )
-        self._hooks = Hooks(self._metrics.hook_failed)
-        self._outage = OutageGuard(self.store, self.clock)
-        self._scheduler = DeadlineScheduler(
-            self.store,
-            self.clock,
-            self._dispatch,
-            batch=claim_batch,
-            max_sleep=(poll_interval or SHARED_POLL_INTERVAL) if shared else None,
-            outage=self._outage,
-        )
-        self._leases = EndLeases(self.store, self.clock, renew=shared)
-        self._ending = EndPipelines(
-            store=self.store,
-            clock=self.clock,
-            tasks=self._tasks,
-            fanout=self._fanout,
-            cleanups=self._cleanups,
-            hooks=self._hooks,
-            metrics=self._metrics,
-            leases=self._leases,
-            archiver=archiver,
-            journal=journal,
-            limit=max_concurrent_ends,
-        )
-        if bus is None and shared:
-            # Imported here: a memory-only deployment never loads the Redis client.
-            from tether.runtime.redis_bus import bus_for
-
-            bus = bus_for(self.store)
-        self.bus: EventBus = bus if bus is not None else LocalBus()
-        self.store_epoch = (
-            EpochWatch(
-                self.store,
-                self.clock,
-                interval=epoch_interval or EPOCH_INTERVAL,
-                on_loss=self._end_lost_sessions,
-            )
-            if shared and isinstance(self.store, EpochStore)
-            else None
-        )
-        """This node's watch on the shared store's epoch (``None`` on a store of its own)."""
-        self._cluster = (
-            Cluster(
-                store=self.store,
-                bus=self.bus,
-                clock=self.clock,
-                fanout=self._fanout,
-                cleanups=self._cleanups,
-                tasks=self._tasks,
-                poke=self._scheduler.poke,
-                outage=self._outage,
-                epoch=self.store_epoch,
-                ending_here=lambda sid: self._ending.pending(sid) is not None,
-                ack_timeout=ack_timeout if ack_timeout is not None else 2 * close_timeout + 1,
-            )
-            if shared
-            else None
-        )
-        self._ending.cluster = self._cluster
         self._starting = KeyedLock()
         self._open = False
         self._closing = False
+        self._adopt(parts)
+
+    def _adopt(self, parts: Parts) -> None:
+        """Hold the parts the factory built (see :mod:`tether.runtime.wiring`)."""
+        self.store: SessionStore = parts.store
+        self.policy = parts.policy
+        self.clock: Clock = parts.clock
+        self.bus: EventBus = parts.deployment.bus
+        self._counters = parts.counters
+        self._metrics = parts.metrics
+        self._tasks = parts.tasks
+        self._fanout = parts.fanout
+        self._cleanups = parts.cleanups
+        self._hooks = parts.hooks
+        self._store = parts.gateway
+        self._scheduler = parts.scheduler
+        self._leases = parts.leases
+        self._deployment = parts.deployment
+        self._ending = parts.ends
+        self._effects = parts.effects
+        self._transcripts = parts.transcripts
+        # Bound once: the two hottest calls skip attribute lookups.
+        self._touch_nowait = parts.gateway.touch_nowait
+        self._now = self.clock.now
+
+    @property
+    def store_epoch(self) -> EpochWatch | None:
+        """This node's watch on the shared store's epoch (``None`` on a store of its own)."""
+        return self._deployment.store_epoch
+
+    @property
+    def _cluster(self) -> Cluster | None:
+        """The link to the other nodes (``None`` on a store of this node's own)."""
+        return self._deployment.cluster
 
     @property
     def archiver(self) -> Archiver | None:
@@ -269,15 +184,9 @@ class SessionManager:
         if self._open:
             return
         self._open = True
-        if self.journal is not None and self.archiver is not None:
-            self.recovery = await recover(self.journal.paths, self.archiver)
-            self._metrics.journals_recovered(self.recovery.recovered)
-        if self._cluster is not None:
-            await self._cluster.open()
-        if self.store_epoch is not None:
-            await self.store_epoch.check()  # first use: seeds or learns the epoch
-            self.store_epoch.start()
-        self._scheduler.start()
+        self.recovery = await self._transcripts.recover()
+        await self._deployment.open(self._ending)
+        self._scheduler.start(self._effects.dispatch)
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -302,23 +211,19 @@ class SessionManager:
         self._closing = True
         await self._scheduler.stop()
         self._ending.stop()
-        if self.store_epoch is not None:
-            await self.store_epoch.stop()
-        if self._cluster is not None:
-            await self._cluster.release_connections()
-            await self._tasks.join()
-            await self._leases.aclose()
-            await self._cluster.aclose()
-        else:
-            live = await self.store.list()
-            await self.end_many([info.id for info in live], EndReason.SERVER_SHUTDOWN)
-            await self._tasks.join()
-            await self._leases.aclose()
+        await self._deployment.stop_watching()
+        await self._deployment.leave(self._end_all)
+        await self._tasks.join()
+        await self._leases.aclose()
+        await self._deployment.aclose()
         await self.store.aclose()
-        if self.journal is not None:
-            await self.journal.aclose()
+        await self._transcripts.aclose()
         if self.archiver is not None:
             await self.archiver.aclose()
+
+    async def _end_all(self) -> None:
+        live = await self._store.list()
+        await self.end_many([info.id for info in live], EndReason.SERVER_SHUTDOWN)
 
     async def wait_idle(self) -> None:
         """Return once every due transition is applied and every background task finished.
@@ -330,11 +235,7 @@ class SessionManager:
         while True:
             await self._scheduler.wait_idle()
             await self._leases.wait_idle()
-            if self._cluster is not None:
-                await self._cluster.wait_idle()
-                await self.bus.flush()
-            if self.store_epoch is not None:
-                await self.store_epoch.wait_idle()
+            await self._deployment.wait_idle()
             if not self._tasks:
                 return
             await self._tasks.join()
@@ -344,10 +245,7 @@ class SessionManager:
         self._closing = True
         await self._scheduler.stop()
         self._ending.stop()
-        if self.store_epoch is not None:
-            await self.store_epoch.stop()
-        if self._cluster is not None:
-            await self._cluster.halt()
+        await self._deployment.halt()
         await self._leases.aclose()
         await self._tasks.cancel_all()
         await self.store.aclose()
@@ -453,31 +351,18 @@ class SessionManager:
             dict(config) if config else None,
         )
         record.ever_heartbeat = present  # see start(): its presence clock runs from now
-        created = await self.store.create(
+        created = await self._store.create(
             record, max_per_user=self.max_sessions_per_user, reuse=reuse
         )
         for replaced in created.replaced:
             self._ending.start(replaced)
         if created.reused:
             return created.session
-        if self.journal is not None:
-            await self._begin_journal(created.session)
-        self._scheduler.poke(created.armed_at)
+        await self._transcripts.begin(created.session)
         self._metrics.session_started(kind)
         log.info("session started session=%s kind=%s", log_ref(record.id), kind)
-        self._emit(self._hooks.started, created.session)
+        self._effects.emit(self._hooks.started, created.session)
         return created.session
-
-    async def _begin_journal(self, info: SessionInfo) -> None:
-        """Journal the new session; if the disk refuses, end it and tell the caller."""
-        assert self.journal is not None
-        try:
-            await self.journal.begin(info.id, info.user, info.kind, info.created_at, info.config)
-        except ArchiveError:
-            claim = await self._write(lambda now: self.store.end(info.id, EndReason.ERROR, now))
-            if claim is not None:
-                self._ending.start(claim)
-            raise
 
     # activity() and heartbeat() are the hottest calls: on a store with
     # touch_nowait they create no coroutine beyond their own, and the rare case
@@ -488,7 +373,7 @@ class SessionManager:
         if self._touch_nowait is not None:
             claim = self._touch_nowait(session_id, self._now(), activity=True)
         else:
-            claim = await self._touch(session_id, activity=True)
+            claim = await self._store.touch(session_id, activity=True)
         if claim is not None:
             self._touched(claim)
 
@@ -497,50 +382,20 @@ class SessionManager:
         if self._touch_nowait is not None:
             claim = self._touch_nowait(session_id, self._now(), activity=False)
         else:
-            claim = await self._touch(session_id, activity=False)
+            claim = await self._store.touch(session_id, activity=False)
         if claim is not None:
             self._touched(claim)
 
     def _touched(self, claim: Claim | Armed) -> None:
         """Apply a transition a touch decided; raise if it was the end."""
         if isinstance(claim, Armed):  # a first heartbeat started the presence clock
-            self._scheduler.poke(claim.at)
+            self._store.arm(claim.at)
             return
-        self._dispatch([claim])
+        self._effects.dispatch([claim])
         if isinstance(claim.transition, Ended):
             raise SessionEnded(claim.transition.reason)
         if claim.session.next_deadline is not None:
-            self._scheduler.poke(claim.session.next_deadline.at)
-
-    async def _touch(self, session_id: SessionId, *, activity: bool) -> Claim | Armed | None:
-        """A touch on a store that may be unavailable (see :meth:`_write`)."""
-        if self._outage.pending:
-            await self._outage.resume()
-        try:
-            return await self._store_touch(session_id, self._now(), activity=activity)
-        except StoreUnavailable:
-            self._outage.noticed()
-            raise
-
-    async def _write(self, write: Callable[[float], Awaitable[T]]) -> T:
-        """Run ``write(now)`` on the store for a client.
-
-        After a store outage this node first resumes presence (see
-        ``tether.runtime.outage``), so no write ends a session whose presence
-        ran out while nobody could reach the store; a write that fails
-        because the store is unavailable records the outage. If the write
-        found the session's end already due, the scheduler claims it now.
-        """
-        if self._outage.pending:
-            await self._outage.resume()
-        try:
-            return await write(self.clock.now())
-        except SessionEnded:
-            self._scheduler.poke()
-            raise
-        except StoreUnavailable:
-            self._outage.noticed()
-            raise
+            self._store.arm(claim.session.next_deadline.at)
 
     async def attach(self, session_id: SessionId, channel: Channel) -> SessionInfo:
         """Attach ``channel``: it holds presence and receives the session's events.
@@ -548,51 +403,32 @@ class SessionManager:
         It gets ``session.config`` at once, and the warning in force, if any.
         """
         self._check_open()
-        info = await self._write(lambda now: self.store.attach(session_id, now))
+        info = await self._store.attach(session_id)
         self._fanout.add(session_id, channel)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
-            self._fanout.send(session_id, self._warning_event(info.warning), channel)
-        if self._cluster is not None:
-            if self._cluster.attached(info):
-                try:
-                    await self._cluster.mirror(info)
-                except StoreUnavailable:
-                    # The attach stands (the store counts it); only the copy
-                    # kept against a store loss misses the earlier messages.
-                    self._outage.noticed()
-                except SessionNotFound:
-                    pass  # gone since the attach: the epoch check ends it as lost
-            ended = self._cluster.ended_here(session_id)
-            if ended is not None:
-                # It ended on another node while this attach was on its way,
-                # and that node's Close came first: close this channel too.
-                reason, archive_id = ended
-                self._fanout.send(session_id, SessionEndedEvent(reason, archive_id), channel)
-                await self._fanout.close_all(session_id, close_code(reason), reason.value)
+            event = self._effects.warning_event(info.warning)
+            self._fanout.send(session_id, event, channel)
+        await self._deployment.attached(info, channel, self._store)
         return info
 
     async def detach(self, session_id: SessionId, channel: Channel) -> None:
         """Detach ``channel``; when it was the last, the presence clock starts."""
         if self._fanout.remove(session_id, channel):
-            if self._cluster is not None:
-                self._cluster.detached(session_id)
-            await self._release_connection(session_id)
+            self._deployment.detached(session_id)
+            await self._store.detach(session_id)
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         """Replace the session's config and send it to every attached channel."""
         check_json_object(config, "config")
-        info = await self.store.update_config(session_id, config)
-        if self.journal is not None:
-            self.journal.config(session_id, info.config, self.clock.now())
-        self._broadcast(session_id, SessionConfig(info.config))
+        info = await self._store.update_config(session_id, config)
+        self._transcripts.config(session_id, info.config)
+        self._effects.broadcast(session_id, SessionConfig(info.config))
         return info
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""
-        armed = await self._write(lambda now: self.store.update_policy(session_id, policy, now))
-        if armed is not None:
-            self._scheduler.poke(armed)
+        await self._store.update_policy(session_id, policy)
 
     async def append(
         self,
@@ -611,38 +447,16 @@ class SessionManager:
         check_content(content, metadata)
         if parsed is Role.USER:
             await self.activity(session_id)
-        message = await self._write(
-            lambda now: self.store.append(session_id, parsed, content, metadata, now)
-        )
-        if self.journal is not None and self.journal.knows(session_id):
-            try:
-                await self.journal.append(session_id, message)
-            except ArchiveError:
-                await self._journal_failed(session_id, message.seq)
-                raise
-        self._broadcast(session_id, TranscriptAppended(message))
+        message = await self._store.append(session_id, parsed, content, metadata)
+        await self._transcripts.append(message, session_id)
+        self._effects.broadcast(session_id, TranscriptAppended(message))
         return message
-
-    async def _journal_failed(self, session_id: SessionId, seq: int) -> None:
-        """Unstore a message the journal refused, and end the session with ``error``.
-
-        The caller is told the message failed, so it must not reach the
-        archive. And after a failed write or flush the journal can no longer
-        vouch for what it holds (a failed fsync may have dropped earlier
-        pages), so the session cannot keep its promise and ends; its archive
-        holds every acknowledged message, from the store.
-        """
-        await self.store.retract(session_id, seq)
-        claim = await self.store.end(session_id, EndReason.ERROR, self.clock.now())
-        if claim is not None:
-            log.error("journal refused a message; ending session=%s", log_ref(session_id))
-            self._ending.start(claim)
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
     ) -> builtins.list[Message]:
         """The session's messages with ``seq > after``, oldest first."""
-        return await self.store.transcript(session_id, after=after, limit=limit)
+        return await self._store.transcript(session_id, after=after, limit=limit)
 
     async def end(self, session_id: SessionId, reason: EndReason = EndReason.CLIENT_ENDED) -> bool:
         """End the session and wait for its pipeline.
@@ -651,7 +465,7 @@ class SessionManager:
         ended (in which case it still waits for a pipeline running here).
         """
         reason = parse_choice(EndReason, reason, "end reason")
-        claim = await self._write(lambda now: self.store.end(session_id, reason, now))
+        claim = await self._store.end(session_id, reason)
         done = self._ending.start(claim) if claim is not None else self._ending.pending(session_id)
         if done is not None:
             await asyncio.shield(done)
@@ -672,7 +486,7 @@ class SessionManager:
         ended = 0
         for n, session_id in enumerate(session_ids, 1):
             try:
-                claim = await self._write(functools.partial(self.store.end, session_id, reason))
+                claim = await self._store.end(session_id, reason)
             except SessionNotFound:
                 continue
             if claim is not None:
@@ -701,7 +515,7 @@ class SessionManager:
 
     async def get(self, session_id: SessionId) -> SessionInfo:
         """The session, or :class:`~tether.errors.SessionNotFound`."""
-        info = await self.store.get(session_id)
+        info = await self._store.get(session_id)
         if info is None:
             raise SessionNotFound()
         return info
@@ -710,28 +524,13 @@ class SessionManager:
         self, *, user: UserId | None = None, state: SessionState | None = None
     ) -> builtins.list[SessionInfo]:
         """Live sessions, oldest first, optionally one user's or in one state."""
-        return await self.store.list(user=user, state=state)
+        return await self._store.list(user=user, state=state)
 
     async def metrics(self) -> ManagerMetrics:
         """Live count, totals by reason, and the ages of the oldest and newest session."""
-        stats = await self.store.stats()
-        counts = self._counters.snapshot()
-        now = self.clock.now()
-        return ManagerMetrics(
-            active=stats.live,
-            total_created=counts.total_created,
-            total_ended=counts.total_ended,
-            ended_by_reason=counts.ended_by_reason,
-            warnings=counts.warnings,
-            extended_after_warning=counts.extended_after_warning,
-            cleanup_failures=counts.cleanup_failures,
-            hook_failures=counts.hook_failures,
-            archive_failures=counts.archive_failures,
-            journals_recovered=counts.journals_recovered,
-            store_losses=0 if self.store_epoch is None else self.store_epoch.losses,
-            sessions_lost=0 if self.store_epoch is None else self.store_epoch.sessions_lost,
-            oldest_age_s=None if stats.oldest_created_at is None else now - stats.oldest_created_at,
-            newest_age_s=None if stats.newest_created_at is None else now - stats.newest_created_at,
+        stats = await self._store.stats()
+        return ManagerMetrics.of(
+            stats, self._counters.snapshot(), self._deployment.losses, self.clock.now()
         )
 
     def connections(self, session_id: SessionId) -> int:
@@ -744,77 +543,6 @@ class SessionManager:
         if self._closing:
             raise TetherError("the session manager is shutting down")
 
-    def _warning_event(self, warned: Warned) -> SessionWarning:
-        left = max(0.0, warned.ends_at - self.clock.now())
-        return SessionWarning(warned.reason, left, warned.ends_at)
-
-    def _dispatch(self, claims: builtins.list[Claim]) -> None:
-        """Apply the effects of transitions this node won."""
-        for claim in claims:
-            info, transition = claim.session, claim.transition
-            event: Event
-            if isinstance(transition, Ended):
-                self._ending.start(claim)
-                continue
-            if isinstance(transition, Warned):
-                event = self._warning_event(transition)
-                self._metrics.session_warned(transition.reason)
-                hooks = self._hooks.warning
-            else:
-                assert isinstance(transition, Reactivated)
-                event = SessionActive()
-                self._metrics.session_reactivated()
-                hooks = self._hooks.active
-            self._broadcast(info.id, event)
-            self._emit(hooks, info)
-
-    def _emit(self, hooks: builtins.list[Hook], info: SessionInfo) -> None:
-        # No task at all when nothing listens: starts are a hot path.
-        if hooks:
-            self._tasks.spawn(self._hooks.emit(hooks, info), name="tether-hook")
-
-    def _broadcast(self, session_id: SessionId, event: Event) -> None:
-        """Send ``event`` to the session's channels here and on every other node."""
-        self._fanout.send(session_id, event)
-        if self._cluster is not None:
-            self._cluster.sent(session_id, event)
-            self._cluster.publish(session_id, event)
-
-    async def _end_lost_sessions(self) -> None:
-        """The store came back empty: end, as lost, each session held here that it forgot.
-
-        A session it still knows (started after the loss, whatever this
-        node's channel saw first) is left alone. Raises
-        :class:`~tether.errors.StoreError` if the store fails meanwhile: the
-        epoch watch calls again, and only what is still held is looked at.
-        """
-        assert self._cluster is not None
-        assert self.store_epoch is not None
-        cluster, watch = self._cluster, self.store_epoch
-
-        async def end_if_lost(held: Held) -> None:
-            session_id = held.info.id
-            if self._ending.pending(session_id) is not None:
-                return  # its end pipeline runs here and tells its channels
-            if await self.store.get(session_id) is not None:
-                return
-            cluster.forget(session_id)
-            watch.sessions_lost += 1
-            await self._ending.end_lost(held)
-
-        results = await asyncio.gather(
-            *(end_if_lost(held) for held in cluster.held()), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
-        if self._cluster is not None:
-            self._cluster.detached(session_id)
-        self._tasks.spawn(self._release_connection(session_id))
-
-    async def _release_connection(self, session_id: SessionId) -> None:
-        armed = await self.store.detach(session_id, self.clock.now())
-        if armed is not None:
-            self._scheduler.poke(armed)
+        self._deployment.detached(session_id)
+        self._tasks.spawn(self._store.detach(session_id))

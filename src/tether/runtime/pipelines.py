@@ -24,19 +24,29 @@ from tether.types import SessionId
 log = logging.getLogger("tether.runtime")
 
 Pipeline = Callable[[SessionInfo], Awaitable[None]]
+Running = dict[SessionId, "asyncio.Future[None]"]
+"""The sessions whose pipeline is queued or running, each with the future of its end."""
 
 
 class PipelineQueue:
     """Runs ``pipeline(info)`` once per queued session, at most ``limit`` concurrently."""
 
-    def __init__(self, tasks: TaskSet, pipeline: Pipeline, *, limit: int = 256) -> None:
+    def __init__(
+        self,
+        tasks: TaskSet,
+        pipeline: Pipeline,
+        *,
+        limit: int = 256,
+        running: Running | None = None,
+    ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self._tasks = tasks
         self._pipeline = pipeline
         self._limit = limit
         self._queue: deque[tuple[SessionInfo, asyncio.Future[None]]] = deque()
-        self._running: dict[SessionId, asyncio.Future[None]] = {}
+        # Shared with whoever must know which ends run here (the cluster's catch-up).
+        self._running: Running = {} if running is None else running
         self._workers = 0
 
     def submit(self, info: SessionInfo) -> asyncio.Future[None]:

@@ -32,6 +32,8 @@ from tether.store.base import Claim, SessionStore
 log = logging.getLogger("tether.runtime")
 
 RETRY_AFTER_STORE_ERROR = 1.0
+Dispatch = Callable[[list[Claim]], None]
+"""Applies the effects of transitions this node won."""
 
 
 class DeadlineScheduler:
@@ -41,7 +43,6 @@ class DeadlineScheduler:
         self,
         store: SessionStore,
         clock: Clock,
-        dispatch: Callable[[list[Claim]], None],
         *,
         batch: int = 1000,
         max_sleep: float | None = None,
@@ -49,7 +50,7 @@ class DeadlineScheduler:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._dispatch = dispatch
+        self._dispatch: Dispatch | None = None
         self._batch = batch
         self._max_sleep = max_sleep
         self._outage = outage
@@ -59,8 +60,9 @@ class DeadlineScheduler:
         self._sleeping_until = math.inf
         self._idle = asyncio.Event()
 
-    def start(self) -> None:
-        """Start the scheduler task in the running loop."""
+    def start(self, dispatch: Dispatch) -> None:
+        """Start the scheduler task in the running loop; it hands what it claims to ``dispatch``."""
+        self._dispatch = dispatch
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="tether-scheduler"
@@ -120,6 +122,7 @@ class DeadlineScheduler:
         now = self._clock.now()
         claims = await self._store.claim_due(now, self._batch)
         if claims:
+            assert self._dispatch is not None  # set by start(), which runs this task
             self._dispatch(claims)
         earliest = await self._store.next_due()
         if earliest is None:
