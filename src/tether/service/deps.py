@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import Path, Query, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from tether.service.auth import Principal, Unauthorized
+from tether.errors import Unauthorized
+from tether.service.auth import Principal
 from tether.service.models import ARCHIVE_ID_PATTERN, SESSION_ID_PATTERN, USER_ID_PATTERN
 from tether.service.state import Service
 

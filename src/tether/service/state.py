@@ -17,11 +17,11 @@ from typing import Any
 from tether.core.ids import validate_session_id, validate_user_id
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message
-from tether.errors import InvalidInput, SessionNotFound, TetherError
+from tether.errors import Forbidden, InvalidInput, SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service.admin_feed import AdminFeed
 from tether.service.admission import Admission
-from tether.service.auth import Forbidden, Principal, TokenAuthority
+from tether.service.auth import Principal, TokenAuthority
 from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings

@@ -15,9 +15,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tether.core.ids import log_ref, validate_session_id, validate_user_id
-from tether.errors import InvalidInput, SessionEnded, SessionNotFound
+from tether.errors import FrameError, InvalidInput, SessionEnded, SessionNotFound
 from tether.service.errors import problem_for
-from tether.service.frames import FrameError
 from tether.service.models import session_view
 from tether.service.ws.closes import CLOSE_UNKNOWN_SESSION, Closed
 from tether.types import SessionId

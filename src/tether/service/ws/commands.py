@@ -1,7 +1,7 @@
 """What each command frame does, once ``hello`` has been accepted.
 
 :func:`dispatch` looks up the handler for the frame's type. Handlers raise
-:class:`~tether.service.frames.FrameError` or a
+:class:`~tether.errors.FrameError` or another
 :class:`~tether.errors.TetherError` for the connection to report as an
 ``error`` frame; the connection stays open either way.
 """
@@ -12,13 +12,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import SessionEnded
+from tether.errors import FrameError, SessionEnded
 from tether.service.frames import (
     Activity,
     ClientFrame,
     Config,
     End,
-    FrameError,
     Hello,
     Message,
     Observe,

@@ -15,11 +15,12 @@ from typing import NoReturn
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tether.errors import FrameError, Throttled, Unauthorized
 from tether.service.admission import RETRY_AFTER_S
-from tether.service.auth import Principal, Unauthorized
+from tether.service.auth import Principal
 from tether.service.errors import problem_for
-from tether.service.frames import PROTOCOL_VERSION, FrameError, Hello, parse_frame
-from tether.service.limits import Throttled, TokenBucket
+from tether.service.frames import PROTOCOL_VERSION, Hello, parse_frame
+from tether.service.limits import TokenBucket
 from tether.service.origin import origin_allowed
 from tether.service.state import Service
 from tether.service.ws.closes import (
