@@ -60,7 +60,7 @@ from tether.runtime.cleanup import Cleanup, CleanupRegistry
 from tether.runtime.cluster import Cluster, Held
 from tether.runtime.ending import EndPipelines
 from tether.runtime.fanout import Fanout
-from tether.runtime.hooks import H, Hook, Hooks
+from tether.runtime.hooks import C, H, Hook, Hooks
 from tether.runtime.keyed import KeyedLock
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
@@ -383,6 +383,16 @@ class SessionManager:
         self._hooks.ended.append(hook)
         return hook
 
+    def on_changed(self, hook: C) -> C:
+        """Register ``hook(session_id)`` for what the other hooks do not report.
+
+        A message appended, user activity, a connection attached or released,
+        a new config. Called inline with the id only: keep it quick, and not a
+        coroutine function (see :class:`~tether.runtime.hooks.Hooks`).
+        """
+        self._hooks.changed.append(hook)
+        return hook
+
     # -- commands -------------------------------------------------------------------
 
     async def start(
@@ -491,6 +501,8 @@ class SessionManager:
             claim = await self._touch(session_id, activity=True)
         if claim is not None:
             self._touched(claim)
+        if self._hooks.changed:  # the hottest call: no call at all when nothing listens
+            self._hooks.session_changed(session_id)
 
     async def heartbeat(self, session_id: SessionId) -> None:
         """A sign of presence only: never postpones the idle end."""
@@ -550,6 +562,7 @@ class SessionManager:
         self._check_open()
         info = await self._write(lambda now: self.store.attach(session_id, now))
         self._fanout.add(session_id, channel)
+        self._hooks.session_changed(session_id)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
             self._fanout.send(session_id, self._warning_event(info.warning), channel)
@@ -586,6 +599,7 @@ class SessionManager:
         if self.journal is not None:
             self.journal.config(session_id, info.config, self.clock.now())
         self._broadcast(session_id, SessionConfig(info.config))
+        self._hooks.session_changed(session_id)
         return info
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
@@ -621,6 +635,7 @@ class SessionManager:
                 await self._journal_failed(session_id, message.seq)
                 raise
         self._broadcast(session_id, TranscriptAppended(message))
+        self._hooks.session_changed(session_id)
         return message
 
     async def _journal_failed(self, session_id: SessionId, seq: int) -> None:
@@ -816,5 +831,6 @@ class SessionManager:
 
     async def _release_connection(self, session_id: SessionId) -> None:
         armed = await self.store.detach(session_id, self.clock.now())
+        self._hooks.session_changed(session_id)
         if armed is not None:
             self._scheduler.poke(armed)

@@ -6,8 +6,9 @@ of the last hour by reason), then carries changes as they happen:
 
 * ``session.started``, ``session.warning``, ``session.active`` and
   ``session.ended`` come from the manager's public hooks;
-* ``session.updated`` follows messages, user activity and connections
-  attaching or leaving, coalesced over :data:`UPDATE_DELAY`;
+* ``session.updated`` follows the manager's ``on_changed`` hook (messages,
+  user activity, a new config, connections attaching or leaving),
+  coalesced over :data:`UPDATE_DELAY`;
 * a fresh ``snapshot`` every :data:`SNAPSHOT_INTERVAL` seconds.
 
 Hooks fire on the node where a transition happens, and ``manager.list()``
@@ -116,8 +117,8 @@ class AdminFeed:
 
     # -- changes in -------------------------------------------------------------------
 
-    def touch(self, session_id: SessionId) -> None:
-        """The session changed in a way no hook reports (messages, activity, connections)."""
+    def _changed(self, session_id: SessionId) -> None:
+        """The manager's ``on_changed`` hook: a ``session.updated`` is due for the session."""
         if not self._subscribers or self._manager is None:
             return
         self._pending.add(session_id)
@@ -183,6 +184,7 @@ class AdminFeed:
             manager.on_warning(self._hook("session.warning"))
             manager.on_active(self._hook("session.active"))
             manager.on_ended(self._hook("session.ended"))
+            manager.on_changed(self._changed)
         sub = _Subscriber()
         self._subscribers.add(sub)
         return sub

@@ -102,7 +102,6 @@ async def _stream(svc: Service, session_id: SessionId, after: int, key: str) -> 
     try:
         try:
             await svc.manager.attach(session_id, channel)
-            svc.changed(session_id)
             replay: list[Event] = [
                 TranscriptAppended(m)
                 for m in await svc.manager.transcript(session_id, after=after, limit=REPLAY_LIMIT)

@@ -171,7 +171,6 @@ def build(svc: Service) -> APIRouter:
     async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.activity(info.id)
-        svc.changed(info.id)
         return _presence(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(

@@ -43,7 +43,6 @@ async def _attach_started(conn: Peer, session_id: SessionId, view: dict[str, Any
     try:
         await conn.channel.send_json({"type": "session.started", "session": view})
         await conn.svc.manager.attach(session_id, conn.channel)
-        conn.svc.changed(session_id)
     except BaseException:
         conn.session_id = None
         raise
@@ -63,7 +62,6 @@ async def join(conn: Peer, raw_id: str, after: int | None) -> None:
         try:
             info = await manager.attach(info.id, channel)
             conn.session_id = info.id
-            conn.svc.changed(info.id)
             floor = max(0, info.message_count - TAIL)
             first = floor if after is None else max(after, floor)
             tail = await manager.transcript(info.id, after=first, limit=TAIL)

@@ -38,9 +38,7 @@ async def _ping(conn: Peer, frame: Ping) -> None:
 
 
 async def _activity(conn: Peer, frame: Activity) -> None:
-    session_id = conn.attached()
-    await conn.svc.manager.activity(session_id)
-    conn.svc.changed(session_id)
+    await conn.svc.manager.activity(conn.attached())
 
 
 async def _message(conn: Peer, frame: Message) -> None:
