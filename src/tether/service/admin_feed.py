@@ -32,7 +32,7 @@ from typing import Any
 from tether.core.session import SessionInfo
 from tether.errors import SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
-from tether.service.models import session_view
+from tether.service.models import admin_view
 from tether.transports.sse import RETRY_MS, format_sse
 from tether.types import SessionId, SessionState
 
@@ -57,13 +57,6 @@ _CLOSE = object()
 """Queued to a stream to end it."""
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
-
-
-def admin_view(info: SessionInfo) -> dict[str, Any]:
-    """A session as the admin feed shows it: the usual view without ``config`` and ``policy``."""
-    view = session_view(info)
-    del view["config"], view["policy"]
-    return view
 
 
 def ends_by_bucket(ended: list[SessionInfo], now: float) -> list[dict[str, Any]]:

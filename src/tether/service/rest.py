@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 
 from tether.core.ids import validate_session_id
 from tether.core.jsonvalue import loads
-from tether.core.session import SessionInfo
 from tether.errors import BadJson
 from tether.service import cleanup, evicted
 from tether.service.auth import Principal, bearer
@@ -28,7 +27,7 @@ from tether.service.models import (
     ConfigBody,
     MessageBody,
     StartBody,
-    deadlines,
+    presence_view,
     session_view,
 )
 from tether.service.responses import answers
@@ -62,19 +61,6 @@ _BEACON_BODY = {
         'as the whole text/plain body (or {"token": ...}, or token=... form data).',
     },
 }
-
-
-def _presence(info: SessionInfo, heartbeat_interval: float) -> dict[str, Any]:
-    """What a heartbeat or activity call answers: where the session stands."""
-    view = session_view(info)
-    return {
-        "id": info.id,
-        "state": view["state"],
-        "warning": view["warning"],
-        "next_deadline": view["next_deadline"],
-        "deadlines": deadlines(info),
-        "heartbeat_interval_s": heartbeat_interval,
-    }
 
 
 def _beacon_token(request: Request, body: bytes) -> str | None:
@@ -148,10 +134,7 @@ def build(svc: Service) -> APIRouter:
     @r.get("/sessions/{session_id}", summary="One session", **answers(Session, "The session", 404))
     async def get_session(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info, archived = await evicted.readable(svc, caller, session_id)
-        view = session_view(info)
-        if archived is not None:
-            view["archive_id"] = archived.archive_id  # read from its archive
-        return view
+        return session_view(info, archive_id=None if archived is None else archived.archive_id)
 
     @r.post(
         "/sessions/{session_id}/heartbeat",
@@ -161,7 +144,7 @@ def build(svc: Service) -> APIRouter:
     async def heartbeat(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.heartbeat(info.id)
-        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+        return presence_view(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(
         "/sessions/{session_id}/activity",
@@ -171,7 +154,7 @@ def build(svc: Service) -> APIRouter:
     async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.activity(info.id)
-        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+        return presence_view(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(
         "/sessions/{session_id}/messages",
