@@ -20,8 +20,7 @@ from tether.core.jsonvalue import loads
 from tether.errors import BadJson
 from tether.service import cleanup, evicted
 from tether.service.auth import Principal, bearer
-from tether.service.deps import SessionIdPath, UserQuery, caller_dependency
-from tether.service.errors import route_class
+from tether.service.deps import SessionIdPath, UserQuery, api_router, caller_dependency
 from tether.service.models import (
     CleanupBody,
     ConfigBody,
@@ -86,11 +85,7 @@ def _beacon_token(request: Request, body: bytes) -> str | None:
 
 def build(svc: Service) -> APIRouter:
     """The session routes of one service."""
-    r = APIRouter(
-        prefix="/api/v1",
-        tags=["sessions"],
-        route_class=route_class(svc.settings.max_message_bytes),
-    )
+    r = api_router(svc, "sessions")
     Caller = Annotated[Principal, Depends(caller_dependency(svc))]
     heartbeat_interval = svc.settings.heartbeat_interval
 
