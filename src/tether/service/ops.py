@@ -44,6 +44,7 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+# Long: one short nested function per route (FastAPI reads them from this closure).
 def build(svc: Service) -> APIRouter:
     """``/health``, ``/ready`` and ``/metrics`` of one service."""
     r = api_router(svc, "operations", prefix="")

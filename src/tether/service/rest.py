@@ -83,6 +83,7 @@ def _beacon_token(request: Request, body: bytes) -> str | None:
     return text
 
 
+# Long: one short nested function per route (FastAPI reads them from this closure).
 def build(svc: Service) -> APIRouter:
     """The session routes of one service."""
     r = api_router(svc, "sessions")
