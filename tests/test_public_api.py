@@ -105,3 +105,13 @@ def test_every_layer_of_the_contract_exists() -> None:
     for layer in config["tool"]["importlinter"]["contracts"][0]["layers"]:
         for name in layer.split("|"):
             importlib.import_module(name.strip())
+
+
+def test_the_layers_contract_names_documents_that_exist() -> None:
+    """The layers contract's name points at a README section that is there (no stale doc)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    name = config["tool"]["importlinter"]["contracts"][0]["name"]
+    docs = re.findall(r"[\w/]+\.md", name)
+    assert docs == ["README.md"]
+    section = name.split("README.md,", 1)[1].strip(" )")
+    assert f"## {section}" in (ROOT / "README.md").read_text()

@@ -126,3 +126,44 @@ async def test_raising_ended_hook_does_not_stop_end_pipeline() -> None:
         metrics = await kit.manager.metrics()
         assert metrics.hook_failures == 1
         assert metrics.total_ended == 1
+
+
+async def test_changed_hooks_hear_messages_activity_config_and_connections() -> None:
+    """on_changed is told, inline, of each change no transition hook reports; heartbeats are not."""
+    async with fake_manager(policy=POLICY) as kit:
+        seen: list[str] = []
+        manager = kit.manager
+        session = await manager.start("alice")
+        sid = session.id
+        manager.on_changed(lambda changed: seen.append(changed))
+
+        await manager.heartbeat(sid)
+        assert seen == []  # presence alone changes nothing anyone is shown
+        channel = RecordingChannel()
+        await manager.attach(sid, channel)
+        assert seen == [sid]
+        await manager.activity(sid)
+        assert seen == [sid] * 2
+        await manager.append(sid, "assistant", "hello")
+        assert seen == [sid] * 3
+        await manager.update_config(sid, {"role": "backend"})
+        assert seen == [sid] * 4
+        await manager.detach(sid, channel)
+        assert seen == [sid] * 5
+
+
+async def test_a_raising_changed_hook_is_counted_and_the_call_goes_through() -> None:
+    """A raising changed hook adds to hook_failures; the activity and later hooks still happen."""
+    async with fake_manager(policy=POLICY) as kit:
+        after: list[str] = []
+
+        def broken(session_id: str) -> None:
+            raise RuntimeError("hook bug")
+
+        session = await kit.manager.start("alice")
+        kit.manager.on_changed(broken)
+        kit.manager.on_changed(after.append)
+        await kit.manager.activity(session.id)
+        assert after == [session.id]
+        assert (await kit.manager.metrics()).hook_failures == 1
+        assert (await kit.manager.get(session.id)).state is SessionState.ACTIVE

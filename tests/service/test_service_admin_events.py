@@ -110,6 +110,30 @@ async def test_admin_events_start_with_a_snapshot_then_follow_the_lifecycle(
                 assert ended["now"] >= ended["session"]["ended_at"]
 
 
+async def test_admin_events_report_a_config_update(tmp_path: Path) -> None:
+    """A new config, over REST or a WebSocket frame, is a ``session.updated`` on the feed."""
+    settings = make_settings(tmp_path, **SLOW_IDLE)
+    async with live_server(create_app(settings), settings) as served, served.client() as client:
+        sid = (await client.post("/api/v1/sessions", headers=auth("cleo"))).json()["id"]
+        async with client.stream("GET", EVENTS, headers=ADMIN) as response:
+            reader = SSEReader(response)
+            await reader.next_event("snapshot")
+            put = await client.put(
+                f"/api/v1/sessions/{sid}/config", headers=auth("cleo"), json={"config": {"a": 1}}
+            )
+            assert put.status_code == 200
+            updated = await _next_about(reader, "session.updated", sid)
+            assert updated["session"]["id"] == sid
+
+            async with ws_client(served) as ws:
+                await hello(ws, "dan")
+                other = (await start(ws))["id"]
+                await _next_about(reader, "session.updated", other)  # its connection
+                await send(ws, type="config", config={"b": 2})
+                updated = await _next_about(reader, "session.updated", other)
+                assert updated["session"]["id"] == other
+
+
 async def test_admin_events_send_fresh_snapshots_with_the_last_hours_ends(tmp_path: Path) -> None:
     """Every interval a new snapshot arrives, listing recent ends and counting them by reason."""
     settings = make_settings(tmp_path, **SLOW_IDLE)

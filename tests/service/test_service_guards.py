@@ -10,8 +10,8 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from tether.core.ids import log_ref
-from tether.errors import InvalidInput
-from tether.service.auth import Forbidden, Principal, TokenAuthority, Unauthorized, bearer
+from tether.errors import Forbidden, InvalidInput, Unauthorized
+from tether.service.auth import Principal, TokenAuthority, bearer
 from tether.service.errors import problem_for
 from tether.service.logs import RedactFilter, redact
 from tether.service.origin import origin_allowed

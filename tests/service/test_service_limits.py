@@ -32,12 +32,12 @@ from service_kit import (
     ws_client,
 )
 
+from tether.errors import Throttled
 from tether.service import create_app
 from tether.service.limits import (
     CONNECTION_RETRY_AFTER_S,
     ConnectionLimiter,
     RateLimiter,
-    Throttled,
     TokenBucket,
 )
 

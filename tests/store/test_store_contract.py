@@ -28,7 +28,7 @@ from tether.core.session import (
     Warned,
 )
 from tether.core.transcript import Message, Role
-from tether.errors import SessionEnded, SessionNotFound
+from tether.errors import DuplicateSession, SessionEnded, SessionNotFound
 from tether.store.base import Claim, Created, SessionStore, StoreStats
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -160,7 +160,7 @@ class StoreContract:
         record = make_record(config={"v": 1})
         await store.create(record, max_per_user=None)
         twin = SessionRecord(record.id, U2, "other", SHORT_IDLE, T0 + 5.0, {"v": 2})
-        with pytest.raises(ValueError, match="duplicate"):
+        with pytest.raises(DuplicateSession, match="duplicate"):
             await store.create(twin, max_per_user=None)
         info = await get_live(store, record.id)
         assert (info.user, info.kind, info.config, info.created_at) == (U1, "chat", {"v": 1}, T0)
@@ -174,7 +174,7 @@ class StoreContract:
         await store.create(record, max_per_user=None)
         await store.end(record.id, EndReason.ADMIN, T0 + 1.0)
         twin = SessionRecord(record.id, U1, "chat", QUIET, T0 + 2.0)
-        with pytest.raises(ValueError, match="duplicate"):
+        with pytest.raises(DuplicateSession, match="duplicate"):
             await store.create(twin, max_per_user=None)
         info = await get_live(store, record.id)
         assert (info.state, info.end_reason) == (ENDED, EndReason.ADMIN)

@@ -39,6 +39,7 @@ from tether.core.events import (
     TranscriptAppended,
 )
 from tether.core.transcript import Message, Role
+from tether.errors import MalformedMessage as MalformedMessage  # re-exported: the bus's error
 from tether.types import EndReason, SessionId
 
 
@@ -133,10 +134,6 @@ class LocalBus:
 
 
 # -- wire form -------------------------------------------------------------------------
-
-
-class MalformedMessage(ValueError):
-    """A payload on the bus that is not a message of this version."""
 
 
 def encode(message: BusMessage, origin: str) -> str:

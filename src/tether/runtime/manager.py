@@ -44,7 +44,7 @@ from tether.runtime.bus import EventBus
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup
 from tether.runtime.cluster import Cluster
-from tether.runtime.hooks import H
+from tether.runtime.hooks import C, H
 from tether.runtime.keyed import KeyedLock
 from tether.runtime.manager_metrics import ManagerMetrics
 from tether.runtime.store_epoch import EpochWatch
@@ -281,6 +281,16 @@ class SessionManager:
         self._hooks.ended.append(hook)
         return hook
 
+    def on_changed(self, hook: C) -> C:
+        """Register ``hook(session_id)`` for what the other hooks do not report.
+
+        A message appended, user activity, a connection attached or released,
+        a new config. Called inline with the id only: keep it quick, and not a
+        coroutine function (see :class:`~tether.runtime.hooks.Hooks`).
+        """
+        self._hooks.changed.append(hook)
+        return hook
+
     # -- commands -------------------------------------------------------------------
 
     async def start(
@@ -376,6 +386,8 @@ class SessionManager:
             claim = await self._store.touch(session_id, activity=True)
         if claim is not None:
             self._touched(claim)
+        if self._hooks.changed:  # the hottest call: no call at all when nothing listens
+            self._hooks.session_changed(session_id)
 
     async def heartbeat(self, session_id: SessionId) -> None:
         """A sign of presence only: never postpones the idle end."""
@@ -405,6 +417,7 @@ class SessionManager:
         self._check_open()
         info = await self._store.attach(session_id)
         self._fanout.add(session_id, channel)
+        self._hooks.session_changed(session_id)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
             event = self._effects.warning_event(info.warning)
@@ -416,7 +429,7 @@ class SessionManager:
         """Detach ``channel``; when it was the last, the presence clock starts."""
         if self._fanout.remove(session_id, channel):
             self._deployment.detached(session_id)
-            await self._store.detach(session_id)
+            await self._release_connection(session_id)
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
         """Replace the session's config and send it to every attached channel."""
@@ -424,6 +437,7 @@ class SessionManager:
         info = await self._store.update_config(session_id, config)
         self._transcripts.config(session_id, info.config)
         self._effects.broadcast(session_id, SessionConfig(info.config))
+        self._hooks.session_changed(session_id)
         return info
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
@@ -450,6 +464,7 @@ class SessionManager:
         message = await self._store.append(session_id, parsed, content, metadata)
         await self._transcripts.append(message, session_id)
         self._effects.broadcast(session_id, TranscriptAppended(message))
+        self._hooks.session_changed(session_id)
         return message
 
     async def transcript(
@@ -545,4 +560,9 @@ class SessionManager:
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
         self._deployment.detached(session_id)
-        self._tasks.spawn(self._store.detach(session_id))
+        self._tasks.spawn(self._release_connection(session_id))
+
+    async def _release_connection(self, session_id: SessionId) -> None:
+        """A connection left: the store counts it, and whoever listens hears of it."""
+        await self._store.detach(session_id)
+        self._hooks.session_changed(session_id)

@@ -17,19 +17,14 @@ from fastapi.responses import StreamingResponse
 from tether.errors import TetherError
 from tether.service.admin_feed import SNAPSHOT_INTERVAL
 from tether.service.auth import Principal
-from tether.service.deps import stream_caller_dependency
-from tether.service.errors import route_class
+from tether.service.deps import api_router, stream_caller_dependency
 from tether.service.responses import AUTHENTICATED, error_responses
 from tether.service.state import Service
 
 
 def build(svc: Service) -> APIRouter:
     """The admin event stream of one service."""
-    r = APIRouter(
-        prefix="/api/v1/admin",
-        tags=["admin"],
-        route_class=route_class(svc.settings.max_message_bytes),
-    )
+    r = api_router(svc, "admin", prefix="/api/v1/admin")
     Caller = Annotated[Principal, Depends(stream_caller_dependency(svc))]
 
     @r.get(

@@ -6,8 +6,9 @@ of the last hour by reason), then carries changes as they happen:
 
 * ``session.started``, ``session.warning``, ``session.active`` and
   ``session.ended`` come from the manager's public hooks;
-* ``session.updated`` follows messages, user activity and connections
-  attaching or leaving, coalesced over :data:`UPDATE_DELAY`;
+* ``session.updated`` follows the manager's ``on_changed`` hook (messages,
+  user activity, a new config, connections attaching or leaving),
+  coalesced over :data:`UPDATE_DELAY`;
 * a fresh ``snapshot`` every :data:`SNAPSHOT_INTERVAL` seconds.
 
 Hooks fire on the node where a transition happens, and ``manager.list()``
@@ -31,7 +32,7 @@ from typing import Any
 from tether.core.session import SessionInfo
 from tether.errors import SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
-from tether.service.models import session_view
+from tether.service.models import admin_view
 from tether.transports.sse import RETRY_MS, format_sse
 from tether.types import SessionId, SessionState
 
@@ -56,13 +57,6 @@ _CLOSE = object()
 """Queued to a stream to end it."""
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
-
-
-def admin_view(info: SessionInfo) -> dict[str, Any]:
-    """A session as the admin feed shows it: the usual view without ``config`` and ``policy``."""
-    view = session_view(info)
-    del view["config"], view["policy"]
-    return view
 
 
 def ends_by_bucket(ended: list[SessionInfo], now: float) -> list[dict[str, Any]]:
@@ -116,8 +110,8 @@ class AdminFeed:
 
     # -- changes in -------------------------------------------------------------------
 
-    def touch(self, session_id: SessionId) -> None:
-        """The session changed in a way no hook reports (messages, activity, connections)."""
+    def _changed(self, session_id: SessionId) -> None:
+        """The manager's ``on_changed`` hook: a ``session.updated`` is due for the session."""
         if not self._subscribers or self._manager is None:
             return
         self._pending.add(session_id)
@@ -183,6 +177,7 @@ class AdminFeed:
             manager.on_warning(self._hook("session.warning"))
             manager.on_active(self._hook("session.active"))
             manager.on_ended(self._hook("session.ended"))
+            manager.on_changed(self._changed)
         sub = _Subscriber()
         self._subscribers.add(sub)
         return sub

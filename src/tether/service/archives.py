@@ -17,8 +17,7 @@ from tether.archive.base import Archiver
 from tether.core.ids import validate_archive_id, validate_user_id
 from tether.errors import ArchiveNotFound, InvalidInput
 from tether.service.auth import Principal
-from tether.service.deps import ArchiveIdPath, UserPath, caller_dependency
-from tether.service.errors import route_class
+from tether.service.deps import ArchiveIdPath, UserPath, api_router, caller_dependency
 from tether.service.responses import answers
 from tether.service.schemas import ArchivedDialog, ArchiveList
 from tether.service.state import Service
@@ -39,9 +38,7 @@ def _archiver(svc: Service, caller: Principal, user: str) -> tuple[Archiver, str
 
 def build(svc: Service) -> APIRouter:
     """The archive routes of one service."""
-    r = APIRouter(
-        prefix="/api/v1", tags=["archives"], route_class=route_class(svc.settings.max_message_bytes)
-    )
+    r = api_router(svc, "archives")
     Caller = Annotated[Principal, Depends(caller_dependency(svc))]
 
     @r.get(

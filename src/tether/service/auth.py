@@ -1,4 +1,7 @@
-"""Who is calling: HS256 bearer tokens, the admin token, and the errors they raise.
+"""Who is calling: HS256 bearer tokens and the admin token.
+
+A bad token raises :class:`~tether.errors.Unauthorized`; a caller asking for
+what only an admin may do, :class:`~tether.errors.Forbidden`.
 
 A token's ``sub`` is the user id and ``exp`` its expiry; ``adm: true`` marks
 an admin token minted by ``tether token --admin``. Admin rights, by either
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import jwt
 
 from tether.core.ids import validate_user_id
-from tether.errors import InvalidInput, TetherError
+from tether.errors import Forbidden, InvalidInput, Unauthorized
 from tether.types import UserId
 
 ALGORITHM = "HS256"
@@ -24,14 +27,6 @@ MIN_SECRET_BYTES = 32
 """An HS256 key shorter than its hash is guessable (RFC 7518, section 3.2)."""
 LEEWAY_S = 5.0
 """Clock skew tolerated on ``exp``."""
-
-
-class Unauthorized(TetherError):
-    """No token, or one that is expired, forged or malformed (401 / close 1008)."""
-
-
-class Forbidden(TetherError):
-    """A valid caller asked for something only an admin may do (403)."""
 
 
 @dataclass(frozen=True, slots=True)

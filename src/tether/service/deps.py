@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Path, Query, Security
+from fastapi import APIRouter, Path, Query, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from tether.service.auth import Principal, Unauthorized
+from tether.errors import Unauthorized
+from tether.service.auth import Principal
+from tether.service.errors import route_class
 from tether.service.models import ARCHIVE_ID_PATTERN, SESSION_ID_PATTERN, USER_ID_PATTERN
 from tether.service.state import Service
 
@@ -89,3 +91,10 @@ def stream_caller_dependency(svc: Service) -> CallerDependency:
         return svc.authenticate(given)
 
     return caller
+
+
+def api_router(svc: Service, tag: str, prefix: str = "/api/v1") -> APIRouter:
+    """A router of ``svc``'s API: its errors answered by the edge, its bodies capped."""
+    return APIRouter(
+        prefix=prefix, tags=[tag], route_class=route_class(svc.settings.max_message_bytes)
+    )

@@ -28,16 +28,19 @@ from tether.errors import (
     ArchiveNotFound,
     BadJson,
     ConfigError,
+    Forbidden,
+    FrameError,
     InvalidInput,
     MessageTooLarge,
     SessionEnded,
     SessionNotFound,
     StoreUnavailable,
     TetherError,
+    Throttled,
+    TooLarge,
     TranscriptFull,
+    Unauthorized,
 )
-from tether.service.auth import Forbidden, Unauthorized
-from tether.service.limits import Throttled, TooLarge
 
 log = logging.getLogger("tether.service")
 
@@ -70,6 +73,7 @@ _TETHER_ERRORS: tuple[tuple[type[TetherError], int, str], ...] = (
     (TranscriptFull, 413, "transcript_full"),
     (Throttled, 429, "rate_limited"),
     (InvalidInput, 400, "invalid_input"),
+    (FrameError, 400, "invalid_frame"),
     (ConfigError, 400, "invalid_input"),
     (StoreUnavailable, 503, "store_unavailable"),
     (ArchiveError, 503, "archive_unavailable"),
@@ -151,6 +155,8 @@ def _tether_problem(exc: TetherError, status: int, code: str) -> Problem:
         )
     if isinstance(exc, Unauthorized):
         return Problem(status, code, message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, FrameError):
+        return Problem(status, exc.code, exc.message)
     return Problem(status, code, message)
 
 

@@ -23,8 +23,7 @@ from tether.core.events import Event, SessionEndedEvent, TranscriptAppended
 from tether.core.ids import log_ref
 from tether.errors import SessionEnded, TetherError
 from tether.service.auth import Principal
-from tether.service.deps import SessionIdPath, stream_caller_dependency
-from tether.service.errors import route_class
+from tether.service.deps import SessionIdPath, api_router, stream_caller_dependency
 from tether.service.responses import AUTHENTICATED, SSE_EVENT, error_responses
 from tether.service.state import Service
 from tether.transports.sse import SSEChannel, format_sse
@@ -46,9 +45,7 @@ def _position(*candidates: str | None) -> int:
 
 def build(svc: Service) -> APIRouter:
     """The event-stream route of one service."""
-    r = APIRouter(
-        prefix="/api/v1", tags=["events"], route_class=route_class(svc.settings.max_message_bytes)
-    )
+    r = api_router(svc, "events")
     Caller = Annotated[Principal, Depends(stream_caller_dependency(svc))]
 
     @r.get(
@@ -102,7 +99,6 @@ async def _stream(svc: Service, session_id: SessionId, after: int, key: str) -> 
     try:
         try:
             await svc.manager.attach(session_id, channel)
-            svc.changed(session_id)
             replay: list[Event] = [
                 TranscriptAppended(m)
                 for m in await svc.manager.transcript(session_id, after=after, limit=REPLAY_LIMIT)

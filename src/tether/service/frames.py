@@ -15,19 +15,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from tether.core.jsonvalue import loads
-from tether.errors import BadJson
+from tether.errors import BadJson, FrameError
 from tether.service.models import JsonObject, Kind
 
 PROTOCOL_VERSION = 1
-
-
-class FrameError(Exception):
-    """A frame the server cannot act on; ``code`` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class _Frame(BaseModel):

@@ -7,43 +7,22 @@
   (close 4029, or 429 for an event stream).
 
 Per-user live sessions are the manager's own limit (the oldest is replaced).
-Every refusal is a :class:`Throttled` carrying how long to wait.
+Every refusal is a :class:`~tether.errors.Throttled` carrying how long to wait.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from tether.errors import TetherError
+from tether.errors import Throttled
 
 CONNECTION_RETRY_AFTER_S = 5.0
 """What a client over its connection limit is told to wait: a guess, since a slot
 frees only when one of its other connections closes."""
 MAX_TRACKED_USERS = 100_000
 """Most users :class:`RateLimiter` keeps a bucket for at once (a few MB at most)."""
-
-
-class Throttled(TetherError):
-    """Too many requests or connections (429 / close 4029).
-
-    ``retry_after_s`` is how long the client should wait before trying again.
-    """
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-    @property
-    def retry_after_header(self) -> str:
-        """``Retry-After`` in whole seconds, at least 1."""
-        return str(max(1, math.ceil(self.retry_after_s)))
-
-
-class TooLarge(TetherError):
-    """A body or frame over ``TETHER_MAX_MESSAGE_BYTES`` (413 / close 1009)."""
 
 
 class TokenBucket:

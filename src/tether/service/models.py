@@ -1,4 +1,9 @@
-"""REST request bodies and the JSON views of sessions.
+"""The service's wire shapes: REST request bodies in, the session's JSON view out.
+
+:func:`session_view` is the one place a session becomes JSON for a client:
+REST answers, the WebSocket's ``session.started`` and ``session.resumed``,
+and (through :func:`admin_view` and :func:`presence_view`, which narrow it)
+the admin feed and the heartbeat and activity answers.
 
 Bodies are pydantic models, so malformed input is a 422 with details before
 any handler runs. Free-form objects (config, metadata) are checked here by
@@ -106,8 +111,11 @@ def deadlines(info: SessionInfo) -> dict[str, float | None]:
     }
 
 
-def session_view(info: SessionInfo) -> dict[str, Any]:
-    """A session as REST, WebSocket and SSE clients see it."""
+def session_view(info: SessionInfo, *, archive_id: str | None = None) -> dict[str, Any]:
+    """A session as REST, WebSocket and SSE clients see it.
+
+    ``archive_id`` is given for an ended session read back from its archive.
+    """
     out = info.to_dict()
     policy = info.policy
     out["deadlines"] = None if info.ended_at is not None else deadlines(info)
@@ -117,4 +125,27 @@ def session_view(info: SessionInfo) -> dict[str, Any]:
         "max_duration": policy.max_duration,
         "presence_timeout": policy.presence_timeout,
     }
+    if archive_id is not None:
+        out["archive_id"] = archive_id
     return out
+
+
+def admin_view(info: SessionInfo) -> dict[str, Any]:
+    """A session as the admin feed shows it: :func:`session_view` without config and policy."""
+    view = session_view(info)
+    del view["config"], view["policy"]
+    return view
+
+
+PRESENCE_FIELDS = ("id", "state", "warning", "next_deadline")
+"""What a heartbeat or activity answer repeats from :func:`session_view`."""
+
+
+def presence_view(info: SessionInfo, heartbeat_interval: float) -> dict[str, Any]:
+    """What a heartbeat or activity call answers: where the session stands."""
+    view = session_view(info)
+    return {
+        **{name: view[name] for name in PRESENCE_FIELDS},
+        "deadlines": deadlines(info),
+        "heartbeat_interval_s": heartbeat_interval,
+    }

@@ -19,7 +19,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from tether.errors import StoreUnavailable, TetherError
-from tether.service.errors import STORE_RETRY_AFTER_S, route_class
+from tether.service.deps import api_router
+from tether.service.errors import STORE_RETRY_AFTER_S
 from tether.service.prometheus import CONTENT_TYPE, Snapshot
 from tether.service.responses import ErrorBody, answers, error_responses
 from tether.service.schemas import Health, Ready
@@ -43,9 +44,10 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+# Long: one short nested function per route (FastAPI reads them from this closure).
 def build(svc: Service) -> APIRouter:
     """``/health``, ``/ready`` and ``/metrics`` of one service."""
-    r = APIRouter(tags=["operations"], route_class=route_class(svc.settings.max_message_bytes))
+    r = api_router(svc, "operations", prefix="")
 
     @r.get(
         "/health",

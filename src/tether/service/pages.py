@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from tether.service.errors import route_class
+from tether.service.deps import api_router
 from tether.service.interviewer import ScriptedInterviewer
 from tether.service.responses import answers
 from tether.service.schemas import DemoToken
@@ -141,11 +141,7 @@ def build(svc: Service, *, dashboard: bool) -> APIRouter:
 
 def _demo_api(svc: Service) -> APIRouter:
     """``TETHER_DEMO=1`` only: the demo page may mint a token for a throwaway user."""
-    r = APIRouter(
-        prefix="/api/v1/demo",
-        tags=["demo"],
-        route_class=route_class(svc.settings.max_message_bytes),
-    )
+    r = api_router(svc, "demo", prefix="/api/v1/demo")
 
     @r.post(
         "/token",

@@ -54,6 +54,7 @@ class _SnapshotCollector(Collector):
     def __init__(self) -> None:
         self.latest: Snapshot | None = None
 
+    # Long: one flat list of metric families, read best side by side.
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         snap = self.latest
         if snap is None:

@@ -71,6 +71,7 @@ BUSY = _answer(
 )
 
 
+# Long: the body is one class (uvicorn's protocol with its overrides), bound per call.
 def timed_protocol(
     admission: Admission, *, header_timeout: float, body_timeout: float
 ) -> type[H11Protocol]:

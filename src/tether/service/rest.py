@@ -17,18 +17,16 @@ from fastapi.responses import JSONResponse
 
 from tether.core.ids import validate_session_id
 from tether.core.jsonvalue import loads
-from tether.core.session import SessionInfo
 from tether.errors import BadJson
 from tether.service import cleanup, evicted
 from tether.service.auth import Principal, bearer
-from tether.service.deps import SessionIdPath, UserQuery, caller_dependency
-from tether.service.errors import route_class
+from tether.service.deps import SessionIdPath, UserQuery, api_router, caller_dependency
 from tether.service.models import (
     CleanupBody,
     ConfigBody,
     MessageBody,
     StartBody,
-    deadlines,
+    presence_view,
     session_view,
 )
 from tether.service.responses import answers
@@ -64,19 +62,6 @@ _BEACON_BODY = {
 }
 
 
-def _presence(info: SessionInfo, heartbeat_interval: float) -> dict[str, Any]:
-    """What a heartbeat or activity call answers: where the session stands."""
-    view = session_view(info)
-    return {
-        "id": info.id,
-        "state": view["state"],
-        "warning": view["warning"],
-        "next_deadline": view["next_deadline"],
-        "deadlines": deadlines(info),
-        "heartbeat_interval_s": heartbeat_interval,
-    }
-
-
 def _beacon_token(request: Request, body: bytes) -> str | None:
     """The token of an end request: the header, else whatever the body carries."""
     header = bearer(request.headers.get("authorization"))
@@ -98,13 +83,10 @@ def _beacon_token(request: Request, body: bytes) -> str | None:
     return text
 
 
+# Long: one short nested function per route (FastAPI reads them from this closure).
 def build(svc: Service) -> APIRouter:
     """The session routes of one service."""
-    r = APIRouter(
-        prefix="/api/v1",
-        tags=["sessions"],
-        route_class=route_class(svc.settings.max_message_bytes),
-    )
+    r = api_router(svc, "sessions")
     Caller = Annotated[Principal, Depends(caller_dependency(svc))]
     heartbeat_interval = svc.settings.heartbeat_interval
 
@@ -148,10 +130,7 @@ def build(svc: Service) -> APIRouter:
     @r.get("/sessions/{session_id}", summary="One session", **answers(Session, "The session", 404))
     async def get_session(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info, archived = await evicted.readable(svc, caller, session_id)
-        view = session_view(info)
-        if archived is not None:
-            view["archive_id"] = archived.archive_id  # read from its archive
-        return view
+        return session_view(info, archive_id=None if archived is None else archived.archive_id)
 
     @r.post(
         "/sessions/{session_id}/heartbeat",
@@ -161,7 +140,7 @@ def build(svc: Service) -> APIRouter:
     async def heartbeat(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.heartbeat(info.id)
-        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+        return presence_view(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(
         "/sessions/{session_id}/activity",
@@ -171,8 +150,7 @@ def build(svc: Service) -> APIRouter:
     async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
         await svc.manager.activity(info.id)
-        svc.changed(info.id)
-        return _presence(await svc.manager.get(info.id), heartbeat_interval)
+        return presence_view(await svc.manager.get(info.id), heartbeat_interval)
 
     @r.post(
         "/sessions/{session_id}/messages",

@@ -17,11 +17,11 @@ from typing import Any
 from tether.core.ids import validate_session_id, validate_user_id
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message
-from tether.errors import InvalidInput, SessionNotFound, TetherError
+from tether.errors import Forbidden, InvalidInput, SessionNotFound, TetherError
 from tether.runtime.manager import SessionManager
 from tether.service.admin_feed import AdminFeed
 from tether.service.admission import Admission
-from tether.service.auth import Forbidden, Principal, TokenAuthority
+from tether.service.auth import Principal, TokenAuthority
 from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings
@@ -158,17 +158,12 @@ class Service:
     ) -> Message:
         """Append a message (REST or WebSocket) and tell whoever listens."""
         message = await self.manager.append(session_id, role, content, metadata)
-        self.changed(session_id)
         for listener in list(self.message_listeners):
             try:
                 listener(session_id, message)
             except Exception:
                 log.exception("message listener failed")
         return message
-
-    def changed(self, session_id: SessionId) -> None:
-        """Something no manager hook reports changed (messages, activity, connections)."""
-        self.admin_feed.touch(session_id)
 
     # -- background work and shutdown ----------------------------------------------------
 
@@ -187,7 +182,6 @@ class Service:
         """Detach ``channel``, tolerating a session that is already gone."""
         with contextlib.suppress(TetherError):
             await self.manager.detach(session_id, channel)
-        self.changed(session_id)
 
     async def drain(self, grace: float) -> None:
         """Shut down in the order clients need: end every session, then close the rest.

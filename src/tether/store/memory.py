@@ -43,7 +43,7 @@ from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
-from tether.errors import SessionEnded, SessionNotFound
+from tether.errors import DuplicateSession, SessionEnded, SessionNotFound
 from tether.store.base import Armed, Claim, Created, StoreStats
 from tether.store.index import DeadlineIndex
 from tether.types import EndReason, SessionId, SessionState, UserId
@@ -258,7 +258,7 @@ class MemoryStore:
         self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
     ) -> Created:
         if record.id in self._live or record.id in self._ended:
-            raise ValueError("duplicate session id")  # ids are 128 random bits
+            raise DuplicateSession()  # ids are 128 random bits
         now = record.created_at
         replaced: builtins.list[Claim] = []
         if reuse:

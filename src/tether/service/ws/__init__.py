@@ -18,6 +18,8 @@ oversized frame (1009), a flood (``error rate_limited``, then 4029), and a
 
 * :mod:`~tether.service.ws.connection`: the handshake, ``hello``, frames in
   (with the size and rate limits) and errors out;
+* :mod:`~tether.service.ws.peer`: the client as the commands see it (its
+  caller, its session, its ``error`` frames);
 * :mod:`~tether.service.ws.commands`: what each command frame does;
 * :mod:`~tether.service.ws.attach`: ``start``, ``resume`` and ``observe``,
   which join the connection to a session;

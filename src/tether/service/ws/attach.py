@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tether.core.ids import log_ref, validate_session_id, validate_user_id
-from tether.errors import InvalidInput, SessionEnded, SessionNotFound
+from tether.errors import FrameError, InvalidInput, SessionEnded, SessionNotFound
 from tether.service.errors import problem_for
-from tether.service.frames import FrameError
 from tether.service.models import session_view
 from tether.service.ws.closes import CLOSE_UNKNOWN_SESSION, Closed
+from tether.service.ws.peer import Peer
 from tether.types import SessionId
-
-if TYPE_CHECKING:
-    from tether.service.ws.connection import Connection
 
 log = logging.getLogger("tether.service")
 
@@ -31,7 +28,7 @@ TAIL = 100
 """Most messages in ``session.resumed``'s ``transcript_tail``; the rest are in REST."""
 
 
-async def start(conn: Connection, kind: str, config: dict[str, Any] | None) -> None:
+async def start(conn: Peer, kind: str, config: dict[str, Any] | None) -> None:
     """``start``: a new session for the caller, with this connection attached."""
     conn.ensure_free()
     owner = conn.svc.owner_for_start(conn.principal, None)
@@ -40,20 +37,19 @@ async def start(conn: Connection, kind: str, config: dict[str, Any] | None) -> N
     await _attach_started(conn, info.id, session_view(info))
 
 
-async def _attach_started(conn: Connection, session_id: SessionId, view: dict[str, Any]) -> None:
+async def _attach_started(conn: Peer, session_id: SessionId, view: dict[str, Any]) -> None:
     # session.started goes out first; attaching then queues session.config.
     conn.session_id = session_id
     try:
         await conn.channel.send_json({"type": "session.started", "session": view})
         await conn.svc.manager.attach(session_id, conn.channel)
-        conn.svc.changed(session_id)
     except BaseException:
         conn.session_id = None
         raise
     log.debug("websocket attached session=%s", log_ref(session_id))
 
 
-async def join(conn: Connection, raw_id: str, after: int | None) -> None:
+async def join(conn: Peer, raw_id: str, after: int | None) -> None:
     """``resume`` and ``observe {session_id}``: attach to an existing session."""
     conn.ensure_free()
     manager = conn.svc.manager
@@ -66,7 +62,6 @@ async def join(conn: Connection, raw_id: str, after: int | None) -> None:
         try:
             info = await manager.attach(info.id, channel)
             conn.session_id = info.id
-            conn.svc.changed(info.id)
             floor = max(0, info.message_count - TAIL)
             first = floor if after is None else max(after, floor)
             tail = await manager.transcript(info.id, after=first, limit=TAIL)
@@ -96,7 +91,7 @@ async def join(conn: Connection, raw_id: str, after: int | None) -> None:
     log.debug("websocket resumed session=%s", log_ref(info.id))
 
 
-def observe_next(conn: Connection, target: str, wait_s: float) -> None:
+def observe_next(conn: Peer, target: str, wait_s: float) -> None:
     """``observe {user}``: attach to ``target``'s next session once it starts."""
     conn.ensure_free()
     caller = conn.principal
@@ -114,7 +109,7 @@ def observe_next(conn: Connection, target: str, wait_s: float) -> None:
     conn.waiter = asyncio.get_running_loop().create_task(_wait_for(conn, user, wait_s))
 
 
-async def _wait_for(conn: Connection, user: str, wait_s: float) -> None:
+async def _wait_for(conn: Peer, user: str, wait_s: float) -> None:
     try:
         info = await conn.svc.watch.next_session(user, wait_s)
         if info is None:

@@ -1,7 +1,7 @@
 """What each command frame does, once ``hello`` has been accepted.
 
 :func:`dispatch` looks up the handler for the frame's type. Handlers raise
-:class:`~tether.service.frames.FrameError` or a
+:class:`~tether.errors.FrameError` or another
 :class:`~tether.errors.TetherError` for the connection to report as an
 ``error`` frame; the connection stays open either way.
 """
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tether.errors import SessionEnded
+from tether.errors import FrameError, SessionEnded
 from tether.service.frames import (
     Activity,
     ClientFrame,
     Config,
     End,
-    FrameError,
     Hello,
     Message,
     Observe,
@@ -27,12 +26,10 @@ from tether.service.frames import (
     Start,
 )
 from tether.service.ws import attach
-
-if TYPE_CHECKING:
-    from tether.service.ws.connection import Connection
+from tether.service.ws.peer import Peer
 
 
-async def _ping(conn: Connection, frame: Ping) -> None:
+async def _ping(conn: Peer, frame: Ping) -> None:
     if conn.session_id is not None:
         # An ended session's close is already on its way to this connection.
         with contextlib.suppress(SessionEnded):
@@ -40,46 +37,44 @@ async def _ping(conn: Connection, frame: Ping) -> None:
     await conn.channel.send_json({"type": "pong"})
 
 
-async def _activity(conn: Connection, frame: Activity) -> None:
-    session_id = conn.attached()
-    await conn.svc.manager.activity(session_id)
-    conn.svc.changed(session_id)
+async def _activity(conn: Peer, frame: Activity) -> None:
+    await conn.svc.manager.activity(conn.attached())
 
 
-async def _message(conn: Connection, frame: Message) -> None:
+async def _message(conn: Peer, frame: Message) -> None:
     await conn.svc.append(conn.attached(), frame.role, frame.content, frame.metadata)
 
 
-async def _config(conn: Connection, frame: Config) -> None:
+async def _config(conn: Peer, frame: Config) -> None:
     await conn.svc.manager.update_config(conn.attached(), frame.config)
 
 
-async def _end(conn: Connection, frame: End) -> None:
+async def _end(conn: Peer, frame: End) -> None:
     session_id = conn.attached()
     info = await conn.svc.manager.get(session_id)
     await conn.svc.manager.end(session_id, conn.svc.end_reason(conn.principal, info))
 
 
-async def _start(conn: Connection, frame: Start) -> None:
+async def _start(conn: Peer, frame: Start) -> None:
     await attach.start(conn, frame.kind, frame.config)
 
 
-async def _resume(conn: Connection, frame: Resume) -> None:
+async def _resume(conn: Peer, frame: Resume) -> None:
     await attach.join(conn, frame.session_id, frame.after)
 
 
-async def _observe(conn: Connection, frame: Observe) -> None:
+async def _observe(conn: Peer, frame: Observe) -> None:
     if frame.session_id is not None:
         await attach.join(conn, frame.session_id, None)
     else:
         attach.observe_next(conn, frame.user or "me", frame.wait_s)
 
 
-async def _hello(conn: Connection, frame: Hello) -> None:
+async def _hello(conn: Peer, frame: Hello) -> None:
     raise FrameError("already_authenticated", "hello was already accepted")
 
 
-Handler = Callable[["Connection", Any], Awaitable[None]]
+Handler = Callable[[Peer, Any], Awaitable[None]]
 _HANDLERS: dict[type[Any], Handler] = {
     Ping: _ping,
     Activity: _activity,
@@ -93,6 +88,6 @@ _HANDLERS: dict[type[Any], Handler] = {
 }
 
 
-async def dispatch(conn: Connection, frame: ClientFrame) -> None:
+async def dispatch(conn: Peer, frame: ClientFrame) -> None:
     """Act on one parsed frame."""
     await _HANDLERS[type(frame)](conn, frame)

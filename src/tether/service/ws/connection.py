@@ -15,11 +15,11 @@ from typing import NoReturn
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tether.errors import FrameError, Throttled, Unauthorized
 from tether.service.admission import RETRY_AFTER_S
-from tether.service.auth import Principal, Unauthorized
-from tether.service.errors import problem_for
-from tether.service.frames import PROTOCOL_VERSION, FrameError, Hello, parse_frame
-from tether.service.limits import Throttled, TokenBucket
+from tether.service.auth import Principal
+from tether.service.frames import PROTOCOL_VERSION, Hello, parse_frame
+from tether.service.limits import TokenBucket
 from tether.service.origin import origin_allowed
 from tether.service.state import Service
 from tether.service.ws.closes import (
@@ -31,27 +31,21 @@ from tether.service.ws.closes import (
     Closed,
 )
 from tether.service.ws.commands import dispatch
+from tether.service.ws.peer import Peer
 from tether.transports.websocket import WebSocketChannel
-from tether.types import SessionId
 
 log = logging.getLogger("tether.service")
 
 
-class Connection:
+class Connection(Peer):
     """One WebSocket client: its caller, its session, its rate budget."""
 
     def __init__(self, svc: Service, websocket: WebSocket) -> None:
-        self.svc = svc
+        super().__init__(svc, WebSocketChannel(websocket))
         self.websocket = websocket
-        self.channel = WebSocketChannel(websocket)
         settings = svc.settings
         self.bucket = TokenBucket(settings.max_messages_per_minute, settings.message_burst)
         self.max_bytes = settings.max_message_bytes
-        self.caller: Principal | None = None
-        self.session_id: SessionId | None = None
-        self.waiter: asyncio.Task[None] | None = None
-        self.bugs = 0
-        """Unexpected exceptions on this connection: the first is logged, the rest counted."""
 
     # -- the connection's life -------------------------------------------------------
 
@@ -183,44 +177,6 @@ class Connection:
                 await self.error("bad_frame", "send JSON text frames, not binary")
                 continue
             return text
-
-    # -- what the commands use -------------------------------------------------------
-
-    @property
-    def principal(self) -> Principal:
-        """The authenticated caller (commands only run after ``hello``)."""
-        assert self.caller is not None  # set by _hello before any dispatch
-        return self.caller
-
-    def attached(self) -> SessionId:
-        """The session this connection serves, or ``error not_attached``."""
-        if self.session_id is None:
-            raise FrameError("not_attached", "start, resume or observe a session first")
-        return self.session_id
-
-    def ensure_free(self) -> None:
-        """Refuse a second attach (``error already_attached``)."""
-        if self.session_id is not None or self.waiter is not None:
-            raise FrameError(
-                "already_attached", "this connection already has a session; open another one"
-            )
-
-    async def error(self, code: str, message: str) -> None:
-        """Send ``error {code, message}``; the connection stays. Counted, never logged."""
-        self.svc.metrics.client_error("websocket", code)
-        await self.channel.send_json({"type": "error", "code": code, "message": message})
-
-    async def send_problem(self, exc: BaseException) -> None:
-        """Send the ``error`` frame that ``exc`` maps to; the connection stays.
-
-        Only the connection's first unexpected exception is logged (with its
-        traceback): a client repeating whatever triggers it buys no more log.
-        """
-        problem = problem_for(exc, log_unexpected=self.bugs == 0)
-        if problem.status == 500:
-            self.bugs += 1
-        self.svc.metrics.client_error("websocket", problem.code)
-        await self.channel.send_json({"type": "error", **problem.body()})
 
     async def refuse(self, code: str, message: str, close_code: int, **extra: object) -> NoReturn:
         """Say why (``extra`` goes into the ``error`` frame), close, and unwind."""

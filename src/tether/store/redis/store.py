@@ -68,7 +68,7 @@ from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
 from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
 from tether.core.transcript import Message, Role
-from tether.errors import SessionEnded, SessionNotFound, StoreUnavailable
+from tether.errors import DuplicateSession, SessionEnded, SessionNotFound, StoreUnavailable
 from tether.store.base import Armed, Claim, Created, SessionStore, StoreStats
 from tether.store.redis import arming, codec
 from tether.store.redis.batch import Batcher
@@ -502,7 +502,7 @@ class RedisStore:
             reply = await self._scripts.create(keys=keys, args=args)
             code = text(reply[0])
             if code == "D":
-                raise ValueError("duplicate session id")
+                raise DuplicateSession()
             if code == "X":  # reuse: the user's live session of the kind, for Python to judge
                 loaded = (await self._decoded(reply[1:3]))[0]
                 if loaded.record.expired(now) is None:
