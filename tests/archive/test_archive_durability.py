@@ -65,6 +65,18 @@ async def make_journal(tmp_path: Path) -> AsyncIterator[Callable[..., FileJourna
         await journal.aclose()
 
 
+@pytest.fixture
+async def everysec(
+    make_journal: Callable[..., FileJournal],
+) -> tuple[FakeClock, FileJournal]:
+    """An everysec journal on a fake clock, session 1 begun and its begin flushed."""
+    clock = FakeClock()
+    journal = make_journal(fsync="everysec", clock=clock)
+    await journal.begin(sid(1), ALICE, "chat", T0, {})  # its file and folders: flushed at once
+    await eventually(synced_and_quiet(journal, 1))
+    return clock, journal
+
+
 # -- the strategies, pure --------------------------------------------------------
 
 
@@ -113,13 +125,10 @@ def test_no_never_syncs_nor_acknowledges() -> None:
 
 
 async def test_everysec_syncs_appends_after_one_fake_second_and_not_before(
-    make_journal: Callable[..., FileJournal], tmp_path: Path
+    everysec: tuple[FakeClock, FileJournal], tmp_path: Path
 ) -> None:
     """Under everysec, appends return once written and are flushed at one fake second, no sooner."""
-    clock = FakeClock()
-    journal = make_journal(fsync="everysec", clock=clock)
-    await journal.begin(sid(1), ALICE, "chat", T0, {})  # its file and folders: flushed at once
-    await eventually(synced_and_quiet(journal, 1))
+    clock, journal = everysec
     await journal.append(sid(1), msg(1))
     await journal.append(sid(1), msg(2))
     path = tmp_path / "data" / "users" / "alice" / "dialogs" / "current" / sid(1)
@@ -132,13 +141,10 @@ async def test_everysec_syncs_appends_after_one_fake_second_and_not_before(
 
 
 async def test_everysec_syncs_at_once_when_the_last_flush_is_over_a_fake_second_old(
-    make_journal: Callable[..., FileJournal],
+    everysec: tuple[FakeClock, FileJournal],
 ) -> None:
     """Under everysec, a write after a quiet second is flushed without waiting for the clock."""
-    clock = FakeClock()
-    journal = make_journal(fsync="everysec", clock=clock)
-    await journal.begin(sid(1), ALICE, "chat", T0, {})
-    await eventually(synced_and_quiet(journal, 1))
+    clock, journal = everysec
     await clock.advance(5)
     await journal.append(sid(1), msg(1))
     await eventually(synced_and_quiet(journal, 2))  # the clock did not move
@@ -166,13 +172,10 @@ async def test_everysec_writes_within_one_fake_second_share_one_flush(
 
 
 async def test_everysec_aclose_flushes_writes_still_waiting_for_their_second(
-    make_journal: Callable[..., FileJournal],
+    everysec: tuple[FakeClock, FileJournal],
 ) -> None:
     """Closing an everysec journal flushes what waits for its second without moving the clock."""
-    clock = FakeClock()
-    journal = make_journal(fsync="everysec", clock=clock)
-    await journal.begin(sid(1), ALICE, "chat", T0, {})
-    await eventually(synced_and_quiet(journal, 1))
+    _, journal = everysec
     await journal.append(sid(1), msg(1))
     await journal.aclose()
     assert journal.batches == 2
