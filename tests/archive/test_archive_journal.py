@@ -182,7 +182,7 @@ async def test_journal_hands_a_long_burst_to_an_idle_flusher_before_the_burst_en
     await asyncio.gather(*(journal.begin(sid(n), ALICE, "chat", T0, {}) for n in range(100)))
     # The flusher thread goes back to waiting after the begins' flush; it has
     # no event to await, so the test polls its flag.
-    while not journal._idle:  # noqa: ASYNC110
+    while not journal._flusher.idle:  # noqa: ASYNC110
         await asyncio.sleep(0.001)
     handed: list[int] = []
     hand_over = journal._hand_over_waiting
