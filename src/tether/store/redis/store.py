@@ -66,7 +66,14 @@ from redis.exceptions import RedisError
 
 from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
-from tether.core.session import Ended, SessionInfo, SessionRecord, Transition
+from tether.core.session import (
+    Ended,
+    SessionInfo,
+    SessionRecord,
+    TouchEffect,
+    Transition,
+    touch_effect,
+)
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound, StoreUnavailable
 from tether.store.base import Armed, Claim, Created, SessionStore, StoreStats
@@ -82,7 +89,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _ENDED = SessionState.ENDED
-_WARNING = SessionState.WARNING
 MAX_ATTEMPTS = 64
 """Compare-and-set rounds before a step gives up on a session that keeps changing."""
 _READ_CHUNK = 500
@@ -530,17 +536,23 @@ class RedisStore:
             loaded = await self._refused(session_id, reply)
             record = loaded.record
             earlier: float | None = None
+            transition: Transition | None = None
             if record.expired(now) is None:
-                first_beat = record.starts_presence(activity=activity)
-                if not first_beat and not (activity and record.state is _WARNING):
+                effect = touch_effect(
+                    record.state, ever_heartbeat=record.ever_heartbeat, activity=activity
+                )
+                if effect is TouchEffect.RECORDED:
                     # nothing to decide after all: record it, if nothing moved
                     replies = await self._scripts.touch(keys=[key], args=[at, flag, loaded.version])
                     reply = replies[0]
                     continue
-                record.touch(now, activity=activity)
-                if first_beat:
+                record.touch(now, activity=activity)  # the core's touch rule, as MemoryStore
+                if effect is TouchEffect.PRESENCE:
                     earlier = arming.earlier(loaded)
-            transition = record.advance(now)
+                else:
+                    transition = record.advance(now)
+            else:  # a touch cannot revive it: the end applies
+                transition = record.advance(now)
             arm = arming.arm_after(loaded, transition, popped=False)
             if arm == arming.KEEP and earlier is not None:
                 arm = num(earlier)
