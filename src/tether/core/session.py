@@ -320,6 +320,14 @@ class SessionRecord:
         at, reason = self.governing_end()
         return reason if now >= at else None
 
+    def end_reason_at(self, now: float, requested: EndReason) -> EndReason:
+        """Why an end requested at ``now`` ends the session: a clock run out, else ``requested``.
+
+        Deadlines are inclusive, so if a clock has run out, that is why the
+        session ended, whether or not a scheduler got there first.
+        """
+        return self.expired(now) or requested
+
     def next_deadline(self) -> Deadline | None:
         """The next warning or end, assuming nothing touches the session first."""
         if self.state is ENDED:

@@ -216,7 +216,7 @@ class SessionManager:
         )
         if bus is None and shared:
             # Imported here: a memory-only deployment never loads the Redis client.
-            from tether.runtime.redis_bus import bus_for
+            from tether.runtime.store_bus import bus_for
 
             bus = bus_for(self.store)
         self.bus: EventBus = bus if bus is not None else LocalBus()

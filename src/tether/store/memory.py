@@ -356,9 +356,7 @@ class MemoryStore:
             if session_id in self._ended:
                 return None
             raise SessionNotFound()
-        # Deadlines are inclusive: if a clock has already run out, that is why
-        # the session ended, whether or not the scheduler got there first.
-        reason = self._due_reason(record, now) or reason
+        reason = record.end_reason_at(now, reason)
         record.finish(now, reason)
         return Claim(self._retire(record, now), Ended(reason), 1)
 
