@@ -120,17 +120,21 @@ class TouchEffect(StrEnum):
     """The session has ended: nothing was recorded."""
 
 
-def touch_effect(state: SessionState, *, ever_heartbeat: bool, activity: bool) -> TouchEffect:
+_RECORDED, _PRESENCE = TouchEffect.RECORDED, TouchEffect.PRESENCE
+_REVIEW, _IGNORED = TouchEffect.REVIEW, TouchEffect.IGNORED
+
+
+def touch_effect(state: SessionState, ever_heartbeat: bool, activity: bool) -> TouchEffect:
     """What a touch (``activity`` or heartbeat) of a session in ``state`` entails.
 
     It assumes no clock has run out at the touch (a store checks
     :meth:`SessionRecord.expired` first: a touch cannot revive a session).
     """
     if state is ENDED:
-        return TouchEffect.IGNORED
+        return _IGNORED
     if activity:
-        return TouchEffect.REVIEW if state is WARNING else TouchEffect.RECORDED
-    return TouchEffect.RECORDED if ever_heartbeat else TouchEffect.PRESENCE
+        return _REVIEW if state is WARNING else _RECORDED
+    return _RECORDED if ever_heartbeat else _PRESENCE
 
 
 class Deadlines(NamedTuple):
@@ -360,8 +364,8 @@ class SessionRecord:
         store which of these to follow up (:func:`touch_effect`). An ended
         session ignores it.
         """
-        effect = touch_effect(self.state, ever_heartbeat=self.ever_heartbeat, activity=activity)
-        if effect is TouchEffect.IGNORED:
+        effect = touch_effect(self.state, self.ever_heartbeat, activity)
+        if effect is _IGNORED:
             return effect
         self.last_seen = now
         if activity:
@@ -372,10 +376,7 @@ class SessionRecord:
 
     def starts_presence(self, *, activity: bool) -> bool:
         """Whether a touch would be this session's first heartbeat (see :meth:`touch`)."""
-        return (
-            touch_effect(self.state, ever_heartbeat=self.ever_heartbeat, activity=activity)
-            is TouchEffect.PRESENCE
-        )
+        return touch_effect(self.state, self.ever_heartbeat, activity) is TouchEffect.PRESENCE
 
     def attach(self, now: float) -> None:
         """A connection was attached: presence is held while any is."""
