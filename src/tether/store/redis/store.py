@@ -48,6 +48,7 @@ from tether.store.redis.keys import Keys, SessionKeys
 from tether.store.redis.link import Link
 from tether.store.redis.nodes import Nodes
 from tether.store.redis.reads import Reads
+from tether.store.redis.scripts import Scripts
 from tether.store.redis.seam import translated
 from tether.store.redis.sessions import Sessions
 from tether.store.redis.touches import Touch, Touches
@@ -168,7 +169,7 @@ class RedisStore:
         return self._nodes.lease
 
     @property
-    def _scripts(self) -> Any:
+    def _scripts(self) -> Scripts:
         """The registered scripts (tests poke at them)."""
         return self._link.scripts
 
