@@ -42,7 +42,7 @@ from typing import Any
 from tether.core import arming
 from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
-from tether.core.session import Ended, SessionInfo, SessionRecord, TouchEffect
+from tether.core.session import Ended, SessionInfo, SessionRecord, TouchEffect, touch_effect
 from tether.core.transcript import Message, Role
 from tether.errors import SessionEnded, SessionNotFound
 from tether.store.base import Armed, Claim, Created, StoreStats
@@ -309,12 +309,19 @@ class MemoryStore:
         # at a million sessions the record's armed_at usually is not.
         if now >= self._index.floor and now >= record.armed_at and record.expired(now) is not None:
             return self._apply(record, now)
-        effect = record.touch(now, activity=activity)  # the core's touch rule
+        # The core's touch rule decides; the timestamps are written here, as
+        # SessionRecord.touch would, to save a call on the hottest path.
+        effect = touch_effect(record.state, record.ever_heartbeat, activity)
+        record.last_seen = now
+        if activity:
+            record.last_activity = now
+            if effect is _REVIEW:  # activity during a warning: advance() decides
+                return self._apply(record, now)
+            return None
         if effect is _RECORDED:
             return None
-        if effect is _REVIEW:
-            return self._apply(record, now)
         # the first heartbeat: the presence clock starts (rare, once a session)
+        record.ever_heartbeat = True
         armed = self._rearm_if_earlier(record)
         return None if armed is None else Armed(armed)
 
