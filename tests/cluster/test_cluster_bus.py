@@ -18,7 +18,8 @@ from redis_kit import RedisServer
 from tether.core.events import SessionActive, SessionConfig, SessionWarning, TranscriptAppended
 from tether.core.transcript import Role
 from tether.runtime.bus import Ack, BusMessage, Close, Poke, Publish
-from tether.runtime.redis_bus import RedisBus
+from tether.runtime.store_bus import StoreBus
+from tether.store.redis import RedisBroadcast
 from tether.testing import RecordingChannel, eventually
 from tether.types import EndReason, SessionId
 
@@ -43,7 +44,7 @@ async def kill_listeners(admin: redis.asyncio.Redis) -> None:
 
 
 class Listener:
-    """A RedisBus's callbacks, recorded."""
+    """A StoreBus's callbacks, recorded."""
 
     def __init__(self) -> None:
         self.messages: list[BusMessage] = []
@@ -57,12 +58,14 @@ class Listener:
 
 
 @pytest.fixture
-async def buses(redis_server: RedisServer) -> AsyncIterator[list[tuple[RedisBus, Listener]]]:
+async def buses(redis_server: RedisServer) -> AsyncIterator[list[tuple[StoreBus, Listener]]]:
     """Two started buses on one fresh channel, each with its own client."""
     channel = f"test-{uuid.uuid4().hex[:12]}:bus"
     out = []
     for _ in range(2):
-        bus = RedisBus(redis.asyncio.from_url(redis_server.url), channel, owns_client=True)
+        bus = StoreBus(
+            RedisBroadcast(redis.asyncio.from_url(redis_server.url), channel, owns_client=True)
+        )
         listener = Listener()
         await bus.start(listener.on_message, listener.on_reconnect)
         out.append((bus, listener))
@@ -74,7 +77,7 @@ async def buses(redis_server: RedisServer) -> AsyncIterator[list[tuple[RedisBus,
 
 
 async def test_messages_arrive_in_order_and_never_back_at_their_publisher(
-    buses: list[tuple[RedisBus, Listener]],
+    buses: list[tuple[StoreBus, Listener]],
 ) -> None:
     """Every kind of message reaches the other bus in publication order; none echoes."""
     (one, heard_by_one), (_, heard_by_two) = buses
@@ -94,7 +97,7 @@ async def test_messages_arrive_in_order_and_never_back_at_their_publisher(
 
 
 async def test_a_bus_subscribes_again_after_its_connection_is_killed(
-    buses: list[tuple[RedisBus, Listener]], admin: redis.asyncio.Redis
+    buses: list[tuple[StoreBus, Listener]], admin: redis.asyncio.Redis
 ) -> None:
     """CLIENT KILL TYPE pubsub: each bus resubscribes, says so once, and hears messages again."""
     (one, heard_by_one), (two, heard_by_two) = buses
@@ -107,7 +110,7 @@ async def test_a_bus_subscribes_again_after_its_connection_is_killed(
 
 
 async def test_malformed_payloads_on_the_channel_are_dropped(
-    buses: list[tuple[RedisBus, Listener]], admin: redis.asyncio.Redis
+    buses: list[tuple[StoreBus, Listener]], admin: redis.asyncio.Redis
 ) -> None:
     """A foreign or garbled payload is counted and ignored; the bus keeps working."""
     (one, _), (two, heard_by_two) = buses

@@ -13,10 +13,13 @@ from tether.core.session import (
     Action,
     ClockKind,
     Deadline,
+    Deadlines,
     Ended,
     Reactivated,
     SessionRecord,
+    TouchEffect,
     Warned,
+    touch_effect,
 )
 from tether.types import EndReason, SessionId, SessionState, UserId
 
@@ -609,3 +612,27 @@ def test_a_detach_with_nothing_attached_does_not_stretch_the_presence_grace() ->
     record.detach(T0 + 50)
     assert record.connections == 0
     assert record.presence_end() == end
+
+
+def test_touch_effect_is_the_one_touch_rule() -> None:
+    """Activity in a warning is reviewed, a first heartbeat starts presence, the rest recorded."""
+    assert touch_effect(ACTIVE, ever_heartbeat=False, activity=True) is TouchEffect.RECORDED
+    assert touch_effect(WARNING, ever_heartbeat=True, activity=True) is TouchEffect.REVIEW
+    assert touch_effect(ACTIVE, ever_heartbeat=False, activity=False) is TouchEffect.PRESENCE
+    assert touch_effect(WARNING, ever_heartbeat=False, activity=False) is TouchEffect.PRESENCE
+    assert touch_effect(WARNING, ever_heartbeat=True, activity=False) is TouchEffect.RECORDED
+    assert touch_effect(ENDED, ever_heartbeat=False, activity=True) is TouchEffect.IGNORED
+
+
+def test_deadlines_report_the_presence_clock_only_while_it_runs() -> None:
+    """deadlines() and the snapshot's presence_at follow presence_end(), None once ended."""
+    record = make(presence=0, attach=False)
+    assert record.deadlines() == Deadlines(T0 + 600, T0 + 1800, None)
+    assert record.snapshot().deadlines() == record.deadlines()
+    record.attach(T0 + 5)
+    record.detach(T0 + 9)
+    assert record.deadlines().presence_at == T0 + 9
+    assert record.snapshot().presence_at == T0 + 9
+    record.finish(T0 + 9, EndReason.CLIENT_GONE)
+    assert record.deadlines().presence_at is None
+    assert record.snapshot().deadlines().presence_at is None

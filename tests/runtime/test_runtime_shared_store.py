@@ -11,7 +11,7 @@ from tether.archive.yaml_archive import YamlArchive
 from tether.errors import ConfigError
 from tether.runtime.bus import LocalBus
 from tether.runtime.manager import SessionManager
-from tether.runtime.redis_bus import RedisBus, bus_for
+from tether.runtime.store_bus import StoreBus, bus_for
 from tether.store.memory import MemoryStore
 from tether.store.redis import RedisStore
 
@@ -27,11 +27,11 @@ async def test_a_memory_store_gets_the_local_bus_and_no_cluster() -> None:
 
 
 async def test_a_redis_store_gets_its_pub_sub_bus_by_default() -> None:
-    """A shared Redis store gets the RedisBus on '<prefix>bus' unless one is given."""
+    """A shared Redis store gets the StoreBus on '<prefix>bus' unless one is given."""
     store = RedisStore.from_url(UNREACHABLE, prefix="p1:")
     try:
         manager = SessionManager(store)
-        assert isinstance(manager.bus, RedisBus)
+        assert isinstance(manager.bus, StoreBus)
         assert manager.bus.channel == "p1:bus"
         assert manager._cluster is not None
         given = LocalBus()

@@ -61,7 +61,7 @@ async def test_start_returns_the_new_session(tmp_path: Path) -> None:
         assert session["deadlines"] == {
             "idle_at": now + 600,
             "max_at": now + 1800,
-            "presence_at": now + 3000,
+            "presence_at": None,  # no connection or heartbeat yet: the presence clock waits
         }
         assert session["policy"]["warn_before"] == 120
         bare = await client.post("/api/v1/sessions", headers=ALICE)

@@ -33,10 +33,10 @@ from tether.core.transcript import Role
 from tether.errors import SessionEnded, StoreUnavailable
 from tether.store.base import Claim, StoreStats
 from tether.store.redis import RedisStore, codec
-from tether.store.redis import store as redis_store_module
+from tether.store.redis import nodes as redis_nodes_module
+from tether.store.redis.claims import COMMIT_CHUNK
 from tether.store.redis.codec import Field, text
 from tether.store.redis.configs import ConfigCache
-from tether.store.redis.store import COMMIT_CHUNK
 from tether.types import EndReason, SessionId, SessionState, UserId
 
 T0 = 1_700_000_000.0
@@ -265,7 +265,7 @@ async def test_the_live_index_spans_many_chunks(url: str, monkeypatch: pytest.Mo
     A chunk emptied by ends leaves the index; resume walks the chunks in
     creation order, in calls smaller than a chunk, visiting each session once.
     """
-    monkeypatch.setattr(redis_store_module, "RESUME_CHUNK", 7)
+    monkeypatch.setattr(redis_nodes_module, "RESUME_CHUNK", 7)
     async with node(url) as [store]:
         infos = [await add(store, user=UserId(f"u{i}"), now=T0 + i) for i in range(250)]
         gone = infos[:5] + infos[95:215] + infos[-1:]  # chunk 1 (orders 100-199) empties
@@ -561,14 +561,14 @@ async def test_a_session_touched_between_lease_and_commit_is_decided_again(url: 
     """A touch landing mid-claim makes the claimer re-decide: no stale warning, re-armed later."""
     async with nodes(url, 2) as [a, b]:
         info = await add(a, policy=WARN_IDLE)  # warning due at +80
-        commit = a._run
+        commit = a._link.run
 
         async def touch_first(calls: Any) -> list[Any]:
-            a._run = commit  # type: ignore[method-assign]
+            a._link.run = commit  # type: ignore[method-assign]
             await b.touch(info.id, T0 + 80.0, activity=True)  # moves the warning to +160
             return await commit(calls)
 
-        a._run = touch_first  # type: ignore[method-assign]
+        a._link.run = touch_first  # type: ignore[method-assign]
         assert await a.claim_due(T0 + 80.0, BIG) == []
         got = await b.get(info.id)
         assert got is not None

@@ -16,7 +16,7 @@ from tether.core.policy import Policy
 from tether.core.session import Ended, SessionRecord
 from tether.store.base import SessionStore
 from tether.store.redis import RedisStore
-from tether.store.redis import store as redis_store_module
+from tether.store.redis import nodes as redis_nodes_module
 from tether.types import EndReason, SessionId, SessionState, UserId
 
 T0 = 1_700_000_000.0
@@ -127,7 +127,7 @@ async def test_redis_resume_walks_every_session_in_chunks(
     redis_store_factory: object, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     """RedisStore resumes in chunks of RESUME_CHUNK script calls and still reaches every session."""
-    monkeypatch.setattr(redis_store_module, "RESUME_CHUNK", chunk)
+    monkeypatch.setattr(redis_nodes_module, "RESUME_CHUNK", chunk)
     async with redis_store_factory() as store:  # type: ignore[operator]
         assert isinstance(store, RedisStore)
         sids = [await new_session(store, user=f"u{i}") for i in range(7)]

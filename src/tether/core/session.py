@@ -95,6 +95,56 @@ class Ended:
 Transition = Warned | Reactivated | Ended
 
 
+def _idle_end(last_activity: float, policy: Policy) -> float:
+    return last_activity + policy.idle_timeout
+
+
+def _lifetime_end(created_at: float, policy: Policy) -> float:
+    return created_at + policy.max_duration
+
+
+class TouchEffect(StrEnum):
+    """What a touch leaves for the store to do once its timestamps are recorded.
+
+    The one touch rule: every store (and ``touch.lua``, which takes the
+    ``RECORDED`` case inside Redis) follows :func:`touch_effect`.
+    """
+
+    RECORDED = "recorded"
+    """Only timestamps changed: no deadline moved earlier, no transition is due."""
+    PRESENCE = "presence"
+    """The first heartbeat: the presence clock starts, the next deadline may come earlier."""
+    REVIEW = "review"
+    """Activity during a warning: :meth:`SessionRecord.advance` decides whether it clears."""
+    IGNORED = "ignored"
+    """The session has ended: nothing was recorded."""
+
+
+_RECORDED, _PRESENCE = TouchEffect.RECORDED, TouchEffect.PRESENCE
+_REVIEW, _IGNORED = TouchEffect.REVIEW, TouchEffect.IGNORED
+
+
+def touch_effect(state: SessionState, ever_heartbeat: bool, activity: bool) -> TouchEffect:
+    """What a touch (``activity`` or heartbeat) of a session in ``state`` entails.
+
+    It assumes no clock has run out at the touch (a store checks
+    :meth:`SessionRecord.expired` first: a touch cannot revive a session).
+    """
+    if state is ENDED:
+        return _IGNORED
+    if activity:
+        return _REVIEW if state is WARNING else _RECORDED
+    return _RECORDED if ever_heartbeat else _PRESENCE
+
+
+class Deadlines(NamedTuple):
+    """When each of the three clocks runs out, as things stand (``None``: not running)."""
+
+    idle_at: float
+    max_at: float
+    presence_at: float | None
+
+
 class SessionInfo(NamedTuple):
     """An immutable snapshot of one session, as stores return it.
 
@@ -117,6 +167,18 @@ class SessionInfo(NamedTuple):
     next_deadline: Deadline | None
     ended_at: float | None
     end_reason: EndReason | None
+    presence_at: float | None = None
+    """When the presence clock runs out (:meth:`SessionRecord.presence_end`);
+    ``None`` while it is not running, and once the session has ended."""
+
+    def deadlines(self) -> Deadlines:
+        """The three clocks' ends, as the core computed them (:meth:`SessionRecord.deadlines`)."""
+        policy = self.policy
+        return Deadlines(
+            _idle_end(self.last_activity, policy),
+            _lifetime_end(self.created_at, policy),
+            self.presence_at,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as the HTTP and WebSocket edges send it."""
@@ -204,11 +266,11 @@ class SessionRecord:
 
     def idle_end(self) -> float:
         """When the activity clock runs out."""
-        return self.last_activity + self.policy.idle_timeout
+        return _idle_end(self.last_activity, self.policy)
 
     def lifetime_end(self) -> float:
         """When the lifetime clock runs out."""
-        return self.created_at + self.policy.max_duration
+        return _lifetime_end(self.created_at, self.policy)
 
     def presence_end(self) -> float | None:
         """When the presence clock runs out, or ``None`` while it is not running.
@@ -231,6 +293,11 @@ class SessionRecord:
         if not self.ever_attached and (timeout == 0 or not self.ever_heartbeat):
             return None
         return self.last_seen + timeout
+
+    def deadlines(self) -> Deadlines:
+        """Every clock's end: idle, lifetime and presence (``None`` when not running or ended)."""
+        presence = None if self.state is ENDED else self.presence_end()
+        return Deadlines(self.idle_end(), self.lifetime_end(), presence)
 
     def governing_end(self) -> tuple[float, EndReason]:
         """The earliest end among the three clocks, and its reason.
@@ -257,6 +324,14 @@ class SessionRecord:
         at, reason = self.governing_end()
         return reason if now >= at else None
 
+    def end_reason_at(self, now: float, requested: EndReason) -> EndReason:
+        """Why an end requested at ``now`` ends the session: a clock run out, else ``requested``.
+
+        Deadlines are inclusive, so if a clock has run out, that is why the
+        session ended, whether or not a scheduler got there first.
+        """
+        return self.expired(now) or requested
+
     def next_deadline(self) -> Deadline | None:
         """The next warning or end, assuming nothing touches the session first."""
         if self.state is ENDED:
@@ -279,26 +354,29 @@ class SessionRecord:
 
     # -- inputs -----------------------------------------------------------
 
-    def touch(self, now: float, *, activity: bool) -> None:
+    def touch(self, now: float, *, activity: bool) -> TouchEffect:
         """Record a sign of the client; ``activity`` also refreshes the idle clock.
 
         A touch without activity is a heartbeat: the first one starts the
         presence clock (:meth:`presence_end`), which can bring the next
-        deadline forward (:meth:`starts_presence` tells a store when).
-        Otherwise only timestamps change: any warning is reconciled by
-        :meth:`advance`. An ended session ignores it.
+        deadline forward. Activity during a warning may clear it, which
+        :meth:`advance` decides. The returned :class:`TouchEffect` tells the
+        store which of these to follow up (:func:`touch_effect`). An ended
+        session ignores it.
         """
-        if self.state is ENDED:
-            return
+        effect = touch_effect(self.state, self.ever_heartbeat, activity)
+        if effect is _IGNORED:
+            return effect
         self.last_seen = now
         if activity:
             self.last_activity = now
         else:
             self.ever_heartbeat = True
+        return effect
 
     def starts_presence(self, *, activity: bool) -> bool:
         """Whether a touch would be this session's first heartbeat (see :meth:`touch`)."""
-        return not activity and not self.ever_heartbeat and self.state is not ENDED
+        return touch_effect(self.state, self.ever_heartbeat, activity) is TouchEffect.PRESENCE
 
     def attach(self, now: float) -> None:
         """A connection was attached: presence is held while any is."""
@@ -378,4 +456,5 @@ class SessionRecord:
             next_deadline=self.next_deadline(),
             ended_at=self.ended_at,
             end_reason=self.end_reason,
+            presence_at=None if self.state is ENDED else self.presence_end(),
         )

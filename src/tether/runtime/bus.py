@@ -21,7 +21,8 @@ A bus whose connection broke loses what was published meanwhile; it calls
 store (see ``tether.runtime.cluster``).
 
 :class:`LocalBus` is the single-process bus (memory mode): there is nobody
-to tell. :class:`~tether.runtime.redis_bus.RedisBus` is Redis pub/sub.
+to tell. :class:`~tether.runtime.store_bus.StoreBus` runs on a shared store's broadcast
+(Redis pub/sub).
 """
 
 from __future__ import annotations

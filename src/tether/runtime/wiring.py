@@ -39,8 +39,8 @@ from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.pipelines import Running
-from tether.runtime.redis_bus import bus_for
 from tether.runtime.scheduler import DeadlineScheduler
+from tether.runtime.store_bus import bus_for
 from tether.runtime.tasks import TaskSet
 from tether.runtime.transcripts import Journaled, Unjournaled
 from tether.store.base import SessionStore

@@ -99,16 +99,9 @@ class CleanupBody(_Body):
 
 
 def deadlines(info: SessionInfo) -> dict[str, float | None]:
-    """When each of the session's three clocks runs out, as things stand."""
-    policy = info.policy
-    presence_at: float | None = None
-    if info.connections == 0 and info.ended_at is None:
-        presence_at = info.last_seen + policy.presence_timeout
-    return {
-        "idle_at": info.last_activity + policy.idle_timeout,
-        "max_at": info.created_at + policy.max_duration,
-        "presence_at": presence_at,
-    }
+    """When each of the session's three clocks runs out, as the core computed it."""
+    clocks = info.deadlines()
+    return {"idle_at": clocks.idle_at, "max_at": clocks.max_at, "presence_at": clocks.presence_at}
 
 
 def session_view(info: SessionInfo, *, archive_id: str | None = None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ keeps every digit). Times with no more than six decimals read back exactly.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -154,6 +154,67 @@ class NodeMembership(Protocol):
 
     async def leave(self, now: float) -> None:
         """Deregister this node, releasing every connection it still counts (as of ``now``)."""
+        ...
+
+
+OnPayload = Callable[[str | bytes], None]
+"""Called for each payload heard on a :class:`Broadcast`, in publication order."""
+
+OnReconnect = Callable[[], None]
+"""Called after a :class:`Broadcast` listens again following a lost connection."""
+
+
+class Broadcast(Protocol):
+    """A shared store's channel between its nodes: opaque payloads, in order, to every listener.
+
+    The transport of the runtime's event bus (``tether.runtime.store_bus``),
+    which encodes the messages. A broadcast that lost its connection loses
+    what was published meanwhile; it calls ``on_reconnect`` once it listens
+    again. Failures never leave it: it reconnects, or drops and logs.
+    """
+
+    @property
+    def channel(self) -> str:
+        """The channel's name."""
+        ...
+
+    @property
+    def listening(self) -> bool:
+        """Whether the listener is subscribed right now."""
+        ...
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the listener subscribed again after losing its connection."""
+        ...
+
+    async def start(self, on_payload: OnPayload, on_reconnect: OnReconnect) -> None:
+        """Start listening; returns once payloads published from now on will arrive."""
+        ...
+
+    def publish(self, payload: str) -> None:
+        """Queue ``payload`` for every listener (its own included); never waits."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until everything published so far has been sent (or dropped)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Send what is queued, then stop listening and release the connection."""
+        ...
+
+    async def halt(self) -> None:
+        """Stop at once, sending nothing more: what a killed process does (tests)."""
+        ...
+
+
+@runtime_checkable
+class BroadcastStore(Protocol):
+    """A shared store that offers its nodes a :class:`Broadcast` (the Redis store: pub/sub)."""
+
+    def broadcast(self) -> Broadcast:
+        """A new broadcast on the deployment's channel (one per node's event bus)."""
         ...
 
 

@@ -39,18 +39,20 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
+from tether.core import arming
 from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
-from tether.core.session import Ended, SessionInfo, SessionRecord
+from tether.core.session import Ended, SessionInfo, SessionRecord, TouchEffect, touch_effect
 from tether.core.transcript import Message, Role
 from tether.errors import DuplicateSession, SessionEnded, SessionNotFound
 from tether.store.base import Armed, Claim, Created, StoreStats
 from tether.store.index import DeadlineIndex
 from tether.types import EndReason, SessionId, SessionState, UserId
 
-_WARNING = SessionState.WARNING
 _ENDED = SessionState.ENDED
 _REPLACED = Ended(EndReason.REPLACED)
+_RECORDED = TouchEffect.RECORDED
+_REVIEW = TouchEffect.REVIEW
 
 
 class _Live(SessionRecord):
@@ -307,18 +309,21 @@ class MemoryStore:
         # at a million sessions the record's armed_at usually is not.
         if now >= self._index.floor and now >= record.armed_at and record.expired(now) is not None:
             return self._apply(record, now)
+        # The core's touch rule decides; the timestamps are written here, as
+        # SessionRecord.touch would, to save a call on the hottest path.
+        effect = touch_effect(record.state, record.ever_heartbeat, activity)
+        record.last_seen = now
         if activity:
-            record.last_seen = now
             record.last_activity = now
-            if record.state is _WARNING:
+            if effect is _REVIEW:  # activity during a warning: advance() decides
                 return self._apply(record, now)
-        elif record.ever_heartbeat:
-            record.last_seen = now
-        else:  # the first heartbeat: the presence clock starts (rare, once a session)
-            record.touch(now, activity=False)
-            armed = self._rearm_if_earlier(record)
-            return None if armed is None else Armed(armed)
-        return None
+            return None
+        if effect is _RECORDED:
+            return None
+        # the first heartbeat: the presence clock starts (rare, once a session)
+        record.ever_heartbeat = True
+        armed = self._rearm_if_earlier(record)
+        return None if armed is None else Armed(armed)
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
         record = self._require_in_time(session_id, now)
@@ -358,9 +363,7 @@ class MemoryStore:
             if session_id in self._ended:
                 return None
             raise SessionNotFound()
-        # Deadlines are inclusive: if a clock has already run out, that is why
-        # the session ended, whether or not the scheduler got there first.
-        reason = self._due_reason(record, now) or reason
+        reason = record.end_reason_at(now, reason)
         record.finish(now, reason)
         return Claim(self._retire(record, now), Ended(reason), 1)
 
@@ -473,31 +476,35 @@ class MemoryStore:
         return deadline.at
 
     def _rearm_if_earlier(self, record: _Live) -> float | None:
-        deadline = record.next_deadline()
-        if deadline is None or deadline.at >= record.armed_at:
-            return None
-        record.armed_at = deadline.at
-        self._index.push(deadline.at, record.id)
+        at = arming.earlier(record, record.armed_at)
+        if at is not None:
+            self._push(record, at)
+        return at
+
+    def _push(self, record: _Live, at: float) -> None:
+        """Arm ``record`` at ``at``, earlier than its entry (which goes stale)."""
+        record.armed_at = at
+        self._index.push(at, record.id)
         self._compact_if_mostly_stale()
-        return deadline.at
 
     def _apply(self, record: _Live, now: float, *, armed: bool = True) -> Claim | None:
         """Advance ``record`` at ``now``; re-arm or retire it; return the claim, if any.
 
         ``armed`` says whether ``record``'s current entry is still in the index
-        (a touch) or was just popped from it (a claim).
+        (a touch) or was just popped from it (a claim). Where the entry goes is
+        the core's rule (:func:`tether.core.arming.after`).
         """
         transition = record.advance(now)
-        if isinstance(transition, Ended):
-            info = self._retire(record, now)
-            return Claim(info, transition, 1)
-        if not armed:
-            self._arm(record)
-        elif transition is not None:
-            # The next event may now precede the armed entry: a switched warning
-            # ends sooner, and a cleared warning's next warning can come before
-            # the end the entry was armed for.
-            self._rearm_if_earlier(record)
+        entry = arming.after(record, transition, armed_at=record.armed_at if armed else None)
+        if isinstance(entry, arming.Retire):
+            assert isinstance(transition, Ended)
+            return Claim(self._retire(record, now), transition, 1)
+        if entry is not None:
+            if armed:
+                self._push(record, entry)
+            else:  # popped: nothing stale was left behind
+                record.armed_at = entry
+                self._index.push(entry, record.id)
         if transition is None:
             return None
         return Claim(record.snapshot(), transition)

@@ -7,11 +7,9 @@
 -- config_take in prelude.lua; a live hash holds one of the two, never pieces)
 -- Reply: {'OK', fields} after the change, {'N'} or {'E', reason}.
 local head = redis.call('HMGET', KEYS[1], F.state, F.end_reason, F.config_ref)
-if not head[1] then
-  return {'N'}
-end
-if head[1] == 'ended' then
-  return {'E', head[2]}
+local stop = gone(head[1], head[2])
+if stop then
+  return stop
 end
 local prefix, ref, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if ref ~= head[3] then -- the reference moves

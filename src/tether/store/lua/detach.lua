@@ -8,11 +8,9 @@
 -- else a refusal ({'S', fields}: decide again).
 local field = F.node_count .. ARGV[1]
 local head = redis.call('HMGET', KEYS[1], F.state, F.end_reason, F.version, field)
-if not head[1] then
-  return {'N'}
-end
-if head[1] == 'ended' then
-  return {'E', head[2]}
+local stop = gone(head[1], head[2])
+if stop then
+  return stop
 end
 if not head[4] or tonumber(head[4]) <= 0 then
   return {'Z'}

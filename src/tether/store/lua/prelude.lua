@@ -158,17 +158,23 @@ local function config_inline(prefix, hash, ref)
   config_drop(prefix, ref)
 end
 
+-- The reply for a session that is gone, from its F.state and F.end_reason
+-- values: {'N'} unknown, {'E', reason} ended; nil for a live one.
+local function gone(state, reason)
+  if not state then
+    return {'N'}
+  end
+  if state == 'ended' then
+    return {'E', reason}
+  end
+  return nil
+end
+
 -- The reply for a session the caller may not simply change: {'N'} unknown,
 -- {'E', reason} ended, else {'S', fields} for the caller to decide in Python.
 local function refusal(hash)
   local head = redis.call('HMGET', hash, F.state, F.end_reason)
-  if not head[1] then
-    return {'N'}
-  end
-  if head[1] == 'ended' then
-    return {'E', head[2]}
-  end
-  return {'S', redis.call('HGETALL', hash)}
+  return gone(head[1], head[2]) or {'S', redis.call('HGETALL', hash)}
 end
 
 -- nil when the caller may change the live session at `now`, else the reply to
@@ -177,11 +183,9 @@ end
 -- out); with one, the caller has checked the session in Python at that version.
 local function guard(hash, now, expected)
   local head = redis.call('HMGET', hash, F.state, F.end_reason, F.armed_at, F.version)
-  if not head[1] then
-    return {'N'}, nil
-  end
-  if head[1] == 'ended' then
-    return {'E', head[2]}, head[1]
+  local stop = gone(head[1], head[2])
+  if stop then
+    return stop, head[1]
   end
   if expected == '' then
     if tonumber(now) < tonumber(head[3]) then

@@ -4,6 +4,7 @@
 ``tether.store.base``); its Lua scripts live in ``tether/store/lua/``.
 """
 
+from tether.store.redis.bus import RedisBroadcast
 from tether.store.redis.store import RedisStore
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisBroadcast", "RedisStore"]

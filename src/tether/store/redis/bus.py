@@ -1,7 +1,10 @@
-"""``RedisBus``: the event bus over Redis pub/sub, one channel per deployment.
+"""``RedisBroadcast``: a deployment's pub/sub channel, the transport of its event bus.
+
+It carries opaque payloads (the runtime's :class:`~tether.runtime.store_bus.StoreBus`
+encodes the messages); it implements :class:`~tether.store.base.Broadcast`.
 
 Publishing goes through one writer task that sends everything queued as one
-pipeline, so a node's messages arrive everywhere in the order it published
+pipeline, so a node's payloads arrive everywhere in the order it published
 them (a transcript message before the end that follows it), and a burst costs
 one round trip.
 
@@ -13,6 +16,10 @@ subscribed again it calls ``on_reconnect``: the node then re-reads from the
 store the sessions it holds connections for (``tether.runtime.cluster``).
 A resubscription redis-py performs by itself is noticed the same way: every
 subscribe confirmation after the first one means the connection was renewed.
+
+Redis failures end here (the seam): a lost listener reconnects, a failed
+publish is logged and dropped (the other nodes' listeners broke too, and
+catch up from the store), so nothing from redis-py reaches the caller.
 """
 
 from __future__ import annotations
@@ -20,67 +27,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-import time
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from tether.runtime.bus import (
-    BusMessage,
-    EventBus,
-    LocalBus,
-    MalformedMessage,
-    OnMessage,
-    OnReconnect,
-    decode,
-    encode,
-)
-from tether.runtime.tasks import cancel_and_wait, cancel_requested
-from tether.store.base import SessionStore
-from tether.store.redis import RedisStore
+from tether.store.base import OnPayload, OnReconnect
+from tether.store.redis.seam import FAILURES
 
-log = logging.getLogger("tether.runtime")
+log = logging.getLogger("tether.store")
 
 RECONNECT_DELAY = 0.05
 MAX_RECONNECT_DELAY = 2.0
 MAX_BATCH = 512
 
 
-class RedisBus:
-    """An :class:`~tether.runtime.bus.EventBus` on one Redis pub/sub channel.
+def _cancel_requested() -> bool:
+    """Whether the running task was asked to stop (redis-py may swallow a cancellation)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
-    ``client`` is used for publishing and lends the bus one connection to
-    listen on; the bus does not close it unless ``owns_client``.
+
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` until it is done: redis-py can swallow a cancellation mid-command."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+
+
+class RedisBroadcast:
+    """A :class:`~tether.store.base.Broadcast` on one Redis pub/sub channel.
+
+    ``client`` is used for publishing and lends the broadcast one connection
+    to listen on; it is not closed unless ``owns_client``.
     """
 
     def __init__(self, client: Redis, channel: str, *, owns_client: bool = False) -> None:
         self._client = client
         self._channel = channel
         self._owns_client = owns_client
-        self.node = secrets.token_hex(8)
-        """This bus's origin stamp: messages carrying it are its own and are skipped."""
         self.reconnects = 0
         """How many times the listener subscribed again after losing its connection."""
-        self.dropped = 0
-        """Malformed payloads seen on the channel and ignored."""
-        self._on_message: OnMessage | None = None
+        self._on_payload: OnPayload | None = None
         self._on_reconnect: OnReconnect | None = None
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._queue: list[str] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
-
-    @classmethod
-    def for_store(cls, store: RedisStore) -> RedisBus:
-        """The bus of ``store``'s deployment: its client, channel ``<prefix>bus``."""
-        return cls(store.client, store.prefix + "bus")
-
-    @property
-    def shared(self) -> bool:
-        return True
 
     @property
     def channel(self) -> str:
@@ -94,10 +86,11 @@ class RedisBus:
 
     # -- listening -------------------------------------------------------------------
 
-    async def start(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None:
+    async def start(self, on_payload: OnPayload, on_reconnect: OnReconnect) -> None:
+        """Start listening; returns once payloads published from now on will arrive."""
         if self._reader is not None:
             return
-        self._on_message, self._on_reconnect = on_message, on_reconnect
+        self._on_payload, self._on_reconnect = on_payload, on_reconnect
         self._reader = asyncio.get_running_loop().create_task(
             self._listen(), name="tether-bus-reader"
         )
@@ -112,7 +105,7 @@ class RedisBus:
                 await pubsub.subscribe(self._channel)
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if cancel_requested():  # redis-py may swallow a cancellation
+                    if _cancel_requested():
                         raise asyncio.CancelledError
                     if message is None:
                         continue
@@ -125,14 +118,14 @@ class RedisBus:
                         if not first:
                             self._reconnected()
                         first = False
-            except (RedisError, OSError) as exc:
+            except FAILURES as exc:
                 self._subscribed.clear()
                 log.warning("event bus lost its connection, reconnecting: %s", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())
             self._subscribed.clear()
-            if cancel_requested():  # redis-py may swallow a cancellation
+            if _cancel_requested():
                 raise asyncio.CancelledError
             await asyncio.sleep(delay)  # real time: this waits for the network, not a session
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
@@ -143,32 +136,28 @@ class RedisBus:
         if self._on_reconnect is not None:
             self._on_reconnect()
 
-    def _deliver(self, payload: Any) -> None:
-        try:
-            origin, message = decode(payload, time.time())
-        except MalformedMessage as exc:
-            self.dropped += 1
-            log.warning("ignoring a malformed event bus message: %s", exc)
-            return
-        if origin == self.node or self._on_message is None:
+    def _deliver(self, payload: str | bytes) -> None:
+        if self._on_payload is None:
             return
         try:
-            self._on_message(message)
+            self._on_payload(payload)
         except Exception:
             log.exception("event bus handler failed")
 
     # -- publishing ------------------------------------------------------------------
 
-    def publish(self, message: BusMessage) -> None:
+    def publish(self, payload: str) -> None:
+        """Queue ``payload`` for every listener; never waits. Order is kept."""
         if self._closed:
             return
-        self._queue.append(encode(message, self.node))
+        self._queue.append(payload)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
                 self._write(), name="tether-bus-writer"
             )
 
     async def flush(self) -> None:
+        """Wait until everything published so far has been sent (or dropped)."""
         while self._writer is not None:
             await asyncio.shield(self._writer)
 
@@ -182,7 +171,7 @@ class RedisBus:
                         for payload in batch:
                             pipe.publish(self._channel, payload)
                         await pipe.execute()
-                except (RedisError, OSError) as exc:
+                except FAILURES as exc:
                     # The other nodes' listeners broke too (same Redis); they
                     # catch up from the store when they reconnect.
                     log.warning("event bus dropped %d message(s): %s", len(batch), exc)
@@ -190,6 +179,7 @@ class RedisBus:
             self._writer = None
 
     async def aclose(self) -> None:
+        """Send what is queued, stop listening, and close the client if owned."""
         if self._closed:
             return
         with contextlib.suppress(Exception):
@@ -197,10 +187,11 @@ class RedisBus:
         self._closed = True
         reader, self._reader = self._reader, None
         if reader is not None:
-            await cancel_and_wait(reader)
+            await _cancel_and_wait(reader)
         self._subscribed.clear()
         if self._owns_client:
-            await self._client.aclose()
+            with contextlib.suppress(*FAILURES):
+                await self._client.aclose()
 
     async def halt(self) -> None:
         """Stop at once, publishing nothing more: what a killed process does (tests)."""
@@ -209,17 +200,5 @@ class RedisBus:
         tasks = [t for t in (self._reader, self._writer) if t is not None]
         self._reader = self._writer = None
         for task in tasks:
-            await cancel_and_wait(task)
+            await _cancel_and_wait(task)
         self._subscribed.clear()
-
-
-def bus_for(store: SessionStore) -> EventBus:
-    """The bus a store's nodes share: pub/sub on a Redis store, else a :class:`LocalBus`."""
-    if isinstance(store, RedisStore):
-        return RedisBus.for_store(store)
-    if store.shared:
-        log.warning(
-            "a shared store without an event bus: events decided on other nodes "
-            "will not reach this node's connections"
-        )
-    return LocalBus()

@@ -1,0 +1,97 @@
+"""``Touches``: heartbeats and activity, batched into one ``touch.lua`` call per loop iteration.
+
+The hottest write. The touch rule is the core's
+(:func:`~tether.core.session.touch_effect`); ``touch.lua`` takes only its
+``RECORDED`` case, and only while the session's armed deadline lies after
+``now`` (no clock can have run out), so that case stays one round trip,
+shared with every touch issued in the same loop iteration
+(:class:`~tether.store.redis.batch.Batcher`). Every other case comes back
+here and is decided with the core, then committed with a compare-and-set,
+exactly as :class:`~tether.store.memory.MemoryStore` decides it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tether.core.session import Ended, TouchEffect, Transition, touch_effect
+from tether.store.base import Armed, Claim
+from tether.store.redis import arming, cas
+from tether.store.redis.batch import Batcher
+from tether.store.redis.cas import AGAIN, Again
+from tether.store.redis.codec import num
+from tether.store.redis.link import Link
+from tether.types import SessionId
+
+Touch = tuple[str, str, str]
+"""A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
+
+_RECORDED = TouchEffect.RECORDED
+_PRESENCE = TouchEffect.PRESENCE
+
+
+class Touches:
+    """Touches through a :class:`Batcher`, decided in Python when ``touch.lua`` hands one back."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        self.batcher: Batcher[Touch] = Batcher(self._send)
+
+    async def touch(
+        self, session_id: SessionId, now: float, *, activity: bool
+    ) -> Claim | Armed | None:
+        """See ``SessionStore.touch``."""
+        link = self._link
+        key, at, flag = link.keys.session(session_id), num(now), "1" if activity else "0"
+        reply = await self.batcher.submit((key, at, flag))
+        if reply == 0:
+            return None  # the hot path: recorded in Redis
+
+        async def attempt() -> Claim | Armed | Again | None:
+            nonlocal reply
+            if reply == 0:
+                return None
+            loaded = await link.refused(session_id, reply)
+            record = loaded.record
+            earlier: float | None = None
+            transition: Transition | None = None
+            if record.expired(now) is None:
+                effect = touch_effect(
+                    record.state, ever_heartbeat=record.ever_heartbeat, activity=activity
+                )
+                if effect is _RECORDED:
+                    # nothing to decide after all: record it, if nothing moved
+                    replies = await link.scripts.touch(keys=[key], args=[at, flag, loaded.version])
+                    reply = replies[0]
+                    return AGAIN
+                record.touch(now, activity=activity)  # the core's touch rule, as MemoryStore
+                if effect is _PRESENCE:
+                    earlier = arming.earlier(loaded)
+                else:
+                    transition = record.advance(now)
+            else:  # a touch cannot revive it: the end applies
+                transition = record.advance(now)
+            arm = arming.arm_after(loaded, transition, popped=False)
+            if arm == arming.KEEP and earlier is not None:
+                arm = num(earlier)
+            reply = await link.apply(loaded, arm, now)
+            if not cas.ok(reply):
+                return AGAIN
+            if isinstance(transition, Ended):
+                return link.end_claim(loaded, transition)
+            if transition is not None:
+                return Claim(record.snapshot(), transition)
+            return None if earlier is None else Armed(earlier)
+
+        return await cas.retry(attempt)
+
+    async def _send(self, touches: Sequence[Touch]) -> list[Any]:
+        """One ``touch.lua`` call for a whole batch of touches (see ``Batcher``)."""
+        args: list[str] = []
+        for _, at, flag in touches:
+            args += (at, flag, "")
+        replies: list[Any] = await self._link.scripts.touch(
+            keys=[key for key, _, _ in touches], args=args
+        )
+        return replies
