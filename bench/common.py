@@ -199,8 +199,13 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def write_json(rows: list[Row], meta: dict[str, Any]) -> Path:
-    RESULTS.parent.mkdir(exist_ok=True)
-    payload = {"meta": meta, "results": [row.to_json() for row in rows]}
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    return RESULTS
+def write_json(
+    rows: list[Row], meta: dict[str, Any], path: Path = RESULTS, detail: Any = None
+) -> Path:
+    """Write a run's rows (and, for fuzz and soak, its raw ``detail``) to ``path``."""
+    path.parent.mkdir(exist_ok=True)
+    payload: dict[str, Any] = {"meta": meta, "results": [row.to_json() for row in rows]}
+    if detail is not None:
+        payload["detail"] = detail
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fuzz_rest, fuzz_ws
-from bench.common import Row, Target, table
+from bench.common import Row, Target, table, write_json
 from bench.fuzz_server import health, metrics, mint, scan_log, serve
 from bench.good_client import GoodSession
 
@@ -204,19 +204,14 @@ def rows(result: dict[str, Any]) -> list[Row]:
     ]
 
 
-def write(result: dict[str, Any], table_rows: list[Row], meta: dict[str, Any]) -> Path:
-    RESULTS.parent.mkdir(exist_ok=True)
-    payload = {"meta": meta, "results": [r.to_json() for r in table_rows], "detail": result}
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return RESULTS
-
-
 def run(quick: bool) -> list[Row]:
     """For ``python -m bench fuzz``: the full run, or a small one with ``--quick``."""
     frames, requests = (20_000, 2_000) if quick else (1_000_000, 100_000)
     result = fuzz(frames, requests, _workers(), 1)
     table_rows = rows(result)
-    write(result, table_rows, {"frames": frames, "requests": requests, "quick": quick})
+    write_json(
+        table_rows, {"frames": frames, "requests": requests, "quick": quick}, RESULTS, result
+    )
     return table_rows
 
 
@@ -243,7 +238,7 @@ def main() -> None:
         "seed": args.seed,
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    path = write(result, table_rows, meta)
+    path = write_json(table_rows, meta, RESULTS, result)
     print(table(table_rows))
     good = result["well_behaved"]
     print(f"\nWS close codes: {result['ws'].get('close_codes')}")

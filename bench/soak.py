@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import soak_client
-from bench.common import Row, Target, table
+from bench.common import Row, Target, table, write_json
 from bench.fuzz_server import Server, metrics, scan_log, serve, wait_idle
 
 RESULTS = Path(__file__).parent / "results" / "soak.json"
@@ -242,19 +242,12 @@ def rows(result: dict[str, Any]) -> list[Row]:
     ]
 
 
-def write(result: dict[str, Any], table_rows: list[Row], meta: dict[str, Any]) -> Path:
-    RESULTS.parent.mkdir(exist_ok=True)
-    payload = {"meta": meta, "results": [r.to_json() for r in table_rows], "detail": result}
-    RESULTS.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return RESULTS
-
-
 def run(quick: bool) -> list[Row]:
     """For ``python -m bench soak``: 30 minutes, or 60 s with ``--quick``."""
     seconds, warmup, window = (60.0, 20.0, 20.0) if quick else (1800.0, 300.0, 300.0)
     result = soak(seconds, 50.0, warmup, window, 2, 1)
     table_rows = rows(result)
-    write(result, table_rows, {"seconds": seconds, "warmup": warmup, "quick": quick})
+    write_json(table_rows, {"seconds": seconds, "warmup": warmup, "quick": quick}, RESULTS, result)
     return table_rows
 
 
@@ -272,7 +265,7 @@ def main() -> None:
     result = soak(args.seconds, args.rate, args.warmup, args.window, args.workers, args.seed)
     table_rows = rows(result)
     meta = {**vars(args), "wall_s": round(time.perf_counter() - started, 1)}
-    path = write(result, table_rows, meta)
+    path = write_json(table_rows, meta, RESULTS, result)
     print(table(table_rows))
     churn = result["churn"]
     print(f"\nends by fate: {json.dumps(churn['ends'])}")
