@@ -189,6 +189,28 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]], within: fl
     await asyncio.wait_for(poll(), within)
 
 
+async def until_ready(
+    client: httpx.AsyncClient,
+    within: float = 20.0,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Wait until a server started in another process answers ``/ready`` with 200.
+
+    ``alive`` is called before each try, so a test can fail at once (with the
+    server's output) when the process has already exited.
+    """
+
+    async def up() -> bool:
+        if alive is not None:
+            alive()
+        try:
+            return (await client.get("/ready")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(up, within=within)
+
+
 @asynccontextmanager
 async def ws_client(served: Served, **kwargs: Any) -> AsyncIterator[ClientConnection]:
     """A real ``websockets`` client on ``/ws`` (compression off, like the server)."""

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from service_kit import SECRET, WAIT, asgi_client, auth, eventually, make_settings, recv_type, send
+from service_kit import (
+    SECRET,
+    WAIT,
+    asgi_client,
+    auth,
+    make_settings,
+    recv_type,
+    send,
+    until_ready,
+)
 from service_kit import token as make_token
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -84,14 +93,7 @@ async def test_the_example_under_uvicorn_reads_settings_counts_and_drains_on_sig
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
-
-            async def up() -> bool:
-                try:
-                    return (await client.get("/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(up, within=20)
+            await until_ready(client)
             assert (await client.get("/whoami")).json() == {"app": "mine", "idle_timeout_s": 45}
             conns = [
                 await connect(f"ws://127.0.0.1:{port}/ws", compression=None) for _ in range(CLIENTS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_kit import SECRET, WAIT, auth, eventually
+from service_kit import SECRET, WAIT, auth, until_ready
 
 from tether.core.timings import DEFAULTS, Conflict, Timings, fit_timings, timing_conflicts
 from tether.errors import ConfigError
@@ -464,14 +464,10 @@ async def test_tether_serve_starts_with_one_short_timeout_and_warns(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as client:
 
-            async def up() -> bool:
+            def alive() -> None:
                 assert process.returncode is None, log.read_text()
-                try:
-                    return (await client.get("/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
 
-            await eventually(up, within=20)
+            await until_ready(client, alive=alive)
             session = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()
         assert session["policy"] == policy
         assert session["next_deadline"]["action"] == "warn"

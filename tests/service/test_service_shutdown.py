@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 import httpx
-from service_kit import ADMIN_TOKEN, SECRET, WAIT, auth, eventually, recv_type, send, token
+from service_kit import (
+    ADMIN_TOKEN,
+    SECRET,
+    WAIT,
+    auth,
+    recv_type,
+    send,
+    token,
+    until_ready,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -43,14 +52,7 @@ async def test_sigterm_ends_and_archives_every_session_then_exits(tmp_path: Path
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
-
-            async def up() -> bool:
-                try:
-                    return (await client.get("/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(up, within=20)
+            await until_ready(client)
             rest_session = (await client.post("/api/v1/sessions", headers=auth("bob"))).json()
             await client.post(
                 f"/api/v1/sessions/{rest_session['id']}/messages",
