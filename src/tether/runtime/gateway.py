@@ -85,9 +85,21 @@ class StoreGateway:
         return created
 
     async def touch(self, session_id: SessionId, *, activity: bool) -> Claim | Armed | None:
-        """A touch on a store that awaits (see :meth:`~SessionStore.touch`)."""
-        touch = self._touch
-        return await self.call(lambda now: touch(session_id, now, activity=activity))
+        """A touch on a store that awaits (see :meth:`~SessionStore.touch`).
+
+        :meth:`call` written out: the hottest call on a shared store, it saves
+        a coroutine and a closure per touch (a fifth of the client's time).
+        """
+        if self.outage.pending:
+            await self.outage.resume()
+        try:
+            return await self._touch(session_id, self._now(), activity=activity)
+        except SessionEnded:
+            self._poke(-math.inf)
+            raise
+        except StoreUnavailable:
+            self.outage.noticed()
+            raise
 
     async def attach(self, session_id: SessionId) -> SessionInfo:
         """Count a connection to the session (raises if its end is due)."""

@@ -177,24 +177,27 @@ local function refusal(hash)
   return gone(head[1], head[2]) or {'S', redis.call('HGETALL', hash)}
 end
 
--- nil when the caller may change the live session at `now`, else the reply to
--- return, and the session's state. Without an expected version only a session
+-- First, nil when the caller may change the live session at `now`, else the
+-- reply to return; second, the session's state. Without an expected version only a session
 -- whose armed deadline lies after `now` passes (none of its clocks can have run
 -- out); with one, the caller has checked the session in Python at that version.
+-- Third, the fields it read (state, end_reason, armed_at, version, ever_heartbeat).
 local function guard(hash, now, expected)
-  local head = redis.call('HMGET', hash, F.state, F.end_reason, F.armed_at, F.version)
+  -- F.ever_heartbeat rides along for touch.lua: one HMGET, not a second call.
+  local head = redis.call('HMGET', hash, F.state, F.end_reason, F.armed_at, F.version,
+                          F.ever_heartbeat)
   local stop = gone(head[1], head[2])
   if stop then
-    return stop, head[1]
+    return stop, head[1], head
   end
   if expected == '' then
     if tonumber(now) < tonumber(head[3]) then
-      return nil, head[1]
+      return nil, head[1], head
     end
   elseif head[4] == expected then
-    return nil, head[1]
+    return nil, head[1], head
   end
-  return {'S', redis.call('HGETALL', hash)}, head[1]
+  return {'S', redis.call('HGETALL', hash)}, head[1], head
 end
 
 -- Mark the session ended (the fields a Python `finish` would set).

@@ -9,11 +9,11 @@
 -- activity during a warning, or a session's first heartbeat (it starts the
 -- presence clock, which may bring the deadline forward: Python re-arms it).
 local function touch(hash, now, activity, expected)
-  local stop, state = guard(hash, now, expected)
+  local stop, state, head = guard(hash, now, expected)
   if stop then
     return stop
   end
-  if expected == '' and activity ~= '1' and not redis.call('HGET', hash, F.ever_heartbeat) then
+  if expected == '' and activity ~= '1' and not head[5] then
     return {'S', redis.call('HGETALL', hash)}
   end
   if activity == '1' then

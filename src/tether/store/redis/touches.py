@@ -42,11 +42,18 @@ class Touches:
         self, session_id: SessionId, now: float, *, activity: bool
     ) -> Claim | Armed | None:
         """See ``SessionStore.touch``."""
-        link = self._link
-        key, at, flag = link.keys.session(session_id), num(now), "1" if activity else "0"
+        key, at, flag = self._link.keys.session(session_id), num(now), "1" if activity else "0"
         reply = await self.batcher.submit((key, at, flag))
         if reply == 0:
-            return None  # the hot path: recorded in Redis
+            return None  # the hot path: recorded in Redis, no closure made
+        return await self._decide(session_id, now, activity, (key, at, flag), reply)
+
+    async def _decide(
+        self, session_id: SessionId, now: float, activity: bool, touch: Touch, reply: Any
+    ) -> Claim | Armed | None:
+        """``touch.lua`` handed the touch back: decide it with the core, commit by CAS."""
+        link = self._link
+        key, at, flag = touch
 
         async def attempt() -> Claim | Armed | Again | None:
             nonlocal reply
