@@ -548,6 +548,7 @@ def test_session_info_to_dict_of_a_warning_session() -> None:
         "last_seen": T0,
         "connections": 1,
         "message_count": 0,
+        "busy": False,
         "config": {"k": 1},
         "warning": {"reason": "idle_timeout", "ends_at": T0 + 600},
         "next_deadline": {
