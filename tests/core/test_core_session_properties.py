@@ -580,7 +580,7 @@ def test_advance_before_next_deadline_changes_nothing(
 def test_busy_time_never_warns_or_ends_idle_and_restarts_the_idle_clock(
     policy: Policy, data: st.DataObject
 ) -> None:
-    """Busy from a to b: no idle warning or end in between; idle then warns at b+idle-warn, ends at b+idle."""
+    """Busy from a to b: no idle warning or end in between; then idle warns and ends from b."""
     sim = Sim(policy)
     sim.attach(T0)  # a connection holds presence: only the idle and lifetime clocks run
     start = T0 + data.draw(st.integers(0, round(policy.idle_timeout / Q) - 1)) * Q
@@ -588,7 +588,9 @@ def test_busy_time_never_warns_or_ends_idle_and_restarts_the_idle_clock(
     lifetime_end = T0 + policy.max_duration
     sim.set_busy(start, True)
     sim.run_until(stop)
-    during = [tr for t, tr in sim.transitions if start < t <= stop]  # a warning due at start came first
+    during = [
+        tr for t, tr in sim.transitions if start < t <= stop
+    ]  # a warning due at start came first
     assert all(getattr(tr, "reason", None) is not IDLE for tr in during)
     assert sim.rec.warning() is None or sim.rec.warning_reason is MAX
     if stop >= lifetime_end:
@@ -623,9 +625,11 @@ def test_nested_busy_marks_stop_the_idle_clock_until_the_last_closes(
     sim.set_busy(open_a, True)
     sim.set_busy(open_b, True)
     sim.set_busy(close_a, False)
-    assert sim.rec.busy == 1 and sim.rec.idle_end() == math.inf
+    assert sim.rec.busy == 1
+    assert sim.rec.idle_end() == math.inf
     sim.set_busy(close_b, False)
-    assert sim.rec.busy == 0 and sim.rec.idle_end() == close_b + policy.idle_timeout
+    assert sim.rec.busy == 0
+    assert sim.rec.idle_end() == close_b + policy.idle_timeout
     sim.set_busy(close_b, False)  # a duplicate close changes nothing
     sim.drain()
     assert sim.rec.ended_at == min(close_b + policy.idle_timeout, lifetime_end)

@@ -77,12 +77,15 @@ class TestBusyContract:
         assert await store.set_busy(sid, T0 + 30.0, busy=False) is None
         assert await claimed(store, T0 + 900.0) == []
         info = await store.get(sid)
-        assert info is not None and info.busy is True and info.last_activity == T0
+        assert info is not None
+        assert info.busy is True
+        assert info.last_activity == T0
         assert await store.set_busy(sid, T0 + 1000.0, busy=False) == Armed(T0 + 1080.0)
         assert await claimed(store, T0 + 1079.0) == []
         assert await claimed(store, T0 + 1100.0) == [Ended(IDLE)]  # its warning came late
         info = await store.get(sid)
-        assert info is not None and info.state is SessionState.ENDED
+        assert info is not None
+        assert info.state is SessionState.ENDED
         assert (info.end_reason, info.ended_at) == (IDLE, T0 + 1100.0)
 
     async def test_a_close_with_no_mark_open_changes_nothing(self, store: SessionStore) -> None:
@@ -96,7 +99,8 @@ class TestBusyContract:
         after = await store.get(sid)
         assert await store.set_busy(sid, T0 + 75.0, busy=False) is None
         assert await store.get(sid) == after
-        assert after is not None and after.last_activity == T0 + 70.0
+        assert after is not None
+        assert after.last_activity == T0 + 70.0
 
     async def test_busy_during_an_idle_warning_clears_it(self, store: SessionStore) -> None:
         """Opening a mark in an idle warning hands back Reactivated, as activity does."""
@@ -112,7 +116,8 @@ class TestBusyContract:
         )
         assert await claimed(store, T0 + 100.0) == []
         info = await store.get(sid)
-        assert info is not None and info.state is SessionState.ACTIVE
+        assert info is not None
+        assert info.state is SessionState.ACTIVE
 
     async def test_busy_never_clears_a_lifetime_warning_nor_stops_its_end(
         self, store: SessionStore
@@ -123,10 +128,12 @@ class TestBusyContract:
         assert await claimed(store, T0 + 280.0) == [Warned(MAX, T0 + 300.0)]
         assert await store.set_busy(sid, T0 + 285.0, busy=True) is None
         info = await store.get(sid)
-        assert info is not None and info.warning == Warned(MAX, T0 + 300.0)
+        assert info is not None
+        assert info.warning == Warned(MAX, T0 + 300.0)
         assert await claimed(store, T0 + 300.0) == [Ended(MAX)]
         ended = await store.get(sid)
-        assert ended is not None and ended.busy is False  # marks die with the session
+        assert ended is not None
+        assert ended.busy is False
 
     @pytest.mark.parametrize("busy", [True, False], ids=["open", "close"])
     async def test_a_mark_at_a_due_end_ends_the_session_exactly_once(
@@ -160,6 +167,8 @@ class TestBusyContract:
             await store.set_busy(sid, T0 + now, busy=busy)
             info = await store.get(sid)
             armed = await store.next_due()
-            assert info is not None and info.next_deadline is not None and armed is not None
+            assert info is not None
+            assert info.next_deadline is not None
+            assert armed is not None
             assert armed <= info.next_deadline.at
         assert await claimed(store, T0 + 120.0) == [Warned(IDLE, T0 + 140.0)]

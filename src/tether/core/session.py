@@ -307,7 +307,7 @@ class SessionRecord:
         self.end_reason: EndReason | None = None
         self.message_count = 0
         self.busy = 0
-        """How many busy marks are open (:meth:`set_busy`); the idle clock is stopped while any is."""
+        """Busy marks open (:meth:`set_busy`): the idle clock is stopped while any is."""
 
     # -- the three clocks -------------------------------------------------
 
@@ -423,7 +423,7 @@ class SessionRecord:
         return effect
 
     def set_busy(self, now: float, busy: bool) -> BusyEffect:
-        """Open (``busy``) or close one busy mark; closing the last restarts the idle clock at ``now``.
+        """Open (``busy``) or close one busy mark; the last close restarts idle at ``now``.
 
         While any mark is open the idle clock is stopped: no idle warning and no
         ``idle_timeout`` end (the lifetime and presence clocks run on). When the

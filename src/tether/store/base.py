@@ -269,7 +269,7 @@ class SessionStore(Protocol):
     async def set_busy(
         self, session_id: SessionId, now: float, *, busy: bool
     ) -> Claim | Armed | None:
-        """Open (``busy``) or close one busy mark at ``now``: the idle clock is stopped while any is open.
+        """Open (``busy``) or close one busy mark at ``now``; idle is stopped while any is open.
 
         The rule is the core's (:meth:`~tether.core.session.SessionRecord.set_busy`):
         marks nest (a count), a close with none open changes nothing, opening
