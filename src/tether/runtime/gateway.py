@@ -89,6 +89,10 @@ class StoreGateway:
         touch = self._touch
         return await self.call(lambda now: touch(session_id, now, activity=activity))
 
+    async def set_busy(self, session_id: SessionId, *, busy: bool) -> Claim | Armed | None:
+        """Open or close a busy mark (see :meth:`~SessionStore.set_busy`)."""
+        return await self.call(lambda now: self.store.set_busy(session_id, now, busy=busy))
+
     async def attach(self, session_id: SessionId) -> SessionInfo:
         """Count a connection to the session (raises if its end is due)."""
         return await self.call(lambda now: self.store.attach(session_id, now))
