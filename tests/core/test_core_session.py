@@ -11,6 +11,7 @@ import pytest
 from tether.core.policy import Policy
 from tether.core.session import (
     Action,
+    BusyEffect,
     ClockKind,
     Deadline,
     Deadlines,
@@ -19,6 +20,7 @@ from tether.core.session import (
     SessionRecord,
     TouchEffect,
     Warned,
+    busy_effect,
     touch_effect,
 )
 from tether.types import EndReason, SessionId, SessionState, UserId
@@ -548,6 +550,7 @@ def test_session_info_to_dict_of_a_warning_session() -> None:
         "last_seen": T0,
         "connections": 1,
         "message_count": 0,
+        "busy": False,
         "config": {"k": 1},
         "warning": {"reason": "idle_timeout", "ends_at": T0 + 600},
         "next_deadline": {
@@ -636,3 +639,34 @@ def test_deadlines_report_the_presence_clock_only_while_it_runs() -> None:
     record.finish(T0 + 9, EndReason.CLIENT_GONE)
     assert record.deadlines().presence_at is None
     assert record.snapshot().deadlines().presence_at is None
+
+
+def test_busy_effect_says_what_each_busy_mark_leaves_to_do() -> None:
+    """busy_effect: review a warning on the first open, restart on the last close, else record."""
+    review, recorded = BusyEffect.REVIEW, BusyEffect.RECORDED
+    restart, ignored = BusyEffect.RESTART, BusyEffect.IGNORED
+    assert busy_effect(ACTIVE, 0, True) is recorded
+    assert busy_effect(WARNING, 0, True) is review
+    assert busy_effect(WARNING, 1, True) is recorded  # already busy: no idle warning to clear
+    assert busy_effect(ACTIVE, 2, False) is recorded  # another mark stays open
+    assert busy_effect(ACTIVE, 1, False) is restart
+    assert busy_effect(WARNING, 1, False) is restart
+    assert busy_effect(ACTIVE, 0, False) is ignored  # a duplicate close
+    assert busy_effect(ENDED, 0, True) is ignored
+    assert busy_effect(ENDED, 1, False) is ignored
+
+
+def test_a_busy_session_has_no_idle_deadline_and_restarts_idle_at_the_close() -> None:
+    """While busy: idle_at None, no idle warning due; the close sets last_activity to now."""
+    record = make()
+    assert record.set_busy(T0 + 100, True) is BusyEffect.RECORDED
+    assert record.deadlines().idle_at is None
+    assert record.snapshot().deadlines().idle_at is None
+    assert record.snapshot().busy is True
+    assert record.snapshot().to_dict()["busy"] is True
+    assert record.next_deadline() == Deadline(T0 + 1800 - 120, Action.WARN, EndReason.MAX_DURATION)
+    assert record.advance(T0 + 1000) is None
+    assert record.set_busy(T0 + 1000, False) is BusyEffect.RESTART
+    assert record.last_activity == T0 + 1000
+    assert record.deadlines().idle_at == T0 + 1600
+    assert record.snapshot().busy is False

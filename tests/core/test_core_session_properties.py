@@ -3,7 +3,8 @@
 A scheduler-like driver advances the record at each ``next_deadline()`` and
 reconciles it (``advance(now)``) after every input, as a store does. A small
 reference model, written separately from ``tether.core.session``, says what
-every ``advance`` must return and when the session must end.
+every ``advance`` must return and when the session must end. Busy marks
+(``set_busy``) stop the model's idle clock, which restarts at the last close.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from tether.core.policy import Policy
 from tether.core.session import (
     Action,
+    BusyEffect,
     Ended,
     Reactivated,
     SessionRecord,
@@ -55,14 +57,14 @@ class Model:
     ever_heartbeat: bool = False
     warning: EndReason | None = None
     ended: EndReason | None = None
+    busy: int = 0  # open busy marks: the idle clock does not run while any is open
 
     def clock_ends(self) -> list[tuple[float, int, EndReason]]:
         """(end, priority, reason) of every running clock."""
         p = self.policy
-        ends = [
-            (self.created + p.max_duration, PRIORITY[MAX], MAX),
-            (self.activity + p.idle_timeout, PRIORITY[IDLE], IDLE),
-        ]
+        ends = [(self.created + p.max_duration, PRIORITY[MAX], MAX)]
+        if self.busy == 0:
+            ends.append((self.activity + p.idle_timeout, PRIORITY[IDLE], IDLE))
         unattached = self.connections == 0
         # A client that never signalled presence (no connection, no heartbeat)
         # has no presence clock; a zero one needs a connection that came and went.
@@ -160,6 +162,10 @@ class Sim:
             m.seen,
         )
         assert rec.connections == m.connections
+        assert rec.busy == m.busy
+        assert rec.snapshot().busy is (m.busy > 0)
+        idle_at = None if m.busy else m.activity + self.policy.idle_timeout
+        assert rec.deadlines().idle_at == rec.snapshot().deadlines().idle_at == idle_at
         if m.warning is None:
             assert rec.warning() is None
         else:
@@ -270,7 +276,8 @@ class Sim:
         m.ever_heartbeat = True
         self.rec.touch(t, activity=False)
         # (5) heartbeats never postpone the idle end
-        assert self.rec.idle_end() == idle_end == m.activity + self.policy.idle_timeout
+        running = m.activity + self.policy.idle_timeout if m.busy == 0 else math.inf
+        assert self.rec.idle_end() == idle_end == running
         self.reconcile()
 
     def attach(self, t: float) -> None:
@@ -303,6 +310,51 @@ class Sim:
         got = self.reconcile()
         if m.connections == 0 and self.policy.presence_timeout == 0:
             assert got == Ended(GONE)
+
+    def set_busy(self, t: float, busy: bool) -> None:
+        """Open or close a busy mark at ``t``, as a store does: advance only when told to."""
+        self.run_until(t)
+        self.now = t
+        m = self.model
+        if m.ended is not None:
+            assert self.rec.set_busy(t, busy) is BusyEffect.IGNORED
+            self.accepts_nothing()
+            return
+        if not busy and m.busy == 0:
+            # a close with no mark open (a duplicate) changes nothing at all
+            info = self.rec.snapshot()
+            assert self.rec.set_busy(t, busy) is BusyEffect.IGNORED
+            assert self.rec.snapshot() == info
+            return
+        warned_before = m.warning
+        deadline_before = self.rec.next_deadline()
+        assert deadline_before is not None
+        if busy:
+            m.busy += 1
+        else:
+            m.busy -= 1
+            if m.busy == 0:
+                m.activity = t  # the idle clock counts again from the end of the busy time
+        effect = self.rec.set_busy(t, busy)
+        got = self.reconcile()
+        if effect is not BusyEffect.REVIEW:
+            # the effect is exact: only REVIEW can need advance()
+            assert got is None
+        if effect is BusyEffect.RECORDED:
+            # a store may keep its entry: the next event did not come earlier
+            deadline = self.rec.next_deadline()
+            assert deadline is not None
+            assert deadline.at >= deadline_before.at
+        assert (effect is BusyEffect.RESTART) is (not busy and m.busy == 0)
+        if busy and warned_before is IDLE:
+            # (3) like activity: an idle warning clears, or switches to an open lifetime window
+            lifetime_end = m.created + self.policy.max_duration
+            if t >= lifetime_end - self.policy.warn_before:
+                assert got == Warned(MAX, lifetime_end)
+            else:
+                assert got == Reactivated()
+        elif warned_before is MAX:
+            assert got is None  # nothing clears a lifetime warning
 
     def finish(self, t: float, reason: EndReason) -> None:
         self.run_until(t)
@@ -355,7 +407,7 @@ def policies(draw: st.DrawFn) -> Policy:
     )
 
 
-KINDS = ["activity", "heartbeat", "attach", "detach", "probe", "late", "finish"]
+KINDS = ["activity", "heartbeat", "attach", "detach", "probe", "late", "finish", "busy", "unbusy"]
 _dt = st.one_of(
     st.integers(0, 160).map(lambda q: q * Q),
     st.floats(min_value=0, max_value=120, allow_nan=False),
@@ -385,6 +437,8 @@ def play(sim: Sim, events: list[tuple[str, float, EndReason, float]]) -> None:
             sim.probe_between(fraction)
         elif kind == "late":
             sim.late_advance(t)
+        elif kind in ("busy", "unbusy"):
+            sim.set_busy(t, kind == "busy")
         else:
             # finish is rarer than the other inputs, so sessions mostly time out
             if fraction < 0.5:
@@ -519,3 +573,77 @@ def test_advance_before_next_deadline_changes_nothing(
         assert clone.advance(t) is None
         assert clone.snapshot() == info
         assert clone.expired(t) is None
+
+
+@SETTINGS
+@given(policy=policies(), data=st.data())
+def test_busy_time_never_warns_or_ends_idle_and_restarts_the_idle_clock(
+    policy: Policy, data: st.DataObject
+) -> None:
+    """Busy from a to b: no idle warning or end in between; then idle warns and ends from b."""
+    sim = Sim(policy)
+    sim.attach(T0)  # a connection holds presence: only the idle and lifetime clocks run
+    start = T0 + data.draw(st.integers(0, round(policy.idle_timeout / Q) - 1)) * Q
+    stop = start + data.draw(st.integers(0, 4000)) * Q
+    lifetime_end = T0 + policy.max_duration
+    sim.set_busy(start, True)
+    sim.run_until(stop)
+    during = [
+        tr for t, tr in sim.transitions if start < t <= stop
+    ]  # a warning due at start came first
+    assert all(getattr(tr, "reason", None) is not IDLE for tr in during)
+    assert sim.rec.warning() is None or sim.rec.warning_reason is MAX
+    if stop >= lifetime_end:
+        assert sim.rec.end_reason is MAX  # the lifetime clock runs on while busy
+        assert sim.rec.ended_at == lifetime_end
+        return
+    sim.set_busy(stop, False)
+    assert sim.rec.last_activity == stop
+    sim.drain()
+    idle_end = stop + policy.idle_timeout
+    if idle_end < lifetime_end:
+        assert (sim.rec.end_reason, sim.rec.ended_at) == (IDLE, idle_end)
+        if policy.warn_before > 0:
+            assert (idle_end - policy.warn_before, Warned(IDLE, idle_end)) in sim.transitions
+    else:
+        assert (sim.rec.end_reason, sim.rec.ended_at) == (MAX, lifetime_end)
+
+
+@SETTINGS
+@given(policy=policies(), data=st.data())
+def test_nested_busy_marks_stop_the_idle_clock_until_the_last_closes(
+    policy: Policy, data: st.DataObject
+) -> None:
+    """Two overlapping marks (a reply and the app's speech): idle counts from the later close."""
+    sim = Sim(policy)
+    sim.attach(T0)
+    times = sorted(T0 + data.draw(st.integers(0, 4000)) * Q for _ in range(4))
+    open_a, open_b, close_a, close_b = times
+    lifetime_end = T0 + policy.max_duration
+    if close_b >= lifetime_end or open_a >= T0 + policy.idle_timeout:
+        return  # the marks must open before the idle end and close before the lifetime end
+    sim.set_busy(open_a, True)
+    sim.set_busy(open_b, True)
+    sim.set_busy(close_a, False)
+    assert sim.rec.busy == 1
+    assert sim.rec.idle_end() == math.inf
+    sim.set_busy(close_b, False)
+    assert sim.rec.busy == 0
+    assert sim.rec.idle_end() == close_b + policy.idle_timeout
+    sim.set_busy(close_b, False)  # a duplicate close changes nothing
+    sim.drain()
+    assert sim.rec.ended_at == min(close_b + policy.idle_timeout, lifetime_end)
+
+
+@SETTINGS
+@given(policy=policies(), events=_events)
+def test_busy_marks_die_with_the_session(
+    policy: Policy, events: list[tuple[str, float, EndReason, float]]
+) -> None:
+    """However a session ends, it ends with no busy mark open and shows busy false."""
+    sim = Sim(policy)
+    sim.set_busy(T0, True)
+    play(sim, events)
+    sim.drain()
+    assert sim.rec.busy == 0
+    assert sim.rec.snapshot().busy is False

@@ -259,6 +259,28 @@ async def test_a_live_hash_holds_no_id_and_no_empty_optional_field(url: str) -> 
         assert (await fields()) & optional == {Field.ENDED_AT, Field.END_REASON}
 
 
+async def test_the_busy_count_is_a_hash_field_only_while_a_mark_is_open(url: str) -> None:
+    """Field ``i`` holds the open marks' count; the last close and the end delete it."""
+    async with node(url) as [store]:
+        info = await add(store, policy=WARN_IDLE)
+        key = f"{store.prefix}s:{info.id}"
+
+        async def busy_field() -> str | None:
+            value = await store.client.hget(key, Field.BUSY)
+            return None if value is None else text(value)
+
+        assert await busy_field() is None
+        await store.set_busy(info.id, T0 + 1.0, busy=True)
+        await store.set_busy(info.id, T0 + 2.0, busy=True)
+        assert await busy_field() == "2"
+        await store.set_busy(info.id, T0 + 3.0, busy=False)
+        await store.set_busy(info.id, T0 + 4.0, busy=False)
+        assert await busy_field() is None
+        await store.set_busy(info.id, T0 + 5.0, busy=True)
+        await store.end(info.id, EndReason.ADMIN, T0 + 6.0)  # end.lua: the marks die with it
+        assert await busy_field() is None
+
+
 async def test_the_live_index_spans_many_chunks(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over several chunks of the live index: listing order, stats and resume see every session.
 

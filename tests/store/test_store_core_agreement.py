@@ -1,7 +1,8 @@
 """The core alone, MemoryStore and RedisStore agree on every state and deadline of random histories.
 
 Each history is one session's life: touches (activity or heartbeat),
-attaches and detaches, claims of whatever is due, and ends, at random times.
+attaches and detaches, busy marks opened and closed, claims of whatever is
+due, and ends, at random times.
 The core is driven directly (:class:`SessionRecord` and its rules, applied
 the way the store contract describes); the two stores are driven through
 their public API. After every step all three must show the same session:
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from redis_kit import RedisServer, flush
 from tether.core.ids import new_session_id
 from tether.core.policy import Policy
-from tether.core.session import SessionInfo, SessionRecord, TouchEffect
+from tether.core.session import BusyEffect, SessionInfo, SessionRecord, TouchEffect
 from tether.errors import SessionEnded, SessionNotFound
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
@@ -38,7 +39,9 @@ Step = tuple[float, str, Any]
 _gaps = st.one_of(st.integers(0, 8), st.integers(0, 120)).map(lambda n: n / 2)
 _steps = st.tuples(
     _gaps,
-    st.sampled_from(["touch", "touch", "attach", "detach", "claim", "claim", "end"]),
+    st.sampled_from(
+        ["touch", "touch", "attach", "detach", "busy", "busy", "claim", "claim", "end"]
+    ),
     st.sampled_from([True, False]),
 )
 _policies = st.builds(
@@ -62,6 +65,7 @@ def _view(info: SessionInfo | None) -> tuple[Any, ...] | None:
         info.last_seen,
         info.last_activity,
         info.connections,
+        info.busy,
         info.ended_at,
         info.end_reason,
     )
@@ -85,6 +89,10 @@ class CoreOnly:
                 r.attach(now)
         elif op == "detach":
             r.detach(now)
+        elif op == "busy":  # flag: open a mark, else close one
+            # Like a touch, a mark cannot revive a session whose clock ran out.
+            if r.expired(now) is not None or r.set_busy(now, flag) is BusyEffect.REVIEW:
+                r.advance(now)
         elif op == "claim":
             r.advance(now)
         else:
@@ -103,6 +111,8 @@ async def _store_step(
             await store.attach(sid, now)
         elif op == "detach":
             await store.detach(sid, now)
+        elif op == "busy":
+            await store.set_busy(sid, now, busy=flag)
         elif op == "claim":
             await store.claim_due(now, 100)
         else:

@@ -8,7 +8,9 @@ A session has three independent clocks, and whichever runs out first governs:
   attached a connection or sent a heartbeat): tether cannot tell that a plain
   HTTP client left, so such a session ends by its idle or lifetime clock;
 * **activity** (refreshed only by user activity): ``last_activity +
-  idle_timeout`` ends it as ``idle_timeout``;
+  idle_timeout`` ends it as ``idle_timeout``. It is stopped while the session
+  is *busy* (a reply streams, the app plays speech: :meth:`SessionRecord.set_busy`)
+  and counts again from the end of the busy time, as if activity happened then;
 * **lifetime** (refreshed by nothing): ``created_at + max_duration`` ends it as
   ``max_duration``.
 
@@ -16,6 +18,8 @@ The idle and lifetime ends are announced ``warn_before`` ahead (state
 ``warning``); a presence end is not, since nobody is there to see it. Activity
 during an idle warning moves the idle end out and so clears the warning;
 nothing clears a lifetime warning, because nothing can postpone that end.
+Becoming busy during an idle warning clears it as activity does; busy time
+never stops the lifetime or presence clocks.
 
 :class:`SessionRecord` is the mutable state one store keeps per live session.
 Its methods are the rules; they take ``now`` and do no I/O. The store calls
@@ -25,6 +29,7 @@ the index at :meth:`SessionRecord.next_deadline`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -95,8 +100,10 @@ class Ended:
 Transition = Warned | Reactivated | Ended
 
 
-def _idle_end(last_activity: float, policy: Policy) -> float:
-    return last_activity + policy.idle_timeout
+def _idle_end(last_activity: float, policy: Policy, busy: bool) -> float:
+    # A stopped clock never runs out: infinity keeps every comparison of the
+    # rules below (governing end, warning windows, due checks) free of a case.
+    return math.inf if busy else last_activity + policy.idle_timeout
 
 
 def _lifetime_end(created_at: float, policy: Policy) -> float:
@@ -137,10 +144,44 @@ def touch_effect(state: SessionState, ever_heartbeat: bool, activity: bool) -> T
     return _RECORDED if ever_heartbeat else _PRESENCE
 
 
+class BusyEffect(StrEnum):
+    """What opening or closing a busy mark leaves for the store to do (:func:`busy_effect`)."""
+
+    RECORDED = "recorded"
+    """Only the count of open marks changed: no deadline moved earlier, no transition is due."""
+    REVIEW = "review"
+    """The session became busy during a warning: :meth:`SessionRecord.advance` decides
+    (an idle warning clears, as activity clears it; a lifetime warning stays)."""
+    RESTART = "restart"
+    """The last open mark closed: the idle clock counts again from now, and the next
+    deadline may come before the session's armed entry (the store re-arms it earlier)."""
+    IGNORED = "ignored"
+    """The session has ended, or a close found no open mark: nothing was recorded."""
+
+
+def busy_effect(state: SessionState, busy: int, opening: bool) -> BusyEffect:
+    """What opening (``opening``) or closing a busy mark of a session in ``state`` entails.
+
+    ``busy`` is the count of marks open before this one. Marks nest: a reply
+    streaming while the app plays speech is two marks, and the idle clock
+    stays stopped until both are closed. A close with no mark open (a
+    duplicate) changes nothing, so it cannot restart the idle clock. Like
+    :func:`touch_effect`, it assumes no clock has run out at ``now``.
+    """
+    if state is ENDED:
+        return BusyEffect.IGNORED
+    if opening:
+        return BusyEffect.REVIEW if state is WARNING and busy == 0 else BusyEffect.RECORDED
+    if busy <= 0:
+        return BusyEffect.IGNORED
+    return BusyEffect.RESTART if busy == 1 else BusyEffect.RECORDED
+
+
 class Deadlines(NamedTuple):
     """When each of the three clocks runs out, as things stand (``None``: not running)."""
 
-    idle_at: float
+    idle_at: float | None
+    """``None`` while the session is busy: its activity clock is stopped."""
     max_at: float
     presence_at: float | None
 
@@ -170,12 +211,14 @@ class SessionInfo(NamedTuple):
     presence_at: float | None = None
     """When the presence clock runs out (:meth:`SessionRecord.presence_end`);
     ``None`` while it is not running, and once the session has ended."""
+    busy: bool = False
+    """Whether a busy mark is open (:meth:`SessionRecord.set_busy`): the idle clock is stopped."""
 
     def deadlines(self) -> Deadlines:
         """The three clocks' ends, as the core computed them (:meth:`SessionRecord.deadlines`)."""
         policy = self.policy
         return Deadlines(
-            _idle_end(self.last_activity, policy),
+            None if self.busy else _idle_end(self.last_activity, policy, False),
             _lifetime_end(self.created_at, policy),
             self.presence_at,
         )
@@ -193,6 +236,7 @@ class SessionInfo(NamedTuple):
             "last_seen": self.last_seen,
             "connections": self.connections,
             "message_count": self.message_count,
+            "busy": self.busy,
             "config": self.config,
             "warning": None
             if self.warning is None
@@ -218,6 +262,7 @@ class SessionRecord:
     """
 
     __slots__ = (
+        "busy",
         "config",
         "connections",
         "created_at",
@@ -261,12 +306,14 @@ class SessionRecord:
         self.ended_at: float | None = None
         self.end_reason: EndReason | None = None
         self.message_count = 0
+        self.busy = 0
+        """Busy marks open (:meth:`set_busy`): the idle clock is stopped while any is."""
 
     # -- the three clocks -------------------------------------------------
 
     def idle_end(self) -> float:
-        """When the activity clock runs out."""
-        return _idle_end(self.last_activity, self.policy)
+        """When the activity clock runs out: ``math.inf`` while busy (the clock is stopped)."""
+        return _idle_end(self.last_activity, self.policy, self.busy > 0)
 
     def lifetime_end(self) -> float:
         """When the lifetime clock runs out."""
@@ -297,7 +344,8 @@ class SessionRecord:
     def deadlines(self) -> Deadlines:
         """Every clock's end: idle, lifetime and presence (``None`` when not running or ended)."""
         presence = None if self.state is ENDED else self.presence_end()
-        return Deadlines(self.idle_end(), self.lifetime_end(), presence)
+        idle = None if self.busy > 0 else self.idle_end()
+        return Deadlines(idle, self.lifetime_end(), presence)
 
     def governing_end(self) -> tuple[float, EndReason]:
         """The earliest end among the three clocks, and its reason.
@@ -374,6 +422,27 @@ class SessionRecord:
             self.ever_heartbeat = True
         return effect
 
+    def set_busy(self, now: float, busy: bool) -> BusyEffect:
+        """Open (``busy``) or close one busy mark; the last close restarts idle at ``now``.
+
+        While any mark is open the idle clock is stopped: no idle warning and no
+        ``idle_timeout`` end (the lifetime and presence clocks run on). When the
+        last mark closes, ``last_activity`` becomes ``now``: the idle clock
+        counts from the end of the busy time, as if the user had just been
+        active. The returned :class:`BusyEffect` tells the store what to follow
+        up (:func:`busy_effect`). An ended session ignores it.
+        """
+        effect = busy_effect(self.state, self.busy, busy)
+        if effect is BusyEffect.IGNORED:
+            return effect
+        if busy:
+            self.busy += 1
+        else:
+            self.busy -= 1
+            if self.busy == 0:
+                self.last_activity = now
+        return effect
+
     def starts_presence(self, *, activity: bool) -> bool:
         """Whether a touch would be this session's first heartbeat (see :meth:`touch`)."""
         return touch_effect(self.state, self.ever_heartbeat, activity) is TouchEffect.PRESENCE
@@ -434,6 +503,7 @@ class SessionRecord:
             return False
         self.state = ENDED
         self.warning_reason = None
+        self.busy = 0  # its marks die with it: nobody is left to close them
         self.ended_at = now
         self.end_reason = reason
         return True
@@ -457,4 +527,5 @@ class SessionRecord:
             ended_at=self.ended_at,
             end_reason=self.end_reason,
             presence_at=None if self.state is ENDED else self.presence_end(),
+            busy=self.busy > 0,
         )

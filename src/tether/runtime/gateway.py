@@ -101,6 +101,10 @@ class StoreGateway:
             self.outage.noticed()
             raise
 
+    async def set_busy(self, session_id: SessionId, *, busy: bool) -> Claim | Armed | None:
+        """Open or close a busy mark (see :meth:`~SessionStore.set_busy`)."""
+        return await self.call(lambda now: self.store.set_busy(session_id, now, busy=busy))
+
     async def attach(self, session_id: SessionId) -> SessionInfo:
         """Count a connection to the session (raises if its end is due)."""
         return await self.call(lambda now: self.store.attach(session_id, now))

@@ -24,6 +24,7 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
@@ -41,6 +42,7 @@ from tether.core.transcript import Message, Role, check_content, parse_role
 from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
 from tether.metrics.sink import MetricsSink
 from tether.runtime.bus import EventBus
+from tether.runtime.busy import busy_time
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup
 from tether.runtime.cluster import Cluster
@@ -398,9 +400,26 @@ class SessionManager:
         if claim is not None:
             self._touched(claim)
 
+    async def set_busy(self, session_id: SessionId, busy: bool) -> None:
+        """Open (``busy``) or close one busy mark: idle does not run out while any is open.
+
+        No idle warning and no ``idle_timeout`` while busy; when the last mark
+        closes, the idle clock counts again from then. Marks nest (a reply and
+        speech may overlap); a close with none open does nothing. Opening one
+        clears an idle warning (``session.active``). ``max_duration`` still applies.
+        """
+        claim = await self._store.set_busy(session_id, busy=busy)
+        if claim is not None:
+            self._touched(claim)
+        self._hooks.session_changed(session_id)
+
+    def busy(self, session_id: SessionId) -> AbstractAsyncContextManager[None]:
+        """``async with manager.busy(session_id):`` busy for the block (see :meth:`set_busy`)."""
+        return busy_time(self.set_busy, session_id)
+
     def _touched(self, claim: Claim | Armed) -> None:
         """Apply a transition a touch decided; raise if it was the end."""
-        if isinstance(claim, Armed):  # a first heartbeat started the presence clock
+        if isinstance(claim, Armed):  # a first heartbeat, or a busy time's end
             self._store.arm(claim.at)
             return
         self._effects.dispatch([claim])

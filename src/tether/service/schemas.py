@@ -43,7 +43,7 @@ class NextDeadline(_View):
 class Deadlines(_View):
     """When each clock runs out as things stand (``presence_at``: only with nothing attached)."""
 
-    idle_at: float
+    idle_at: float | None = Field(description="null while the session is busy")
     max_at: float
     presence_at: float | None
 
@@ -69,6 +69,9 @@ class Session(_View):
     last_seen: float
     connections: int = Field(ge=0)
     message_count: int = Field(ge=0)
+    busy: bool = Field(
+        default=False, description="a reply streams or the app marked it busy: idle is stopped"
+    )
     config: dict[str, Any]
     warning: WarningView | None
     next_deadline: NextDeadline | None

@@ -64,8 +64,10 @@ class Claim:
 class Armed:
     """A touch armed the session's next deadline earlier, at ``at`` (wake the scheduler).
 
-    Only a session's first heartbeat does this: it starts the presence clock
-    (see :meth:`~tether.core.session.SessionRecord.presence_end`).
+    Only a session's first heartbeat does this (it starts the presence clock,
+    see :meth:`~tether.core.session.SessionRecord.presence_end`), and the end
+    of a busy time (it restarts the idle clock, see
+    :meth:`~tether.core.session.SessionRecord.set_busy`).
     """
 
     at: float
@@ -261,6 +263,21 @@ class SessionStore(Protocol):
 
         Returns the transition the touch decided, if any; else, when this first
         heartbeat armed an earlier deadline, :class:`Armed`; else ``None``.
+        """
+        ...
+
+    async def set_busy(
+        self, session_id: SessionId, now: float, *, busy: bool
+    ) -> Claim | Armed | None:
+        """Open (``busy``) or close one busy mark at ``now``; idle is stopped while any is open.
+
+        The rule is the core's (:meth:`~tether.core.session.SessionRecord.set_busy`):
+        marks nest (a count), a close with none open changes nothing, opening
+        one during an idle warning clears it (a :class:`Claim` of
+        ``Reactivated``), and closing the last one restarts the idle clock at
+        ``now`` (an :class:`Armed` when that brings the next deadline before
+        the armed one). Like a touch it cannot revive a session whose clock
+        has run out at ``now``: the end applies, and its claim comes back.
         """
         ...
 

@@ -42,7 +42,14 @@ from typing import Any
 from tether.core import arming
 from tether.core.caps import TranscriptCap, message_size
 from tether.core.policy import Policy
-from tether.core.session import Ended, SessionInfo, SessionRecord, TouchEffect, touch_effect
+from tether.core.session import (
+    BusyEffect,
+    Ended,
+    SessionInfo,
+    SessionRecord,
+    TouchEffect,
+    touch_effect,
+)
 from tether.core.transcript import Message, Role
 from tether.errors import DuplicateSession, SessionEnded, SessionNotFound
 from tether.store.base import Armed, Claim, Created, StoreStats
@@ -324,6 +331,20 @@ class MemoryStore:
         record.ever_heartbeat = True
         armed = self._rearm_if_earlier(record)
         return None if armed is None else Armed(armed)
+
+    async def set_busy(
+        self, session_id: SessionId, now: float, *, busy: bool
+    ) -> Claim | Armed | None:
+        record = self._require(session_id)
+        if self._due_reason(record, now) is not None:
+            return self._apply(record, now)  # a busy mark cannot revive it: the end applies
+        effect = record.set_busy(now, busy)
+        if effect is BusyEffect.REVIEW:  # busy during a warning: advance() decides
+            return self._apply(record, now)
+        if effect is BusyEffect.RESTART:  # the idle clock runs again, maybe before the entry
+            armed = self._rearm_if_earlier(record)
+            return None if armed is None else Armed(armed)
+        return None
 
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
         record = self._require_in_time(session_id, now)

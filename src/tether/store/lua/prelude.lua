@@ -34,7 +34,7 @@
 -- the end, +1 for each re-claim), F.transcript_bytes (absent until the first
 -- append) and 'c:<t>' (how many of its connections node
 -- t counts; F.connections is their sum). The optional fields (F.ever_heartbeat,
--- F.warning_reason, F.ended_at, F.end_reason) are absent while empty.
+-- F.warning_reason, F.ended_at, F.end_reason, F.busy) are absent while empty.
 --
 -- Every write to a session hash bumps its version field F.version, so a caller
 -- that decided something in Python at that version can commit it only if
@@ -64,6 +64,7 @@ local F = {
   policy = 'o',
   fence = 'f',
   transcript_bytes = 'b', -- the sizes of the messages appended (tether.core.caps)
+  busy = 'i', -- open busy marks (tether.core.session.busy_effect); absent while none
   node_count = 'c:', -- prefix of 'c:<t>'
 }
 
@@ -203,7 +204,7 @@ end
 -- Mark the session ended (the fields a Python `finish` would set).
 local function finish(hash, now, reason)
   redis.call('HSET', hash, F.state, 'ended', F.ended_at, now, F.end_reason, reason)
-  redis.call('HDEL', hash, F.warning_reason)
+  redis.call('HDEL', hash, F.warning_reason, F.busy)
   redis.call('HINCRBY', hash, F.version, 1)
 end
 

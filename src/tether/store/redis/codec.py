@@ -28,6 +28,7 @@ name   record field        value
 ``e``  ``ended_at``        time; absent while live
 ``r``  ``end_reason``      the end's reason; absent while live
 ``o``  ``policy``          the four timeouts (``encode_policy``)
+``i``  ``busy``            integer: open busy marks; absent while none
 =====  ==================  =====================================================
 
 Besides the record's own fields the hash holds the store's: ``a``, the time
@@ -111,12 +112,13 @@ class Field:
     FENCE = "f"
     CONFIG_REF = "g"
     TRANSCRIPT_BYTES = "b"
+    BUSY = "i"
     NODE_COUNT = "c:"
     """Prefix of ``c:<node>``: the connections that node counts."""
 
 
 _OPTIONAL = frozenset(
-    (Field.EVER_HEARTBEAT, Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON)
+    (Field.EVER_HEARTBEAT, Field.WARNING_REASON, Field.ENDED_AT, Field.END_REASON, Field.BUSY)
 )
 """Fields absent while empty (``new_fields`` leaves them out, ``apply.lua`` deletes them)."""
 
@@ -325,6 +327,8 @@ def mutable_fields(record: SessionRecord) -> list[str]:
         "" if record.end_reason is None else record.end_reason.value,
         Field.POLICY,
         encode_policy(record.policy),
+        Field.BUSY,
+        str(record.busy) if record.busy else "",
     ]
 
 
@@ -399,6 +403,7 @@ def decode(
     record.ended_at = time_of(ended_at) if ended_at else None
     record.end_reason = EndReason(end_reason) if end_reason else None
     record.message_count = int(f[Field.MESSAGE_COUNT])
+    record.busy = int(f.get(Field.BUSY, "0"))
     prefix, skip = Field.NODE_COUNT, len(Field.NODE_COUNT)
     counts = {k[skip:]: int(v) for k, v in f.items() if k.startswith(prefix)}
     return Loaded(

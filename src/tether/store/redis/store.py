@@ -14,6 +14,7 @@ part that owns its concept, and is the seam where every ``RedisError`` (and
 * ``cas``: the one compare-and-set retry loop;
 * ``sessions``: create, attach, detach, end, config, policy, append;
 * ``touches``: heartbeats and activity, batched into one round trip;
+* ``busy``: busy marks (the idle clock stopped while a reply streams);
 * ``reads``: get, list, stats, transcripts;
 * ``claims``: the two-step claim of due sessions, and end leases;
 * ``nodes``: node membership, outage resume, the store's epoch;
@@ -41,6 +42,7 @@ from tether.core.policy import Policy
 from tether.core.session import SessionInfo, SessionRecord
 from tether.core.transcript import Message, Role
 from tether.store.base import Armed, Claim, Created, SessionStore, StoreStats
+from tether.store.redis import busy as busy_marks
 from tether.store.redis.batch import Batcher
 from tether.store.redis.bus import RedisBroadcast
 from tether.store.redis.claims import COMMIT_CHUNK, Claims, Lease
@@ -239,6 +241,12 @@ class RedisStore:
             return await self._touches.touch(session_id, now, activity=activity)
         except FAILURES as exc:
             raise unavailable(exc) from exc
+
+    @translated
+    async def set_busy(
+        self, session_id: SessionId, now: float, *, busy: bool
+    ) -> Claim | Armed | None:
+        return await busy_marks.set_busy(self._link, session_id, now, busy=busy)
 
     @translated
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
