@@ -161,9 +161,10 @@ def build(svc: Service) -> APIRouter:
         caller: Caller, session_id: SessionIdPath, body: MessageBody
     ) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
+        caller.check_role(body.role)  # before anything changes: a refusal is a no-op
         if caller.user == info.user and body.role != "user":
             await svc.manager.heartbeat(info.id)  # a request from the client is presence
-        message = await svc.append(info.id, body.role, body.content, body.metadata)
+        message = await svc.append(caller, info.id, body.role, body.content, body.metadata)
         return message.to_dict()
 
     @r.get(
@@ -205,6 +206,7 @@ def build(svc: Service) -> APIRouter:
     )
     async def end_session(session_id: SessionIdPath, request: Request) -> JSONResponse:
         caller = svc.authenticate(_beacon_token(request, await request.body()))
+        caller.require_participant()
         info = await svc.owned(caller, session_id)
         ended = await svc.manager.end(validate_session_id(info.id), svc.end_reason(caller, info))
         final = await svc.manager.get(info.id)
