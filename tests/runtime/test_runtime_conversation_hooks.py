@@ -15,7 +15,7 @@ POLICY = Policy(idle_timeout=600, warn_before=120, max_duration=1800, presence_t
 
 
 async def test_on_message_hears_user_messages_only_once_stored() -> None:
-    """on_message gets (session, message) for user messages, stored with a seq; not assistant ones."""
+    """on_message gets (session, message) for user messages, stored with a seq; not others."""
     async with fake_manager(policy=POLICY) as kit:
         heard: list[tuple[str, int, str]] = []
 

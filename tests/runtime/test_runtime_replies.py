@@ -19,6 +19,12 @@ from tether.types import SessionId
 POLICY = Policy(idle_timeout=600, warn_before=120, max_duration=1800, presence_timeout=60)
 
 
+def archived_text(root: Path) -> str:
+    """The one YAML archive written under ``root``."""
+    (path,) = root.glob("users/*/dialogs/archived/*.yaml")
+    return path.read_text()
+
+
 def deltas(channel: RecordingChannel) -> list[ReplyDelta]:
     """The reply.delta events a channel received."""
     return [e for e in channel.events if isinstance(e, ReplyDelta)]
@@ -34,7 +40,7 @@ async def _stream_until_cut(
 
 
 async def test_pieces_of_one_loop_turn_go_out_as_one_delta_and_one_message_is_stored() -> None:
-    """Three deltas in one turn: one reply.delta frame; the exit stores one message with reply_id."""
+    """Three deltas in one turn: one reply.delta frame; the exit stores one message, reply_id."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
         channel = RecordingChannel()
@@ -88,8 +94,7 @@ async def test_an_end_mid_reply_archives_the_text_so_far_as_partial(tmp_path: Pa
         )
         await streaming.wait()
         await kit.manager.end(session.id)
-        (path,) = tmp_path.glob("users/alice/dialogs/archived/*.yaml")
-        (message,) = yaml.safe_load(path.read_text())["messages"]
+        (message,) = yaml.safe_load(archived_text(tmp_path))["messages"]
         assert message["content"] == "29 tokens"
         assert message["metadata"]["partial"] is True
         # The clients saw the partial message before the end.
@@ -111,7 +116,7 @@ async def test_a_reply_outside_session_tasks_is_stored_partial_and_refuses_more(
 
 
 async def test_a_user_message_while_a_reply_streams_cuts_it_under_cancel() -> None:
-    """Barge-in (default cancel): the reply's task is cancelled, stored partial before the user's."""
+    """Barge-in (default cancel): the reply's task is cancelled; partial stored before the user's."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
         streaming = asyncio.Event()
@@ -147,10 +152,15 @@ async def test_a_reply_whose_body_raises_is_stored_partial_and_the_error_goes_on
     """An exception inside the reply: the text so far is stored partial, the exception re-raised."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
-        with pytest.raises(RuntimeError, match="model failed"):
-            async with kit.manager.reply(session.id) as reply:
+        reply = kit.manager.reply(session.id)
+
+        async def failing_model() -> None:
+            async with reply:
                 await reply.delta("so far")
                 raise RuntimeError("model failed")
+
+        with pytest.raises(RuntimeError, match="model failed"):
+            await failing_model()
         (stored,) = await kit.manager.transcript(session.id)
         assert (stored.content, stored.metadata) == (
             "so far",

@@ -23,7 +23,7 @@ def archived_text(root: Path) -> str:
     return path.read_text()
 
 
-async def _writes_on_the_way_out(manager: Any, sid: SessionId, started: asyncio.Event) -> None:
+async def _goodbye(manager: Any, sid: SessionId, started: asyncio.Event) -> None:
     try:
         started.set()
         await asyncio.Event().wait()  # runs until the session's end cancels it
@@ -38,7 +38,7 @@ async def test_an_ended_sessions_task_is_cancelled_and_its_finally_reaches_the_a
     async with fake_manager(policy=POLICY, archiver=YamlArchive(tmp_path)) as kit:
         session = await kit.manager.start("alice")
         started = asyncio.Event()
-        task = kit.manager.spawn(session.id, _writes_on_the_way_out(kit.manager, session.id, started))
+        task = kit.manager.spawn(session.id, _goodbye(kit.manager, session.id, started))
         await started.wait()
         await kit.manager.end(session.id)
         assert task.cancelled()
@@ -51,7 +51,7 @@ async def test_an_idle_timeout_stops_the_sessions_tasks_before_the_archive(tmp_p
         session = await kit.manager.start("alice")
         await kit.manager.attach(session.id, RecordingChannel())
         started = asyncio.Event()
-        task = kit.manager.spawn(session.id, _writes_on_the_way_out(kit.manager, session.id, started))
+        task = kit.manager.spawn(session.id, _goodbye(kit.manager, session.id, started))
         await started.wait()
         await kit.advance(600)
         await kit.manager.wait_idle()
@@ -65,7 +65,7 @@ async def test_closing_the_manager_stops_the_tasks_before_the_archive(tmp_path: 
     async with fake_manager(policy=POLICY, archiver=YamlArchive(tmp_path)) as kit:
         session = await kit.manager.start("alice")
         started = asyncio.Event()
-        task = kit.manager.spawn(session.id, _writes_on_the_way_out(kit.manager, session.id, started))
+        task = kit.manager.spawn(session.id, _goodbye(kit.manager, session.id, started))
         await started.wait()
     assert task.cancelled()
     assert "goodbye from a cancelled task" in archived_text(tmp_path)
