@@ -116,7 +116,7 @@ async def test_a_reply_outside_session_tasks_is_stored_partial_and_refuses_more(
 
 
 async def test_a_user_message_while_a_reply_streams_cuts_it_under_cancel() -> None:
-    """Barge-in (default cancel): the reply's task is cancelled; partial stored before the user's."""
+    """Barge-in (cancel): the reply's task is cancelled; partial stored before the user's."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
         streaming = asyncio.Event()
