@@ -1,4 +1,4 @@
-"""Who may write what: clients append only user messages; observers and observe-only tokens watch."""
+"""Who may write what: clients append only user messages; observers only watch."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ async def test_an_observe_only_token_reads_but_writes_nothing_over_rest(tmp_path
 
 
 def test_tether_token_observe_mints_an_observe_only_token() -> None:
-    """tether token USER --observe prints a token carrying the obs claim; with --admin it refuses."""
+    """tether token USER --observe mints a token with the obs claim; with --admin it refuses."""
     runner = CliRunner()
     env = {"TETHER_SECRET": SECRET}
     result = runner.invoke(main, ["token", "alice", "--observe"], env=env)
