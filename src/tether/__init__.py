@@ -16,6 +16,8 @@ The pure rules live in :mod:`tether.core`; the FastAPI service in
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
+from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.errors import (
     ArchiveError,
     ArchiveNotFound,
@@ -43,7 +45,9 @@ from tether.errors import (
     Unauthorized,
 )
 from tether.runtime.channel import Channel
+from tether.runtime.cleanup import CleanupHandle
 from tether.runtime.manager import SessionManager
+from tether.runtime.replies import Reply
 from tether.store.memory import MemoryStore
 from tether.store.redis.store import RedisStore
 from tether.types import EndReason, SessionId, SessionState, UserId
@@ -53,6 +57,7 @@ __all__ = [
     "ArchiveNotFound",
     "BadJson",
     "Channel",
+    "CleanupHandle",
     "ConfigError",
     "DuplicateSession",
     "EndReason",
@@ -63,14 +68,17 @@ __all__ = [
     "JournalCorrupt",
     "MalformedMessage",
     "MemoryStore",
+    "Message",
     "MessageTooLarge",
     "Policy",
     "PolicyError",
     "RedisStore",
+    "Reply",
     "ReplyClosed",
     "SessionEnded",
     "SessionError",
     "SessionId",
+    "SessionInfo",
     "SessionManager",
     "SessionNotFound",
     "SessionState",
