@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tether import SessionEnded, TooManyTasks
+from tether import InvalidInput, SessionEnded, SessionManager, TooManyTasks
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
 from tether.testing import RecordingChannel, fake_manager, settle
@@ -91,6 +91,12 @@ async def test_spawn_past_the_limit_raises_too_many_tasks_and_starts_nothing() -
         kit.manager.spawn(other.id, work(4))  # the bound is per session
         await settle()
         assert 4 in ran
+
+
+async def test_a_task_limit_below_one_is_refused() -> None:
+    """SessionManager(max_session_tasks=0) raises InvalidInput before anything is built."""
+    with pytest.raises(InvalidInput, match="max_session_tasks"):
+        SessionManager(max_session_tasks=0)
 
 
 async def test_spawn_for_a_session_whose_end_ran_raises_session_ended() -> None:
