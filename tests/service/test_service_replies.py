@@ -24,7 +24,13 @@ from tether.core.session import SessionInfo
 from tether.core.transcript import Message
 from tether.service import create_app
 
-SLOW = {**FAST, "idle_timeout": 30.0, "warn_before": 5.0, "presence_timeout": 30.0}
+SLOW = {
+    **FAST,
+    "idle_timeout": 30.0,
+    "warn_before": 5.0,
+    "presence_timeout": 30.0,
+    "hello_timeout": 5.0,
+}
 
 
 async def test_on_message_hears_user_messages_from_websocket_and_rest(tmp_path: Path) -> None:

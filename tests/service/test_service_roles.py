@@ -28,7 +28,13 @@ from tether.cli import main
 from tether.service import create_app
 from tether.service.auth import TokenAuthority
 
-SLOW = {**FAST, "idle_timeout": 30.0, "warn_before": 5.0, "presence_timeout": 30.0}
+SLOW = {
+    **FAST,
+    "idle_timeout": 30.0,
+    "warn_before": 5.0,
+    "presence_timeout": 30.0,
+    "hello_timeout": 5.0,
+}
 
 
 def observe_token(user: str) -> str:
@@ -86,9 +92,9 @@ async def test_an_observer_sending_activity_or_a_message_is_answered_observer(
     """observe, then activity / message: error observer each time, and nothing is stored."""
     settings = make_settings(tmp_path, **SLOW)
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
+        await hello(conn)
         async with served.client() as client:
             sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
-        await hello(conn)
         await send(conn, type="observe", session_id=sid)
         await recv_type(conn, "session.resumed")
         await send(conn, type="activity")
@@ -102,9 +108,9 @@ async def test_the_owners_observer_may_change_the_config_and_end(tmp_path: Path)
     """An observer with the owner's token sends config (broadcast) and end (client_ended)."""
     settings = make_settings(tmp_path, **SLOW)
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
+        await hello(conn)
         async with served.client() as client:
             sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
-        await hello(conn)
         await send(conn, type="observe", session_id=sid)
         await recv_type(conn, "session.resumed")
         assert (await recv_type(conn, "session.config"))["config"] == {}
@@ -118,11 +124,11 @@ async def test_a_session_only_observed_still_ends_client_gone(tmp_path: Path) ->
     """A call that never connects, watched by an observer, times out client_gone all the same."""
     settings = make_settings(tmp_path, **{**SLOW, "presence_timeout": 0.8})
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
+        await hello(conn)
         async with served.client() as client:
             sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
             # One sign of the client starts its presence clock; then it never connects.
             await client.post(f"/api/v1/sessions/{sid}/heartbeat", headers=auth("alice"))
-        await hello(conn)
         await send(conn, type="observe", session_id=sid)
         await recv_type(conn, "session.resumed")
         for _ in range(3):  # an observer's pings are no heartbeat for the session
@@ -134,10 +140,10 @@ async def test_an_observe_only_token_can_watch_but_not_start_or_resume(tmp_path:
     """tether token --observe: observe works; start and resume answer error observe_only."""
     settings = make_settings(tmp_path, **SLOW)
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
-        async with served.client() as client:
-            sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
         await send(conn, type="hello", token=observe_token("alice"), v=1)
         await recv_type(conn, "welcome")
+        async with served.client() as client:
+            sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
         await send(conn, type="start")
         assert (await recv_type(conn, "error"))["code"] == "observe_only"
         await send(conn, type="resume", session_id=sid)
@@ -155,10 +161,10 @@ async def test_an_observe_only_token_cannot_observe_someone_elses_session(tmp_pa
     """Bob's observe-only token observing Alice's session: unknown_session, closed 4404."""
     settings = make_settings(tmp_path, **SLOW)
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
-        async with served.client() as client:
-            sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
         await send(conn, type="hello", token=observe_token("bob"), v=1)
         await recv_type(conn, "welcome")
+        async with served.client() as client:
+            sid = (await client.post("/api/v1/sessions", headers=auth("alice"))).json()["id"]
         await send(conn, type="observe", session_id=sid)
         assert (await recv(conn))["code"] == "unknown_session"
         assert await close_code(conn) == 4404
