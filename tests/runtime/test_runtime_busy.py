@@ -145,3 +145,49 @@ async def test_a_busy_block_outlived_by_its_session_exits_quietly() -> None:
             await kit.manager.set_busy(sid, True)
         with pytest.raises(SessionNotFound):
             await kit.manager.set_busy(new_session_id(), True)
+
+
+async def test_a_streaming_reply_keeps_the_idle_clock_from_running_out() -> None:
+    """A reply streaming 5..30 (idle 10, warn 2): no warning while it streams, warning at 38."""
+    async with fake_manager(policy=POLICY) as kit:
+        sid, channel = await attached(kit)
+        await kit.advance(5)
+        async with kit.manager.reply(sid) as reply:
+            assert (await kit.manager.get(sid)).busy is True
+            for n in range(25):  # one piece a second, t = 6 .. 30
+                await reply.delta(f"w{n} ")
+                await kit.advance(1)
+            assert "session.warning" not in channel.types()
+        info = await kit.manager.get(sid)
+        assert (info.busy, info.last_activity) == (False, T0 + 30)
+        assert [m.content for m in await kit.manager.transcript(sid)] == [
+            "".join(f"w{n} " for n in range(25))
+        ]
+        await kit.advance(7.5)
+        assert "session.warning" not in channel.types()
+        await kit.advance(0.5)  # t = 38
+        assert channel.types()[-1] == "session.warning"
+
+
+async def test_a_reply_cut_by_the_end_leaves_no_busy_mark_behind() -> None:
+    """A reply open when max_duration ends the session: sent partial, the end raises nothing."""
+    async with fake_manager(policy=Policy(10, 2, 20, 60)) as kit:
+        sid, channel = await attached(kit)
+
+        async def stream() -> None:
+            async with kit.manager.reply(sid) as reply:
+                await reply.delta("half an answer")
+                await asyncio.Event().wait()  # never finishes by itself
+
+        task = kit.manager.spawn(sid, stream())
+        await settle()
+        await kit.advance(20)
+        await kit.manager.wait_idle()
+        assert task.cancelled()
+        info = await kit.manager.get(sid)
+        assert (info.end_reason, info.busy) == (EndReason.MAX_DURATION, False)
+        stored = [e.to_wire() for e in channel.events if e.type == "transcript.message"]
+        assert [(m["message"]["content"], m["message"]["metadata"]["partial"]) for m in stored] == [
+            ("half an answer", True)
+        ]
+        assert channel.types()[-1] == "session.ended"

@@ -140,6 +140,7 @@ class SessionManager(HookRegistration, ConversationCommands):
             on_drop=self._on_channel_dropped,
             append=self.append,
             lookup=self.get,
+            set_busy=self.set_busy,
         )
         self.max_sessions_per_user = max_sessions_per_user
         self.journal = journal

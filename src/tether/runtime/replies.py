@@ -29,7 +29,8 @@ from tether.core.events import Event, ReplyDelta
 from tether.core.ids import log_ref
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message, Role, check_content, parse_role
-from tether.errors import ReplyClosed, SessionEnded, TetherError
+from tether.errors import ReplyClosed, SessionEnded, SessionNotFound, TetherError
+from tether.runtime.busy import SetBusy
 from tether.types import SessionId
 
 log = logging.getLogger("tether.runtime")
@@ -108,6 +109,8 @@ class Reply:
         info = await self._replies.lookup(self.session_id)
         if info.end_reason is not None:
             raise SessionEnded(info.end_reason)
+        # Busy first: the idle clock must not run out while the reply streams.
+        await self._replies.set_busy(self.session_id, True)
         self._owner = asyncio.current_task()
         self._open = True
         self._replies.track(self, opened=True)
@@ -119,16 +122,19 @@ class Reply:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._closed:
-            return  # cut short meanwhile: what it had is stored already
-        if exc_type is None:
-            self._finish()
-            metadata = {"reply_id": self.reply_id}
-            self.message = await self._replies.append(
-                self.session_id, self.role.value, self.text, metadata
-            )
-            return
-        await self.cut(cancel_owner=False)
+        try:
+            if self._closed:
+                return  # cut short meanwhile: what it had is stored already
+            if exc_type is None:
+                self._finish()
+                metadata = {"reply_id": self.reply_id}
+                self.message = await self._replies.append(
+                    self.session_id, self.role.value, self.text, metadata
+                )
+                return
+            await self.cut(cancel_owner=False)
+        finally:
+            await self._replies.unbusy(self.session_id)
 
     def _finish(self) -> None:
         self._closed = True
@@ -168,13 +174,20 @@ class Replies:
     """The replies streaming on this node, by session."""
 
     def __init__(
-        self, *, append: Append, broadcast: Broadcast, lookup: Lookup, barge_in: str
+        self,
+        *,
+        append: Append,
+        broadcast: Broadcast,
+        lookup: Lookup,
+        set_busy: SetBusy,
+        barge_in: str,
     ) -> None:
         if barge_in not in BARGE_IN_POLICIES:
             raise ValueError(f"barge_in must be one of {BARGE_IN_POLICIES}, not {barge_in!r}")
         self.append = append
         self.broadcast = broadcast
         self.lookup = lookup
+        self.set_busy = set_busy
         self.barge_in = barge_in
         self._open: dict[SessionId, dict[str, Reply]] = {}
 
@@ -192,7 +205,20 @@ class Replies:
                 held.pop(reply.reply_id, None)
                 if not held:
                     del self._open[reply.session_id]
-        # busy: set_busy(True/False) wired at merge
+
+    async def unbusy(self, session_id: SessionId) -> None:
+        """Close a reply's busy mark; the idle clock counts again from now.
+
+        A session that ended meanwhile took its marks with it; a store that
+        cannot be reached is logged (the mark then stays open until the
+        session's end: ``max_duration`` still applies).
+        """
+        try:
+            await self.set_busy(session_id, False)
+        except (SessionEnded, SessionNotFound):
+            pass
+        except TetherError as exc:
+            log.warning("a reply's busy mark stays open session=%s: %s", log_ref(session_id), exc)
 
     def streaming(self, session_id: SessionId) -> list[Reply]:
         """The session's open replies here."""

@@ -40,6 +40,7 @@ from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.pipelines import Running
+from tether.runtime.busy import SetBusy
 from tether.runtime.replies import BARGE_IN_POLICIES, Append, Lookup, Replies
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.session_tasks import SessionTasks
@@ -132,11 +133,13 @@ def build(
     on_drop: Callable[[SessionId, Channel], object],
     append: Append,
     lookup: Lookup,
+    set_busy: SetBusy,
 ) -> Parts:
     """Check the options and build every part.
 
-    ``on_drop``: a slow channel was dropped; ``append`` and ``lookup``: the
-    manager's, for the replies to store themselves and check their session.
+    ``on_drop``: a slow channel was dropped; ``append``, ``lookup`` and
+    ``set_busy``: the manager's, for the replies to store themselves, check
+    their session and keep it busy while they stream.
     """
     check(store, options)
     store = store if store is not None else MemoryStore()
@@ -152,7 +155,13 @@ def build(
     def broadcast(session_id: SessionId, event: Any) -> None:
         deployment.broadcast(session_id, event)  # bound below, before any reply can open
 
-    replies = Replies(append=append, broadcast=broadcast, lookup=lookup, barge_in=options.barge_in)
+    replies = Replies(
+        append=append,
+        broadcast=broadcast,
+        lookup=lookup,
+        set_busy=set_busy,
+        barge_in=options.barge_in,
+    )
 
     async def stop_work(session_id: SessionId, reason: EndReason = EndReason.ERROR) -> None:
         await session_tasks.cancel(session_id, reason)
