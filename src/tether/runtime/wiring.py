@@ -29,6 +29,7 @@ from tether.errors import ConfigError, InvalidInput
 from tether.metrics.counters import SessionCounters
 from tether.metrics.sink import MetricsSink, Tee
 from tether.runtime.bus import EventBus, LocalBus
+from tether.runtime.busy import SetBusy
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import CleanupRegistry
 from tether.runtime.deployment import Deployment, SharedNode, SingleNode
@@ -40,7 +41,6 @@ from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.pipelines import Running
-from tether.runtime.busy import SetBusy
 from tether.runtime.replies import BARGE_IN_POLICIES, Append, Lookup, Replies
 from tether.runtime.scheduler import DeadlineScheduler
 from tether.runtime.session_tasks import SessionTasks
