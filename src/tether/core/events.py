@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message
-from tether.types import EndReason
+from tether.types import EndReason, SessionId
 
 CLOSE_CODES: dict[EndReason, int] = {
     EndReason.CLIENT_ENDED: 1000,
@@ -108,6 +108,27 @@ class TranscriptAppended:
         return {"type": self.type, "message": self.message.to_dict()}
 
 
+@dataclass(frozen=True, slots=True)
+class CallStatusChanged:
+    """A phone call on the session changed status: ``in-progress`` at its start, then ``ended``.
+
+    ``ended`` reaches every connection before ``session.ended``.
+    """
+
+    type: ClassVar[str] = "call.status_changed"
+    status: str
+    session_id: SessionId
+    stream_sid: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "session_id": self.session_id,
+            "stream_sid": self.stream_sid,
+        }
+
+
 Event = (
     SessionStarted
     | SessionConfig
@@ -115,4 +136,5 @@ Event = (
     | SessionActive
     | SessionEndedEvent
     | TranscriptAppended
+    | CallStatusChanged
 )

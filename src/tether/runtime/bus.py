@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tether.core.events import (
+    CallStatusChanged,
     Event,
     SessionActive,
     SessionConfig,
@@ -168,7 +169,8 @@ def decode(payload: str | bytes, now: float) -> tuple[str, BusMessage]:
         origin, kind = str(data["o"]), data["k"]
         message: BusMessage
         if kind == "e":
-            message = Publish(SessionId(data["s"]), _decode_event(data["e"], now))
+            session_id = SessionId(data["s"])
+            message = Publish(session_id, _decode_event(data["e"], now, session_id))
         elif kind == "x":
             message = Close(
                 SessionId(data["s"]),
@@ -203,10 +205,12 @@ def _encode_event(event: Event) -> dict[str, Any]:
             "t": "message",
             "m": [m.seq, m.role.value, m.content, m.ts, m.metadata],
         }
+    if isinstance(event, CallStatusChanged):
+        return {"t": "call", "status": event.status, "stream_sid": event.stream_sid}
     raise TypeError(f"{type(event).__name__} does not travel on the bus")
 
 
-def _decode_event(data: dict[str, Any], now: float) -> Event:
+def _decode_event(data: dict[str, Any], now: float, session_id: SessionId) -> Event:
     kind = data["t"]
     if kind == "config":
         config = data["config"]
@@ -221,4 +225,6 @@ def _decode_event(data: dict[str, Any], now: float) -> Event:
     if kind == "message":
         seq, role, content, ts, metadata = data["m"]
         return TranscriptAppended(Message(int(seq), Role(role), str(content), float(ts), metadata))
+    if kind == "call":
+        return CallStatusChanged(str(data["status"]), session_id, str(data["stream_sid"]))
     raise MalformedMessage(f"unknown event {kind!r}")

@@ -183,7 +183,7 @@ class EndPipelines:
                 self._leases.release(session_id)
 
     async def _end_pipeline(self, info: SessionInfo) -> bool:
-        """Archive, notify, close, clean up, count, call hooks: once per ended session.
+        """Ending hooks, archive, notify, close, clean up, count, ended hooks: once per end.
 
         The archive comes first so that ``session.ended`` can name it, and
         the journal goes only once the archive is durable. Connections on
@@ -191,6 +191,8 @@ class EndPipelines:
         Returns whether the archive was written (or there is no archiver).
         """
         reason = info.end_reason or EndReason.ERROR
+        # First, so that what the ending hooks send arrives before session.ended.
+        await self._hooks.emit(self._hooks.ending, info)
         archive_id, archived = await self._archive(info, reason)
         self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
         closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
@@ -225,6 +227,7 @@ class EndPipelines:
         reason = EndReason.ERROR
         now = self._clock.now()
         info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        await self._hooks.emit(self._hooks.ending, info)
         archive_id, archived = await self._archive(info, reason, held.messages)
         if not archived:
             self._archive_lost_later(info, held.messages, ARCHIVE_RETRY_FIRST)

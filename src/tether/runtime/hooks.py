@@ -1,4 +1,4 @@
-"""Lifecycle hooks: application callbacks for started, warning, active, ended and changed."""
+"""Lifecycle hooks: application callbacks for started, warning, active, ending, ended, changed."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class Hooks:
         self.started: list[Hook] = []
         self.warning: list[Hook] = []
         self.active: list[Hook] = []
+        self.ending: list[Hook] = []
         self.ended: list[Hook] = []
         self.changed: list[ChangeHook] = []
 

@@ -32,7 +32,7 @@ from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport
 from tether.clock import Clock
 from tether.core.choices import parse_choice
-from tether.core.events import SessionConfig, TranscriptAppended
+from tether.core.events import Event, SessionConfig, TranscriptAppended
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
@@ -269,6 +269,17 @@ class SessionManager:
         self._hooks.active.append(hook)
         return hook
 
+    def on_ending(self, hook: H) -> H:
+        """Register ``hook(session)`` at the start of each end pipeline, before ``session.ended``.
+
+        What the hook sends (:meth:`send_event`) reaches every connection
+        before ``session.ended``; the connections are still open. The end
+        waits for the hook: keep it quick. Called on the node that runs the
+        end's pipeline, at least once (see :meth:`on_ended`).
+        """
+        self._hooks.ending.append(hook)
+        return hook
+
     def on_ended(self, hook: H) -> H:
         """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why).
 
@@ -439,6 +450,10 @@ class SessionManager:
         self._effects.broadcast(session_id, SessionConfig(info.config))
         self._hooks.session_changed(session_id)
         return info
+
+    async def send_event(self, session_id: SessionId, event: Event) -> None:
+        """Send ``event`` to every connection of the session, on this node and the others."""
+        self._effects.broadcast(session_id, event)
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""
