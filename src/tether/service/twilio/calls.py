@@ -69,6 +69,18 @@ class Calls:
     def __len__(self) -> int:
         return len(self._streams)
 
+    def status(self, session_id: str) -> list[CallStatusChanged]:
+        """``[in-progress]`` for a session whose call is live here, else ``[]``.
+
+        What a connection attaching to the session after the call started is
+        sent, so that it knows of the call too (one attaching at the very
+        moment the call starts may be told twice).
+        """
+        stream = self._streams.get(SessionId(session_id))
+        if stream is None or not stream.started_announced or stream.ended_announced:
+            return []
+        return [CallStatusChanged(IN_PROGRESS, stream.session_id, stream.stream_sid)]
+
     def on_start(self, hook: S) -> S:
         """Register ``hook(call)`` for every call, once it is attached; usable as a decorator.
 
@@ -118,6 +130,8 @@ class Calls:
             return
         if status == ENDED:
             stream.ended_announced = True
+        else:
+            stream.started_announced = True
         event = CallStatusChanged(status, stream.session_id, stream.stream_sid)
         await self._manager.send_event(stream.session_id, event)
         log.info("call %s session=%s", status, log_ref(stream.session_id))

@@ -42,6 +42,8 @@ class CallStream:
             k: v for k, v in start.custom_parameters.items() if k != "token"
         }
         """``start.customParameters``, less the token."""
+        self.started_announced = False
+        """``call.status_changed in-progress`` has been sent for this call."""
         self.ended_announced = False
         """``call.status_changed ended`` has been sent for this call."""
         self._marks: dict[str, list[asyncio.Future[None]]] = {}
