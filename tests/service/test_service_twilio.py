@@ -228,6 +228,22 @@ async def test_a_start_tether_cannot_use_is_refused(tmp_path: Path) -> None:
         assert await served.service.manager.list() == []
 
 
+async def test_an_oversized_frame_closes_the_stream_1009(tmp_path: Path) -> None:
+    """A frame over TETHER_MAX_MESSAGE_BYTES closes 1009; the call's session ends client_ended."""
+    settings = make_settings(tmp_path, max_message_bytes=4096)
+    async with live_server(create_app(settings), settings) as served, twilio_call(served) as call:
+        await call.begin({"token": token("alice")})
+        await eventually(lambda: len(served.service.calls) == 1)
+        (stream,) = served.service.calls
+        await call.audio(SPEECH)  # ordinary frames are far below the limit
+        await call.send(connected() | {"padding": "x" * 5000})
+        assert await call.closed() == 1009  # (uvicorn's own limit is set to the same size)
+        await eventually(lambda: served.service.calls.get(stream.session_id) is None)
+        info = await served.service.manager.get(stream.session_id)
+        assert info.end_reason is not None
+        assert info.end_reason.value == "client_ended"
+
+
 async def test_bad_messages_are_skipped_and_the_call_goes_on(tmp_path: Path) -> None:
     """Garbage, binary, unknown events, a foreign streamSid, bad base64: counted, call intact."""
     async with fake_served(tmp_path) as (served, kit), twilio_call(served) as call:

@@ -118,6 +118,10 @@ class TwilioBridge:
             await self._serve()
         except (Closed, ConnectionError):
             pass
+        except TetherError as exc:
+            # The service is starting or shutting down, or the store is unavailable.
+            log.warning("twilio stream closed: %s", exc)
+            await self.socket.close(CLOSE_ERROR, EndReason.ERROR.value)
         except Exception:
             # A bug, or the service not ready: the call cannot go on, but the
             # server stays up and the session still ends below.
