@@ -123,8 +123,8 @@ class TwilioBridge:
             log.warning("twilio stream closed: %s", exc)
             await self.socket.close(CLOSE_ERROR, EndReason.ERROR.value)
         except Exception:
-            # A bug, or the service not ready: the call cannot go on, but the
-            # server stays up and the session still ends below.
+            # A bug: the call cannot go on, but the server stays up and the
+            # session still ends below.
             log.exception("twilio stream failed")
             await self.socket.close(CLOSE_ERROR, EndReason.ERROR.value)
         finally:
