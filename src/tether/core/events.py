@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message
-from tether.types import EndReason
+from tether.types import EndReason, SessionId
 
 CLOSE_CODES: dict[EndReason, int] = {
     EndReason.CLIENT_ENDED: 1000,
@@ -133,6 +133,27 @@ class AppEvent:
         return {"type": self.type, "name": self.name, "data": self.data}
 
 
+@dataclass(frozen=True, slots=True)
+class CallStatusChanged:
+    """A phone call on the session changed status: ``in-progress`` at its start, then ``ended``.
+
+    ``ended`` reaches every connection before ``session.ended``.
+    """
+
+    type: ClassVar[str] = "call.status_changed"
+    status: str
+    session_id: SessionId
+    stream_sid: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "session_id": self.session_id,
+            "stream_sid": self.stream_sid,
+        }
+
+
 Event = (
     SessionStarted
     | SessionConfig
@@ -142,4 +163,5 @@ Event = (
     | TranscriptAppended
     | ReplyDelta
     | AppEvent
+    | CallStatusChanged
 )

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from tether.core.events import (
     AppEvent,
+    CallStatusChanged,
     Event,
     ReplyDelta,
     SessionActive,
@@ -170,7 +171,8 @@ def decode(payload: str | bytes, now: float) -> tuple[str, BusMessage]:
         origin, kind = str(data["o"]), data["k"]
         message: BusMessage
         if kind == "e":
-            message = Publish(SessionId(data["s"]), _decode_event(data["e"], now))
+            session_id = SessionId(data["s"])
+            message = Publish(session_id, _decode_event(data["e"], now, session_id))
         elif kind == "x":
             message = Close(
                 SessionId(data["s"]),
@@ -209,10 +211,12 @@ def _encode_event(event: Event) -> dict[str, Any]:
         return {"t": "delta", "r": [event.reply_id, event.role, event.text]}
     if isinstance(event, AppEvent):
         return {"t": "app", "name": event.name, "data": event.data}
+    if isinstance(event, CallStatusChanged):
+        return {"t": "call", "status": event.status, "stream_sid": event.stream_sid}
     raise TypeError(f"{type(event).__name__} does not travel on the bus")
 
 
-def _decode_event(data: dict[str, Any], now: float) -> Event:
+def _decode_event(data: dict[str, Any], now: float, session_id: SessionId) -> Event:
     kind = data["t"]
     if kind == "config":
         config = data["config"]
@@ -232,4 +236,6 @@ def _decode_event(data: dict[str, Any], now: float) -> Event:
         return ReplyDelta(str(reply_id), str(role), str(text))
     if kind == "app":
         return AppEvent(str(data["name"]), data["data"])
+    if kind == "call":
+        return CallStatusChanged(str(data["status"]), session_id, str(data["stream_sid"]))
     raise MalformedMessage(f"unknown event {kind!r}")

@@ -200,7 +200,7 @@ class EndPipelines:
                 self._leases.release(session_id)
 
     async def _end_pipeline(self, info: SessionInfo) -> bool:
-        """Archive, notify, close, clean up, count, call hooks: once per ended session.
+        """Ending hooks, archive, notify, close, clean up, count, ended hooks: once per end.
 
         The session's work stops first, so what it writes as it stops is
         archived. The archive comes next so that ``session.ended`` can name
@@ -213,6 +213,8 @@ class EndPipelines:
         self.late.open(info.id, info.message_count)
         try:
             await self._stop_work(info.id, reason)
+            # Before the archive and session.ended, so what they send arrives first.
+            await self._hooks.emit(self._hooks.ending, info)
         finally:
             self.late.close(info.id)
         archive_id, archived = await self._archive(info, reason)
@@ -250,6 +252,7 @@ class EndPipelines:
         now = self._clock.now()
         info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
         await self._stop_work(info.id, reason)  # the store is gone: what they write is lost
+        await self._hooks.emit(self._hooks.ending, info)
         archive_id, archived = await self._archive(info, reason, held.messages)
         if not archived:
             self._archive_lost_later(info, held.messages, ARCHIVE_RETRY_FIRST)

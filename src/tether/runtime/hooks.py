@@ -1,9 +1,10 @@
-"""Hooks: application callbacks for started, warning, active, ended, changed, message, config.
+"""Hooks: application callbacks for the lifecycle (started ... ended), messages and configs.
 
 :class:`Hooks` holds them; :class:`HookRegistration` is the part of
 :class:`~tether.runtime.manager.SessionManager` that registers them.
 ``message`` and ``config`` hooks run as session-owned tasks (see
 :mod:`tether.runtime.session_tasks`): an end cancels them before the archive.
+``ending`` hooks run after that, still before the archive and ``session.ended``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Hooks:
         self.started: list[Hook] = []
         self.warning: list[Hook] = []
         self.active: list[Hook] = []
+        self.ending: list[Hook] = []
         self.ended: list[Hook] = []
         self.changed: list[ChangeHook] = []
         self.message: list[MessageHook] = []
@@ -94,6 +96,18 @@ class HookRegistration:
     def on_active(self, hook: H) -> H:
         """Register ``hook(session)`` for every warning cleared by activity."""
         self._hooks.active.append(hook)
+        return hook
+
+    def on_ending(self, hook: H) -> H:
+        """Register ``hook(session)`` for each end, before the archive and ``session.ended``.
+
+        It runs once the session's own tasks and replies have stopped; what it
+        sends (:meth:`~tether.runtime.manager.SessionManager.send_event`)
+        reaches every connection before ``session.ended``, while they are
+        still open. The end waits for it: keep it quick. Called on the node
+        that runs the end's pipeline, at least once (see :meth:`on_ended`).
+        """
+        self._hooks.ending.append(hook)
         return hook
 
     def on_ended(self, hook: H) -> H:

@@ -33,7 +33,7 @@ from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport
 from tether.clock import Clock
 from tether.core.choices import parse_choice
-from tether.core.events import SessionConfig, TranscriptAppended
+from tether.core.events import Event, SessionConfig, TranscriptAppended
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
@@ -457,6 +457,10 @@ class SessionManager(HookRegistration, ConversationCommands):
         self._hooks.session_changed(session_id)
         self._reconfigured(info)
         return info
+
+    async def send_event(self, session_id: SessionId, event: Event) -> None:
+        """Send ``event`` to every connection of the session, on this node and the others."""
+        self._effects.broadcast(session_id, event)
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""

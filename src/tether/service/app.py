@@ -29,6 +29,7 @@ from tether.service.prometheus import PrometheusSink
 from tether.service.seams import held_archive
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
+from tether.service.twilio.bridge import twilio_endpoint
 from tether.service.ws import websocket_endpoint
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
@@ -37,8 +38,8 @@ log = logging.getLogger("tether.service")
 
 
 def build_router(svc: Service, *, include_ops: bool) -> APIRouter:
-    """Every route of ``svc``: REST, SSE, archives, ``/ws``, ``/static/``, the demo page
-    (``TETHER_DEMO``) and, with ``include_ops``, the ops routes and ``/dashboard``."""
+    """Every route of ``svc``: REST, SSE, archives, ``/ws``, ``/twilio/media``, ``/static/``,
+    the demo page (``TETHER_DEMO``) and, with ``include_ops``, the ops routes and ``/dashboard``."""
     r = APIRouter()
     r.include_router(rest.build(svc))
     r.include_router(events.build(svc))
@@ -52,6 +53,11 @@ def build_router(svc: Service, *, include_ops: bool) -> APIRouter:
         await websocket_endpoint(svc, websocket)
 
     r.add_api_websocket_route("/ws", ws, name="tether_ws")
+
+    async def twilio(websocket: WebSocket) -> None:
+        await twilio_endpoint(svc, websocket)
+
+    r.add_api_websocket_route("/twilio/media", twilio, name="tether_twilio_media")
     return r
 
 

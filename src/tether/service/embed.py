@@ -48,6 +48,7 @@ from tether.service.fastpath import WebSocketFastPath
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings, load_settings
 from tether.service.state import Service
+from tether.service.twilio.calls import Calls
 from tether.service.ws import websocket_endpoint
 
 log = logging.getLogger("tether.service")
@@ -74,6 +75,11 @@ class Embedded:
     def metrics(self) -> PrometheusSink:
         """The Prometheus sink the manager counts into (served at ``/metrics``)."""
         return self._service.metrics
+
+    @property
+    def calls(self) -> Calls:
+        """The phone calls on ``/twilio/media``: ``calls.get(session_id)``, ``@calls.on_start``."""
+        return self._service.calls
 
     @property
     def manager(self) -> SessionManager:

@@ -105,6 +105,7 @@ async def _stream(
                 TranscriptAppended(m)
                 for m in await svc.manager.transcript(session_id, after=after, limit=REPLAY_LIMIT)
             ]
+            replay.extend(svc.calls.status(session_id))  # the session's phone call, if live
         except SessionEnded as exc:
             # Ended between the check and the attach: say so, like a live end would.
             yield format_sse(SessionEndedEvent(exc.reason).to_wire())

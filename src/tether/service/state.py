@@ -25,6 +25,7 @@ from tether.service.auth import Principal, TokenAuthority
 from tether.service.limits import ConnectionLimiter, RateLimiter
 from tether.service.prometheus import PrometheusSink
 from tether.service.settings import Settings
+from tether.service.twilio.calls import Calls
 from tether.service.watch import SessionWatch
 from tether.transports.websocket import WebSocketChannel
 from tether.types import EndReason, SessionId, UserId
@@ -65,6 +66,8 @@ class Service:
         """Redis did not answer at start-up and ``TETHER_REDIS_FALLBACK=memory`` was set."""
         self.admin_feed = AdminFeed(self.spawn)
         self._on_bind: list[OnBind] = []
+        self.calls = Calls()
+        """The phone calls (``/twilio/media`` streams) this service holds, by session."""
         self._manager: SessionManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         if manager is not None:
@@ -77,6 +80,7 @@ class Service:
         self._manager = manager
         self.watch.bind(manager)
         self.admin_feed.bind(manager)
+        self.calls.bind(manager)
         for callback in self._on_bind:
             callback(manager)
 

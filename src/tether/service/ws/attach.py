@@ -47,6 +47,8 @@ async def _attach_started(
     try:
         await conn.channel.send_json({"type": "session.started", "session": view})
         await conn.svc.manager.attach(session_id, conn.channel, observer=observer)
+        for event in conn.svc.calls.status(session_id):  # a phone call began before this attach
+            await conn.channel.send_json(event.to_wire())
     except BaseException:
         conn.session_id = None
         conn.observer = False
@@ -84,6 +86,8 @@ async def join(conn: Peer, raw_id: str, after: int | None, *, observer: bool = F
                     "transcript_tail": [m.to_dict() for m in tail],
                 }
             )
+            for event in conn.svc.calls.status(info.id):  # the session's phone call, if live
+                await channel.send_json(event.to_wire())
         finally:
             channel.release()
     except (SessionNotFound, SessionEnded) as exc:
