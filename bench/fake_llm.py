@@ -129,7 +129,7 @@ class FakeLLM:
         words = _reply_words(body)
         if mode == "status":
             code = int(arg or 500)
-            await _json(send, code, {"error": _error_object(code)})
+            await _json(send, code, {"error": _error_object(code, record.authorization)})
             record.completed = True
             return
         if mode == "plain":
@@ -219,9 +219,11 @@ def _reply_words(body: Any) -> list[str]:
     return [w + " " for w in words[:-1]] + [words[-1]]
 
 
-def _error_object(code: int) -> dict[str, Any]:
+def _error_object(code: int, authorization: str | None = None) -> dict[str, Any]:
+    # Like the real API, a 401 quotes the key it refused (tether must not log it).
+    key = (authorization or "").removeprefix("Bearer ")
     kinds = {
-        401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+        401: (f"Incorrect API key provided: {key}.", "invalid_request_error", "invalid_api_key"),
         429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
     }
     message, kind, short = kinds.get(code, ("The server had an error.", "server_error", None))
