@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from llm_kit import FakeLLM, start_fake_llm
 
 

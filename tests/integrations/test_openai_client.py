@@ -14,8 +14,8 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from llm_kit import FakeLLM
 
+from llm_kit import FakeLLM
 from tether.errors import ReplyFailed
 from tether.integrations.openai import ChatClient
 
@@ -27,9 +27,9 @@ HELLO = [{"role": "user", "content": "hello there"}]
 
 @contextlib.asynccontextmanager
 async def client_for(
-    fake_llm: FakeLLM, model: str, *, timeout: float = WAIT, api_key: str | None = None
+    fake_llm: FakeLLM, model: str, *, limit: float = WAIT, api_key: str | None = None
 ) -> AsyncIterator[ChatClient]:
-    client = ChatClient(fake_llm.base_url, model, api_key=api_key, timeout=timeout)
+    client = ChatClient(fake_llm.base_url, model, api_key=api_key, timeout=limit)
     try:
         yield client
     finally:
@@ -43,14 +43,16 @@ async def collect(client: ChatClient, messages: list[dict[str, str]] = HELLO) ->
 async def failure(client: ChatClient) -> tuple[list[str], ReplyFailed]:
     """The pieces that came before the stream failed, and the failure."""
     pieces: list[str] = []
-    with pytest.raises(ReplyFailed) as caught:
+    try:
         async for piece in client.stream(HELLO):
             pieces.append(piece)
-    return pieces, caught.value
+    except ReplyFailed as exc:
+        return pieces, exc
+    raise AssertionError(f"the stream ended normally after {pieces}")
 
 
 async def test_a_reply_streams_token_by_token_until_done(fake_llm: FakeLLM) -> None:
-    """Each chunk's delta.content arrives as one piece, in order; the role and stop chunks add none."""
+    """Each chunk's delta.content is one piece, in order; the role and stop chunks add none."""
     async with client_for(fake_llm, "echo") as client:
         pieces = await asyncio.wait_for(collect(client), WAIT)
     assert pieces == ["Echo: ", "hello ", "there"]
@@ -119,7 +121,7 @@ async def test_an_endpoint_that_never_answers_times_out_and_is_hung_up_on(
     fake_llm: FakeLLM,
 ) -> None:
     """No headers within the timeout: ReplyFailed(timeout), and the connection is closed."""
-    async with client_for(fake_llm, "hang", timeout=SHORT) as client:
+    async with client_for(fake_llm, "hang", limit=SHORT) as client:
         pieces, exc = await asyncio.wait_for(failure(client), WAIT)
     assert (pieces, exc.cause) == ([], "timeout")
     assert "sent nothing for 0.3s" in str(exc)
@@ -128,14 +130,14 @@ async def test_an_endpoint_that_never_answers_times_out_and_is_hung_up_on(
 
 async def test_a_stream_that_stalls_mid_reply_times_out(fake_llm: FakeLLM) -> None:
     """A first token, then silence past the timeout: ReplyFailed(timeout) after that token."""
-    async with client_for(fake_llm, "hang-mid", timeout=SHORT) as client:
+    async with client_for(fake_llm, "hang-mid", limit=SHORT) as client:
         pieces, exc = await asyncio.wait_for(failure(client), WAIT)
     assert (pieces, exc.cause) == (["Echo: "], "timeout")
 
 
 async def test_a_slow_first_token_within_the_timeout_is_waited_for(fake_llm: FakeLLM) -> None:
     """A first token late but within the timeout: the reply streams whole."""
-    async with client_for(fake_llm, "slow-first:0.2", timeout=WAIT) as client:
+    async with client_for(fake_llm, "slow-first:0.2", limit=WAIT) as client:
         pieces = await asyncio.wait_for(collect(client), WAIT)
     assert "".join(pieces) == "Echo: hello there"
 
@@ -231,8 +233,10 @@ async def until_disconnected(fake_llm: FakeLLM) -> dict[str, object]:
     """The latest request once the server has seen its client go away."""
 
     async def poll() -> dict[str, object]:
-        while not (record := await fake_llm.last())["disconnected"]:
+        while True:
+            record = await fake_llm.last()
+            if record["disconnected"]:
+                return record
             await asyncio.sleep(0.005)
-        return record
 
     return await asyncio.wait_for(poll(), WAIT)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tether.core.events import (
+    ErrorNotice,
     Event,
     SessionActive,
     SessionConfig,
@@ -203,6 +204,8 @@ def _encode_event(event: Event) -> dict[str, Any]:
             "t": "message",
             "m": [m.seq, m.role.value, m.content, m.ts, m.metadata],
         }
+    if isinstance(event, ErrorNotice):
+        return {"t": "error", "code": event.code, "message": event.message}
     raise TypeError(f"{type(event).__name__} does not travel on the bus")
 
 
@@ -221,4 +224,6 @@ def _decode_event(data: dict[str, Any], now: float) -> Event:
     if kind == "message":
         seq, role, content, ts, metadata = data["m"]
         return TranscriptAppended(Message(int(seq), Role(role), str(content), float(ts), metadata))
+    if kind == "error":
+        return ErrorNotice(str(data["code"]), str(data["message"]))
     raise MalformedMessage(f"unknown event {kind!r}")
