@@ -41,7 +41,7 @@ log = logging.getLogger("tether.integrations.openai")
 REPLY_FAILED = "reply_failed"
 """The ``error`` frame's code when the endpoint failed (PROTOCOL, "A built-in responder")."""
 
-MessageHook = Callable[[SessionInfo, Message], Awaitable[None]]
+MessageHook = Callable[[SessionInfo, Message], Awaitable[object]]
 
 
 class ReplyWriter(Protocol):
