@@ -7,6 +7,7 @@ server in its own process. These need the conversation API (``manager.reply``,
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,62 @@ async def test_ending_mid_reply_cancels_the_request_and_stores_it_partial(
         assert messages[1]["metadata"]["partial"] is True
 
 
+async def test_a_new_message_mid_reply_cancels_the_old_request(
+    tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    """Barge-in: a user message while a reply streams closes that reply's HTTP request,
+    stores it partial, and the new message gets a request of its own."""
+    await fake_llm.forget()
+    settings = settings_for(tmp_path, fake_llm, "endless:0.02")
+    async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
+        await hello(conn)
+        session = await start(conn)
+        await send(conn, type="message", role="user", content="first")
+        await recv_type(conn, "reply.delta")
+        await send(conn, type="message", role="user", content="second")
+
+        async def barged() -> bool:
+            requests = await fake_llm.requests()
+            return len(requests) == 2 and bool(requests[0]["disconnected"])
+
+        await eventually(barged, WAIT)
+        async with served.client() as client:
+            listed = await client.get(
+                f"/api/v1/sessions/{session['id']}/messages", headers=auth("alice")
+            )
+        messages = listed.json()["messages"]
+        assert sorted(m["role"] for m in messages[:3]) == ["assistant", "user", "user"]
+        cut = next(m for m in messages if m["role"] == "assistant")
+        assert cut["content"].startswith("t0 ")
+        assert cut["metadata"]["partial"] is True
+        history = (await fake_llm.requests())[1]["body"]["messages"]
+        assert history[-1] == {"role": "user", "content": "second"}
+
+
 @pytest.mark.parametrize(
-    "model", ["status:500", "status:401", "status:429", "hang", "bad-json", "no-done", "drop"]
+    ("model", "cause", "streamed"),
+    [
+        ("status:500", "status", ""),
+        ("status:401", "status", ""),
+        ("status:429", "status", ""),
+        ("hang", "timeout", ""),
+        ("bad-json", "malformed", "Echo: "),
+        ("no-done", "dropped", "Echo: hello"),
+        ("drop", "dropped", "Echo: hello"),
+    ],
 )
 async def test_every_endpoint_failure_is_reply_failed_and_the_session_lives(
-    tmp_path: Path, fake_llm: FakeLLM, model: str
+    tmp_path: Path,
+    fake_llm: FakeLLM,
+    caplog: pytest.LogCaptureFixture,
+    model: str,
+    cause: str,
+    streamed: str,
 ) -> None:
     """An error status, a timeout, a malformed chunk or a dropped stream: the client gets
-    error {code: "reply_failed"}, the session stays active and still answers."""
+    error {code: "reply_failed"}, the cause is logged (no session id), what streamed is
+    stored partial, and the session stays active and takes the next message."""
+    caplog.set_level(logging.WARNING, logger="tether.integrations.openai")
     settings = settings_for(tmp_path, fake_llm, model, llm_timeout=0.3)
     async with live_server(create_app(settings), settings) as served, ws_client(served) as conn:
         await hello(conn)
@@ -151,4 +200,15 @@ async def test_every_endpoint_failure_is_reply_failed_and_the_session_lives(
         await recv_type(conn, "pong")
         async with served.client() as client:
             info = await client.get(f"/api/v1/sessions/{session['id']}", headers=auth("alice"))
+            listed = await client.get(
+                f"/api/v1/sessions/{session['id']}/messages", headers=auth("alice")
+            )
         assert info.json()["state"] == "active"
+        messages = listed.json()["messages"]
+        assert messages[0]["content"] == "hello"
+        if streamed:
+            assert messages[1]["content"] == streamed
+            assert messages[1]["metadata"]["partial"] is True
+        assert "reply failed session=" in caplog.text
+        assert f"cause={cause}" in caplog.text
+        assert session["id"] not in caplog.text
