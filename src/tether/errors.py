@@ -21,6 +21,7 @@
     │   ├── DuplicateSession        a new session's id is taken; nothing was stored
     │   ├── TooManyTasks            a session holds its most session-owned tasks already
     │   └── ReplyClosed             a streamed reply was cut short (an end, a barge-in)
+    ├── ReplyFailed                 a reply's source (an LLM endpoint) failed; ``cause`` says how
     ├── StoreError                  the session store misbehaved
     │   └── StoreUnavailable        the store cannot be reached right now
     └── ArchiveError                journals and archives on disk
@@ -191,6 +192,26 @@ class ReplyClosed(SessionError):
 
     def __init__(self, message: str = "the reply was cut short") -> None:
         super().__init__(message)
+
+
+class ReplyFailed(TetherError):
+    """A reply could not be produced: its source (an LLM endpoint) failed.
+
+    ``cause`` is one word for logs and metrics: ``connect`` (cannot reach the
+    endpoint), ``timeout`` (no byte within the timeout), ``status`` (a 4xx or
+    5xx answer; ``status`` holds the code), ``dropped`` (the stream ended
+    before ``[DONE]``), ``malformed`` (a chunk that is not a chat completion
+    chunk), ``stream_error`` (the endpoint sent an error object mid-stream) or
+    ``closed`` (the client was closed). The message says what happened, in
+    the endpoint's own words where it gave some, and never carries a secret.
+    The session is not affected: the service answers ``error {code:
+    "reply_failed"}`` and the session lives on.
+    """
+
+    def __init__(self, cause: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.status = status
 
 
 class StoreError(TetherError):

@@ -154,6 +154,22 @@ class CallStatusChanged:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorNotice:
+    """Something the server side failed at for the whole session (``reply_failed``, say).
+
+    The same ``error {code, message}`` frame a connection gets for a refused
+    frame, sent to every connection of the session; the session goes on.
+    """
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "code": self.code, "message": self.message}
+
+
 Event = (
     SessionStarted
     | SessionConfig
@@ -164,4 +180,5 @@ Event = (
     | ReplyDelta
     | AppEvent
     | CallStatusChanged
+    | ErrorNotice
 )

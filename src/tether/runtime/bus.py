@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from tether.core.events import (
     AppEvent,
     CallStatusChanged,
+    ErrorNotice,
     Event,
     ReplyDelta,
     SessionActive,
@@ -213,6 +214,8 @@ def _encode_event(event: Event) -> dict[str, Any]:
         return {"t": "app", "name": event.name, "data": event.data}
     if isinstance(event, CallStatusChanged):
         return {"t": "call", "status": event.status, "stream_sid": event.stream_sid}
+    if isinstance(event, ErrorNotice):
+        return {"t": "error", "code": event.code, "message": event.message}
     raise TypeError(f"{type(event).__name__} does not travel on the bus")
 
 
@@ -238,4 +241,6 @@ def _decode_event(data: dict[str, Any], now: float, session_id: SessionId) -> Ev
         return AppEvent(str(data["name"]), data["data"])
     if kind == "call":
         return CallStatusChanged(str(data["status"]), session_id, str(data["stream_sid"]))
+    if kind == "error":
+        return ErrorNotice(str(data["code"]), str(data["message"]))
     raise MalformedMessage(f"unknown event {kind!r}")

@@ -33,7 +33,7 @@ from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport
 from tether.clock import Clock
 from tether.core.choices import parse_choice
-from tether.core.events import Event, SessionConfig, TranscriptAppended
+from tether.core.events import ErrorNotice, Event, SessionConfig, TranscriptAppended
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
@@ -501,6 +501,18 @@ class SessionManager(HookRegistration, ConversationCommands):
         if parsed is Role.USER:
             self._heard(session_id, message)
         return message
+
+    async def send_error(self, session_id: SessionId, code: str, message: str) -> None:
+        """Send ``error {code, message}`` to every connection of the session (every node).
+
+        For failures of the server side's own work on the session (the
+        responder's ``reply_failed``); the session and its clocks are not
+        touched. Raises :class:`~tether.errors.SessionEnded` once it has ended.
+        """
+        info = await self.get(session_id)
+        if info.state is SessionState.ENDED:
+            raise SessionEnded(info.end_reason or EndReason.ERROR)
+        self._effects.broadcast(session_id, ErrorNotice(code, message))
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None

@@ -25,6 +25,7 @@ from tether.runtime.manager import SessionManager
 from tether.service import admin, apidocs, archives, events, ops, pages, rest
 from tether.service.errors import install_handlers
 from tether.service.fastpath import WebSocketFastPath
+from tether.service.llm import start_responder
 from tether.service.prometheus import PrometheusSink
 from tether.service.seams import held_archive
 from tether.service.settings import Settings, load_settings
@@ -142,12 +143,16 @@ async def serving(
         await active.open()
     for note in settings.notes():
         log.info(note)
+    responder = None
     try:
+        responder = start_responder(settings, active)
         yield active
     finally:
         svc.draining = True
         if owned:
             await active.aclose()
+        if responder is not None:  # after the sessions ended: their replies are cancelled
+            await responder.client.aclose()
 
 
 async def open_manager(

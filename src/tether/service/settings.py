@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -174,6 +175,27 @@ class Settings(BaseSettings):
         description="memory store: most transcript bytes of retained ended sessions",
     )
 
+    # The built-in responder (tether.integrations.openai): on when the base URL is set.
+    llm_base_url: str | None = Field(
+        None,
+        description="root of an OpenAI-compatible Chat Completions API (e.g. "
+        "http://127.0.0.1:11434/v1); set: user messages get a streamed reply from it",
+    )
+    llm_model: str | None = Field(
+        None, description="the model the responder asks for (needed with the base URL)"
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="sent as Authorization: Bearer to the LLM endpoint; unset: no header"
+    )
+    llm_system_prompt: str | None = Field(
+        None, description="the system message for sessions whose config has no system_prompt"
+    )
+    llm_timeout: Duration = Field(
+        60.0,
+        gt=0,
+        description="the LLM endpoint silent this long (connecting included): the reply fails",
+    )
+
     # The seeds' names, in their own units. Explicit TETHER_* values win.
     session_timeout_ms: float | None = Field(
         None, ge=1, validation_alias="SESSION_TIMEOUT", description="alias: idle timeout in ms"
@@ -227,6 +249,25 @@ class Settings(BaseSettings):
             if origin != "null" and "://" not in origin:
                 raise ValueError(f"origin {origin!r} must look like https://host[:port]")
         return ",".join(origins)
+
+    @field_validator("llm_base_url", "llm_model", "llm_system_prompt", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # TETHER_LLM_BASE_URL= (set but empty) means "off", as if it were not there.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        given = value.strip()
+        parts = urlsplit(given)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"{given!r} must look like http(s)://host[:port]/v1")
+        return given.rstrip("/")
 
     @model_validator(mode="after")
     def _fit_timings(self) -> Settings:
@@ -304,6 +345,12 @@ class Settings(BaseSettings):
             name = self.given_name(exc.field) or env_name(exc.field)
             raise ConfigError(f"{ERROR_PREFIX}{name}: {reason}") from None
 
+    def check_llm(self) -> None:
+        """:class:`ConfigError` if the responder is asked for but cannot run (no model)."""
+        if self.llm_base_url is not None and self.llm_model is None:
+            base = self._spelled.get("llm_base_url", env_name("llm_base_url"))
+            raise ConfigError(f"{ERROR_PREFIX}{env_name('llm_model')}: must be set when {base} is")
+
     def _describe(self, conflict: Conflict) -> str:
         def named(field: str) -> str:
             seconds = format_duration(getattr(self, field))
@@ -359,11 +406,27 @@ class Settings(BaseSettings):
             out.append("TETHER_ADMIN_TOKEN is unset: admin calls are refused")
         if self.redis_url is None and self.redis_fallback != "none":
             out.append("TETHER_REDIS_FALLBACK is ignored: TETHER_REDIS_URL is unset")
+        out.extend(self._llm_notes())
         if self.demo:
             root = f"http://{self.host}:{self.port}"
             dashboard = "" if self.admin_token else " (set TETHER_ADMIN_TOKEN to use it)"
             out.append(f"demo page: {root}/ ; dashboard: {root}/dashboard{dashboard}")
         return out
+
+    def _llm_notes(self) -> list[str]:
+        if self.llm_base_url is not None:
+            # The host only: a URL may carry credentials, and the key is never logged.
+            host = urlsplit(self.llm_base_url).hostname or "?"
+            return [
+                f"TETHER_LLM_BASE_URL is set: user messages are answered by "
+                f"{self.llm_model} at {host}"
+            ]
+        ignored = [
+            env_name(name)
+            for name in ("llm_model", "llm_api_key", "llm_system_prompt")
+            if getattr(self, name) is not None
+        ]
+        return [f"{name} is ignored: TETHER_LLM_BASE_URL is unset" for name in ignored]
 
     def _fitted_notes(self) -> list[str]:
         out = []
@@ -437,4 +500,5 @@ def load_settings(*, from_flags: bool = False, **overrides: Any) -> Settings:
     if from_flags:
         settings._spelled.update({key: flag_name(key) for key in given})
     settings.policy()
+    settings.check_llm()
     return settings

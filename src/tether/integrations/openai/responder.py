@@ -1,0 +1,116 @@
+"""The responder: each user message answered with a reply streamed from the endpoint.
+
+This is the one module that drives the conversation API of
+:class:`~tether.runtime.manager.SessionManager` (``on_message``, ``reply``,
+``send_error``); everything about the endpoint lives in :mod:`.client`, and
+what the model is told in :mod:`.history`. The manager is typed by the
+:class:`ConversationManager` protocol, the part of its API used here.
+
+Per user message (the ``on_message`` hook runs as a task the session owns)::
+
+    async with manager.reply(session_id) as reply:
+        async for piece in client.stream(messages):
+            await reply.delta(piece)
+
+An end or a barge-in cancels that task: the ``async for`` is interrupted
+inside the HTTP read, which closes the request at once, and the reply is
+stored with what was streamed and ``partial: true``. A
+:class:`~tether.errors.ReplyFailed` is logged with its cause and answered
+with ``error {code: "reply_failed"}`` to the session's connections; the
+session itself is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+from tether.core.ids import log_ref
+from tether.core.session import SessionInfo
+from tether.core.transcript import Message, Role
+from tether.errors import ReplyFailed, SessionError
+from tether.integrations.openai.client import ChatClient
+from tether.integrations.openai.history import chat_messages, system_prompt_for
+from tether.types import SessionId
+
+log = logging.getLogger("tether.integrations.openai")
+
+REPLY_FAILED = "reply_failed"
+"""The ``error`` frame's code when the endpoint failed (PROTOCOL, "A built-in responder")."""
+
+MessageHook = Callable[[SessionInfo, Message], Awaitable[object]]
+
+
+class ReplyWriter(Protocol):
+    """The open reply: each ``delta`` streams a piece to the session's connections."""
+
+    async def delta(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class ConversationManager(Protocol):
+    """What the responder needs of a session manager (the conversation API)."""
+
+    def on_message(self, hook: MessageHook) -> MessageHook: ...
+
+    def reply(self, session_id: SessionId) -> AbstractAsyncContextManager[ReplyWriter]: ...
+
+    async def transcript(self, session_id: SessionId) -> list[Message]: ...
+
+    async def send_error(self, session_id: SessionId, code: str, message: str) -> None: ...
+
+
+class Responder:
+    """Answers every user message of every session with a streamed LLM reply.
+
+    ``system_prompt`` is the default system message; a session's
+    ``config.system_prompt`` overrides it. Call :meth:`install` once; close
+    ``client`` after the manager (the responder does not own it).
+    """
+
+    def __init__(
+        self,
+        manager: ConversationManager,
+        client: ChatClient,
+        *,
+        system_prompt: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.client = client
+        self.system_prompt = system_prompt
+        self._installed = False
+
+    def install(self) -> None:
+        """Start answering user messages (once; later calls do nothing)."""
+        if not self._installed:
+            self.manager.on_message(self._on_message)
+            self._installed = True
+
+    async def _on_message(self, session: SessionInfo, message: Message) -> None:
+        if message.role is Role.USER:
+            await self.answer(session)
+
+    async def answer(self, session: SessionInfo) -> None:
+        """Stream one reply to the session's transcript so far."""
+        transcript = await self.manager.transcript(session.id)
+        prompt = system_prompt_for(session.config, self.system_prompt)
+        messages = chat_messages(transcript, prompt)
+        try:
+            async with self.manager.reply(session.id) as reply:
+                async for piece in self.client.stream(messages):
+                    await reply.delta(piece)
+        except ReplyFailed as exc:
+            log.warning("reply failed session=%s cause=%s: %s", log_ref(session.id), exc.cause, exc)
+            await self._tell(session.id, exc)
+        except SessionError as exc:  # ended or gone meanwhile: nobody to answer
+            log.debug("no reply session=%s: %s", log_ref(session.id), exc)
+
+    async def _tell(self, session_id: SessionId, exc: ReplyFailed) -> None:
+        # A session that ended meanwhile has no one left to tell.
+        with contextlib.suppress(SessionError):
+            await self.manager.send_error(
+                session_id, REPLY_FAILED, f"the assistant could not answer ({exc.cause})"
+            )
