@@ -61,8 +61,14 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def token(user: str, *, ttl: float = 600.0, admin: bool = False, now: float | None = None) -> str:
-    """A token the test server accepts."""
+def token(
+    user: str, *, ttl: float = 6 * 3600.0, admin: bool = False, now: float | None = None
+) -> str:
+    """A token the test server accepts.
+
+    Valid for hours by default: modules mint headers at import, and a whole
+    suite on a loaded machine can outlast a short lifetime.
+    """
     return TokenAuthority(SECRET, admin_token=ADMIN_TOKEN).mint(user, ttl=ttl, admin=admin, now=now)
 
 
