@@ -210,9 +210,12 @@ class PgArchive:
             _settle([job], None)
 
     async def _insert(self, rows: builtins.list[tuple[Any, ...]]) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
-            async with conn.cursor() as cursor:
-                await cursor.executemany(pg_rows.INSERT, rows)
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
+            await cursor.executemany(pg_rows.INSERT, rows)
 
 
 def _settle(jobs: Sequence[_Job], error: BaseException | None) -> None:

@@ -145,9 +145,9 @@ def summary_from_row(row: tuple[Any, ...]) -> ArchiveSummary:
 
 
 def dialog_from_row(row: tuple[Any, ...]) -> ArchivedDialog:
-    """An :class:`ArchivedDialog` from the :data:`COLUMNS` of a row; :class:`ArchiveError` if bad."""
+    """An :class:`ArchivedDialog` from the :data:`COLUMNS` of a row, or :class:`ArchiveError`."""
     try:
-        (session_id, archive_id, user, kind, started, ended, reason, _count, recovered,
+        (session_id, _archive_id, user, kind, started, ended, reason, _count, recovered,
          config, messages, notes) = row  # fmt: skip
         config, messages, notes = _unjsonb(config), _unjsonb(messages), _unjsonb(notes)
         if not isinstance(config, dict) or not isinstance(messages, list):
