@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for the benches and tests: ``initdb`` in a temp dir, stopped by pid.
+"""A throwaway PostgreSQL for the benches and tests: ``initdb`` in a temp dir, stopped by pid.
 
 The server is Debian's ``postgresql`` (``/usr/lib/postgresql/<version>/bin``;
 ``make system-deps`` installs it). PostgreSQL refuses to run as root, so when
@@ -37,10 +37,12 @@ DATABASE = "tether"
 
 def bin_dir() -> Path:
     """The newest installed PostgreSQL's ``bin`` folder; ``RuntimeError`` if there is none."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
-    )
+
+    def version(path: str) -> int:
+        name = Path(path).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=version)
     if found:
         return Path(found[-1]).parent
     on_path = shutil.which("postgres")
