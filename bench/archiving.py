@@ -273,7 +273,7 @@ RESULTS = Path(__file__).parent / "results" / "archiving.json"
 
 
 def main() -> None:
-    """``python -m bench.archiving [--quick]``: this bench alone, into bench/results/archiving.json."""
+    """``python -m bench.archiving [--quick]``: this bench alone, into results/archiving.json."""
     import argparse
     import datetime
     import platform
