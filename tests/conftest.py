@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from bench.pg_server import PgServer
+
 from pg_kit import empty, start_pg_server
 from redis_kit import RedisServer, start_redis_server
 

@@ -64,7 +64,7 @@ HOSTILE_CONFIG: dict[str, Any] = {
     "emoji": "😀",
     "deep": {"a": [[[[{"b": None}]]]]},
 }
-"""Values the edges accept (tether.core.jsonvalue.check_json_object) that jsonb or YAML find hard."""
+"""Values the edges accept (``check_json_object``) that jsonb or YAML find hard."""
 
 
 @pytest.fixture(params=["files", "postgres"])
@@ -133,7 +133,8 @@ async def test_listing_is_per_user_newest_first_with_paging(archivers: Factory) 
     assert ids == [dialog(n).archive_id for n in range(5, 0, -1)]
     page = await reader.list("alice", limit=2, offset=1)
     assert [a.archive_id for a in page] == ids[1:3]
-    assert page[0].message_count == 3 and page[0].end_reason is EndReason.CLIENT_ENDED
+    assert page[0].message_count == 3
+    assert page[0].end_reason is EndReason.CLIENT_ENDED
     assert [a.user for a in await reader.list("bob")] == ["bob"]
     assert await reader.list("carol") == []
 
@@ -169,7 +170,8 @@ async def test_find_by_session_id(archivers: Factory) -> None:
     archive = archivers()
     await archive.archive(dialog(4))
     found = await archive.find("alice", sid(4))  # type: ignore[attr-defined]
-    assert found is not None and found.session_id == sid(4)
+    assert found is not None
+    assert found.session_id == sid(4)
     assert await archive.find("bob", sid(4)) is None  # type: ignore[attr-defined]
     assert await archive.find("alice", sid(99)) is None  # type: ignore[attr-defined]
 
@@ -187,7 +189,8 @@ async def test_values_the_edges_accept_are_stored_and_read_back_exactly(
     await archive.archive(d)
     back = await archivers().read("alice", d.archive_id)
     assert dialog_to_yaml(back) == dialog_to_yaml(d)
-    assert back.config["negzero"] == 0.0 and str(back.config["negzero"]) == "-0.0"
+    assert back.config["negzero"] == 0.0
+    assert str(back.config["negzero"]) == "-0.0"
     assert type(back.config["huge"]) is float
     assert back.messages[0].content == messages[0].content
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-
 from bench.pg_server import PgServer
+
 from redis_kit import RedisServer, flush
 from tether.archive.yaml_archive import dialog_from_doc
 from tether.service.auth import TokenAuthority
@@ -64,7 +64,7 @@ async def test_a_session_ended_on_one_node_is_read_on_another(
             ended = await on_a.post(f"/api/v1/sessions/{sid}/end", headers=_auth("alice"))
             assert ended.status_code == 200
         async with httpx.AsyncClient(base_url=b.http, timeout=10) as on_b:
-            listing = (await on_b.get("/api/v1/users/alice/archives", headers=_auth("alice")))
+            listing = await on_b.get("/api/v1/users/alice/archives", headers=_auth("alice"))
             [summary] = listing.json()["archives"]
             assert summary["session_id"] == sid
             archive_id = summary["archive_id"]

@@ -25,6 +25,10 @@ def _cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"COLUMNS": "240"}, catch_exceptions=False)
 
 
+def _files(root: Path, pattern: str) -> list[Path]:
+    return sorted(root.glob(pattern))
+
+
 def _closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,14 +61,15 @@ async def test_rest_reads_archives_from_postgresql(tmp_path: Path, pg_url: str) 
         [summary] = (
             await client.get("/api/v1/users/alice/archives", headers=auth("alice"))
         ).json()["archives"]
-        assert summary["session_id"] == sid and summary["message_count"] == 1
+        assert summary["session_id"] == sid
+        assert summary["message_count"] == 1
         path = f"/api/v1/users/alice/archives/{summary['archive_id']}"
         dialog = (await client.get(path, headers=auth("alice"))).json()
         assert dialog["messages"][0]["content"] == "into postgres"
         assert dialog["messages"][0]["metadata"] == {"x": -0.0, "y": "\x00"}
         assert (await client.get(path, headers=auth("bob"))).status_code == 404
-    assert not list(tmp_path.glob("users/*/dialogs/archived/*"))
-    assert not list(tmp_path.glob("users/*/dialogs/current/*"))
+    assert _files(tmp_path, "users/*/dialogs/archived/*") == []
+    assert _files(tmp_path, "users/*/dialogs/current/*") == []
 
 
 @pytest.mark.parametrize("where", ["files", "postgres"])
@@ -114,17 +119,22 @@ async def test_cli_reads_postgresql_archives(tmp_path: Path, pg_url: str) -> Non
     missing = str(tmp_path / "no-such-dir")  # the data dir is not needed with a URL
     common = ("--archive-url", pg_url, "--data-dir", missing)
     listed = await asyncio.to_thread(_cli, "archive", "ls", "alice", *common)
-    assert listed.exit_code == 0 and archive_id in listed.output
+    assert listed.exit_code == 0
+    assert archive_id in listed.output
     shown = await asyncio.to_thread(_cli, "archive", "show", "alice", archive_id, *common)
-    assert shown.exit_code == 0 and "from the cli" in shown.output
+    assert shown.exit_code == 0
+    assert "from the cli" in shown.output
     exported = await asyncio.to_thread(_cli, "archive", "export", "alice", archive_id, *common)
-    assert exported.exit_code == 0 and exported.output == rest_yaml
+    assert exported.exit_code == 0
+    assert exported.output == rest_yaml
     unknown = await asyncio.to_thread(
         _cli, "archive", "show", "alice", "2020-01-01-00-00-00-000000000000", *common
     )
-    assert unknown.exit_code == 1 and "unknown archive" in unknown.output
+    assert unknown.exit_code == 1
+    assert "unknown archive" in unknown.output
     nobody = await asyncio.to_thread(_cli, "archive", "ls", "carol", *common)
-    assert nobody.exit_code == 0 and "no archived dialogs for carol" in nobody.output
+    assert nobody.exit_code == 0
+    assert "no archived dialogs for carol" in nobody.output
     assert "s3cret" not in nobody.output
 
 
