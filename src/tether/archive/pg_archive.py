@@ -113,7 +113,8 @@ class PgArchive:
     async def archive(self, dialog: ArchivedDialog) -> str:
         """Write ``dialog``'s row unless the session has one; returns once it is committed."""
         row = pg_rows.to_row(dialog)
-        await self.open()
+        if not self._opened:
+            await self.open()
         if self._closed:
             raise ArchiveError("the archive is closed")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -165,7 +166,8 @@ class PgArchive:
     # -- reads ------------------------------------------------------------------
 
     async def _fetch(self, query: str, params: Sequence[Any]) -> builtins.list[tuple[Any, ...]]:
-        await self.open()
+        if not self._opened:
+            await self.open()
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(query, params)
