@@ -12,11 +12,13 @@ Durable before acknowledged: :meth:`PgArchive.archive` returns only after
 the transaction holding the row has committed, so the caller's journal
 (which keeps the end durable until then) is dropped only after that.
 
-Batched: every archive queued while a batch is being written goes into the
-next one, up to :data:`MAX_BATCH` rows in one transaction, sent by
-``executemany`` in libpq's pipeline mode (one round trip, one commit, one
-WAL flush for the lot). Ten thousand sessions ending at once cost a few dozen
-commits, not ten thousand, and the event loop only encodes rows.
+Batched, off the event loop: one writer thread (:mod:`tether.archive.pg_writer`)
+takes every archive queued while a batch is being written into the next one,
+up to :data:`MAX_BATCH` rows in one transaction, sent by ``executemany`` in
+libpq's pipeline mode (one round trip, one commit, one WAL flush for the lot).
+Ten thousand sessions ending at once cost a few dozen commits, not ten
+thousand, and the event loop only queues dialogs. Reads go through a small
+async connection pool.
 
 The driver is psycopg 3 (with its connection pool): the PostgreSQL project's
 own maintained adapter, fully typed, async, with pipeline mode.
@@ -28,7 +30,6 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -36,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tether.archive import pg_rows
 from tether.archive.base import ArchivedDialog, ArchiveSummary
+from tether.archive.pg_writer import PgRowWriter
 from tether.core.ids import validate_archive_id, validate_session_id, validate_user_id
 from tether.errors import ArchiveError, ArchiveNotFound, InvalidInput
 
@@ -48,12 +50,6 @@ CONNECT_TIMEOUT_S = 5.0
 """How long an archive or a read waits for a connection before it fails (and is retried)."""
 SCHEMA_LOCK = 0x7465746865720001
 """Advisory lock key: nodes starting together create the table one at a time."""
-
-
-@dataclass(slots=True)
-class _Job:
-    row: tuple[Any, ...]
-    done: asyncio.Future[None]
 
 
 class PgArchive:
@@ -69,14 +65,12 @@ class PgArchive:
     ) -> None:
         self._url, self._pool_size, self._timeout = url, max(2, pool_size), timeout
         self._pool = self._new_pool()
-        self._max_batch = max(1, max_batch)
-        self._jobs: list[_Job] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writer = PgRowWriter(
+            url, max_batch=max_batch, connect_timeout=timeout, reason=_reason
+        )
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._closed = False
-        self.batches = 0
-        """Transactions committed (for benches and tests: rows per commit)."""
 
     async def open(self) -> None:
         """Connect and create the table if it is missing; :class:`ArchiveError` if that fails.
@@ -112,16 +106,9 @@ class PgArchive:
 
     async def archive(self, dialog: ArchivedDialog) -> str:
         """Write ``dialog``'s row unless the session has one; returns once it is committed."""
-        row = pg_rows.to_row(dialog)
         if not self._opened:
             await self.open()
-        if self._closed:
-            raise ArchiveError("the archive is closed")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(row, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches(), name="tether-pg-archive")
-        await done
+        await self._writer.write(dialog)
         return dialog.archive_id
 
     async def list(
@@ -159,8 +146,7 @@ class PgArchive:
     async def aclose(self) -> None:
         """Write what is queued, then close the connections."""
         self._closed = True
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await self._writer.aclose()
         await self._pool.close()
 
     # -- reads ------------------------------------------------------------------
@@ -174,60 +160,6 @@ class PgArchive:
                 return await cursor.fetchall()
         except (psycopg.Error, OSError) as exc:
             raise ArchiveError(f"PostgreSQL archive read failed: {_reason(exc)}") from None
-
-    # -- the writer task -----------------------------------------------------------
-
-    async def _write_batches(self) -> None:
-        """Write queued rows, a batch per transaction, until the queue is empty."""
-        while self._jobs:
-            batch = self._jobs[: self._max_batch]
-            del self._jobs[: self._max_batch]
-            try:
-                await self._insert([job.row for job in batch])
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError):
-                if len(batch) == 1:
-                    _settle(batch, ArchiveError("PostgreSQL refused this archive"))
-                    continue
-                # One bad row must not fail its neighbours: write them one by one.
-                await self._write_each(batch)
-                continue
-            except (psycopg.Error, OSError) as exc:
-                _settle(batch, ArchiveError(f"PostgreSQL archive write failed: {_reason(exc)}"))
-                continue
-            except BaseException as exc:
-                _settle(batch, ArchiveError(f"archive write interrupted: {exc!r}"))
-                raise
-            self.batches += 1
-            _settle(batch, None)
-            await asyncio.sleep(0)  # let the next ends queue up into one batch
-
-    async def _write_each(self, batch: builtins.list[_Job]) -> None:
-        for job in batch:
-            try:
-                await self._insert([job.row])
-            except (psycopg.Error, OSError) as exc:
-                _settle([job], ArchiveError(f"PostgreSQL refused this archive: {_reason(exc)}"))
-                continue
-            self.batches += 1
-            _settle([job], None)
-
-    async def _insert(self, rows: builtins.list[tuple[Any, ...]]) -> None:
-        async with (
-            self._pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cursor,
-        ):
-            await cursor.executemany(pg_rows.INSERT, rows)
-
-
-def _settle(jobs: Sequence[_Job], error: BaseException | None) -> None:
-    for job in jobs:
-        if job.done.done():
-            continue
-        if error is None:
-            job.done.set_result(None)
-        else:
-            job.done.set_exception(error)
 
 
 def _reason(exc: BaseException) -> str:
