@@ -223,16 +223,19 @@ def _disk_alone(ending: int, root: Path) -> float:
         os.close(root_fd)
 
 
-def run(quick: bool) -> list[Row]:
+CONTENDERS = ("inline", "tether", "postgres", "disk alone")
+
+
+def run(quick: bool, contenders: tuple[str, ...] = CONTENDERS, repeats: int = 0) -> list[Row]:
     with pg_server() as server:
-        return _run(quick, server.url)
+        return _run(quick, server.url, contenders, repeats)
 
 
-def _run(quick: bool, pg_url: str) -> list[Row]:
-    ending, others, repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
-    contenders = ("inline", "tether", "postgres", "disk alone")
+def _run(quick: bool, pg_url: str, contenders: tuple[str, ...], repeats: int) -> list[Row]:
+    ending, others, default_repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
+    repeats = repeats or default_repeats
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
-    p99: dict[str, list[float]] = {"inline": [], "tether": [], "postgres": []}
+    p99: dict[str, list[float]] = {n: [] for n in contenders if n != "disk alone"}
     for _ in range(repeats):
         for contender in contenders:
             root = Path(tempfile.mkdtemp(prefix="tether-bench-", dir=BENCH_DIR))
@@ -251,21 +254,22 @@ def _run(quick: bool, pg_url: str) -> list[Row]:
             p99[contender].append(late)
     case = f"{ending:,} end at once, {others:,} heartbeating"
     rate = {name: [ending / s for s in values] for name, values in seconds.items()}
-    del rate["disk alone"]
+    rate.pop("disk alone", None)
+    baseline = contenders[0]
     rows = rows_vs(
         "archiving",
         case,
         f"s for {ending // 1000}k",
         seconds,
-        "inline",
+        baseline,
         {
             "tether": Target("<=", 10.0 * ending / 10_000),
             "postgres": Target("<=", 10.0 * ending / 10_000),
         },
     )
-    rows += rows_vs("archiving", case, "archived/s", rate, "inline", higher_is_better=True)
+    rows += rows_vs("archiving", case, "archived/s", rate, baseline, higher_is_better=True)
     p99_target = {"tether": Target("<=", 50.0), "postgres": Target("<=", 50.0)}
-    rows += rows_vs("archiving", case, "heartbeat p99 ms", p99, "inline", p99_target)
+    rows += rows_vs("archiving", case, "heartbeat p99 ms", p99, baseline, p99_target)
     return rows
 
 
@@ -282,19 +286,32 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.archiving", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1k ends, 200 heartbeating, 1 repeat")
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated, the first is the baseline (default: all)",
+    )
+    parser.add_argument("--repeats", type=int, default=0, help="default: 3 (1 with --quick)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON results file")
     args = parser.parse_args()
+    contenders = tuple(c for c in args.contenders.split(",") if c)
+    unknown = set(contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    rows = run(args.quick)
+    rows = run(args.quick, contenders, args.repeats)
     meta = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "benches": ["archiving"],
         "quick": args.quick,
+        "contenders": list(contenders),
+        "repeats": args.repeats or (1 if args.quick else 3),
         "wall_s": round(time.perf_counter() - started, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
     }
-    path = write_json(rows, meta, RESULTS)
+    path = write_json(rows, meta, args.out)
     print(table(rows))
     missed = sum(row.passed is False for row in rows)
     print(f"\n{missed} target(s) missed; results in {path}")
