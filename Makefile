@@ -14,12 +14,14 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: run test lint typecheck layers unit bench fuzz soak lock test-latest clean system-deps
 
 # Real parts for the tests, from Debian, each installed only when missing: redis-server,
-# chromium, and node with npm (tether.js's tests and its npm package).
+# chromium, node with npm (tether.js's tests and its npm package), and postgresql (the
+# PostgreSQL archive's tests; its binaries live in /usr/lib/postgresql/*/bin, off PATH).
 SYSTEM_DEPS := redis-server:redis-server chromium:chromium node:nodejs npm:npm
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 		command -v "$${dep%%:*}" >/dev/null || missing="$$missing $${dep#*:}"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

@@ -19,6 +19,11 @@ Contenders, interleaved repeat by repeat:
   of being deleted, then overwritten in place (see
   :mod:`tether.archive.spares`), so most of the 10k create no inode and free
   no block;
+* ``postgres``: ``PgArchive`` (``TETHER_ARCHIVE_URL``): the same manager and
+  journals, each archive a row in a throwaway local PostgreSQL (Debian's,
+  ``fsync`` and ``synchronous_commit`` on), written in batches of up to 500
+  rows per transaction; a journal goes once its row is committed. Started
+  once per run (:mod:`bench.pg_server`), its table dropped before each repeat;
 * ``inline``: the same archive format written by blocking calls on the event
   loop, as an app would do by hand: the baseline.
 * ``disk alone``: no tether and no Python runtime to speak of, only the file
@@ -35,7 +40,7 @@ Both run with the garbage-collector settings of ``tether serve``
 collections over the 11k sessions' objects stop the process for ~100 ms each,
 whatever the code being measured does.
 
-Targets: 10k archived in <= 10 s; heartbeat p99 <= 50 ms.
+Targets (for ``tether`` and ``postgres``): 10k archived in <= 10 s; heartbeat p99 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -51,10 +56,14 @@ from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
+
 from bench.common import FAR, Row, Target, rows_vs
-from tether.archive import durable
-from tether.archive.base import ArchivedDialog
+from bench.pg_server import pg_server
+from tether.archive import durable, pg_rows
+from tether.archive.base import ArchivedDialog, Archiver
 from tether.archive.journal import FileJournal
+from tether.archive.pg_archive import PgArchive
 from tether.archive.yaml_archive import YamlArchive, dialog_to_yaml
 from tether.runtime.manager import SessionManager
 from tether.service.server import tune_gc
@@ -88,14 +97,22 @@ async def _gather_chunked(coros: Sequence[Awaitable[T]], chunk: int = 500) -> li
     return out
 
 
-async def _measure(contender: str, ending: int, others: int, root: Path) -> tuple[float, float]:
+async def _measure(
+    contender: str, ending: int, others: int, root: Path, pg_url: str | None = None
+) -> tuple[float, float]:
     """Seconds until ``ending`` sessions are archived, and the heartbeat p99 in ms meanwhile."""
-    archive_type = YamlArchive if contender == "tether" else InlineYamlArchive
+    archiver: Archiver
+    if contender == "postgres":
+        assert pg_url is not None
+        archiver = PgArchive(pg_url)
+        await archiver.open()
+    else:
+        archiver = (YamlArchive if contender == "tether" else InlineYamlArchive)(root)
     manager = SessionManager(
         policy=FAR,
         max_sessions_per_user=None,
         journal=FileJournal(root, fsync="always"),
-        archiver=archive_type(root),
+        archiver=archiver,
     )
     await manager.open()
     users = max(1, ending // 10)
@@ -131,6 +148,8 @@ async def _measure(contender: str, ending: int, others: int, root: Path) -> tupl
     await asyncio.gather(*beaters)
 
     archived, journals = _count_files(root)
+    if pg_url is not None:
+        archived = _count_rows(pg_url)
     if archived != ending or journals:
         raise AssertionError(f"{archived} archived, {journals} journals left (want {ending}, 0)")
     window = [lat for due, lat in latencies if started <= due <= started + elapsed]
@@ -154,6 +173,18 @@ def _server_gc() -> Iterator[None]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*defaults)
+
+
+def _count_rows(url: str) -> int:
+    """Rows in the PostgreSQL archive table."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {pg_rows.TABLE}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _drop_table(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {pg_rows.TABLE}")
 
 
 def _count_files(root: Path) -> tuple[int, int]:
@@ -192,35 +223,99 @@ def _disk_alone(ending: int, root: Path) -> float:
         os.close(root_fd)
 
 
-def run(quick: bool) -> list[Row]:
-    ending, others, repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
-    seconds: dict[str, list[float]] = {"inline": [], "tether": [], "disk alone": []}
-    p99: dict[str, list[float]] = {"inline": [], "tether": []}
+CONTENDERS = ("inline", "tether", "postgres", "disk alone")
+
+
+def run(quick: bool, contenders: tuple[str, ...] = CONTENDERS, repeats: int = 0) -> list[Row]:
+    with pg_server() as server:
+        return _run(quick, server.url, contenders, repeats)
+
+
+def _run(quick: bool, pg_url: str, contenders: tuple[str, ...], repeats: int) -> list[Row]:
+    ending, others, default_repeats = (1000, 200, 1) if quick else (10_000, 1000, 3)
+    repeats = repeats or default_repeats
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    p99: dict[str, list[float]] = {n: [] for n in contenders if n != "disk alone"}
     for _ in range(repeats):
-        for contender in ("inline", "tether", "disk alone"):
+        for contender in contenders:
             root = Path(tempfile.mkdtemp(prefix="tether-bench-", dir=BENCH_DIR))
+            url = pg_url if contender == "postgres" else None
+            if url is not None:
+                _drop_table(url)
             try:
                 if contender == "disk alone":
                     seconds[contender].append(_disk_alone(ending, root))
                     continue
                 with _server_gc():
-                    elapsed, late = asyncio.run(_measure(contender, ending, others, root))
+                    elapsed, late = asyncio.run(_measure(contender, ending, others, root, url))
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             seconds[contender].append(elapsed)
             p99[contender].append(late)
     case = f"{ending:,} end at once, {others:,} heartbeating"
     rate = {name: [ending / s for s in values] for name, values in seconds.items()}
-    del rate["disk alone"]
+    rate.pop("disk alone", None)
+    baseline = contenders[0]
     rows = rows_vs(
         "archiving",
         case,
         f"s for {ending // 1000}k",
         seconds,
-        "inline",
-        {"tether": Target("<=", 10.0 * ending / 10_000)},
+        baseline,
+        {
+            "tether": Target("<=", 10.0 * ending / 10_000),
+            "postgres": Target("<=", 10.0 * ending / 10_000),
+        },
     )
-    rows += rows_vs("archiving", case, "archived/s", rate, "inline", higher_is_better=True)
-    p99_target = {"tether": Target("<=", 50.0)}
-    rows += rows_vs("archiving", case, "heartbeat p99 ms", p99, "inline", p99_target)
+    rows += rows_vs("archiving", case, "archived/s", rate, baseline, higher_is_better=True)
+    p99_target = {"tether": Target("<=", 50.0), "postgres": Target("<=", 50.0)}
+    rows += rows_vs("archiving", case, "heartbeat p99 ms", p99, baseline, p99_target)
     return rows
+
+
+RESULTS = Path(__file__).parent / "results" / "archiving.json"
+
+
+def main() -> None:
+    """``python -m bench.archiving [--quick]``: this bench alone, into results/archiving.json."""
+    import argparse
+    import datetime
+    import platform
+
+    from bench.common import table, write_json
+
+    parser = argparse.ArgumentParser(prog="python -m bench.archiving", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1k ends, 200 heartbeating, 1 repeat")
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated, the first is the baseline (default: all)",
+    )
+    parser.add_argument("--repeats", type=int, default=0, help="default: 3 (1 with --quick)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON results file")
+    args = parser.parse_args()
+    contenders = tuple(c for c in args.contenders.split(",") if c)
+    unknown = set(contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    rows = run(args.quick, contenders, args.repeats)
+    meta = {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "benches": ["archiving"],
+        "quick": args.quick,
+        "contenders": list(contenders),
+        "repeats": args.repeats or (1 if args.quick else 3),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    path = write_json(rows, meta, args.out)
+    print(table(rows))
+    missed = sum(row.passed is False for row in rows)
+    print(f"\n{missed} target(s) missed; results in {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Fixtures shared across test packages: one real ``redis-server`` per test session.
+"""Fixtures shared across test packages: one real ``redis-server`` and one PostgreSQL per session.
 
 The store contract suite (tests/store) and the multi-node tests (tests/cluster)
 both run against it; see ``redis_kit.py`` for how it is started and stopped.
@@ -6,10 +6,15 @@ both run against it; see ``redis_kit.py`` for how it is started and stopped.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from bench.pg_server import PgServer
 
+from pg_kit import empty, start_pg_server
 from redis_kit import RedisServer, start_redis_server
 
 
@@ -21,3 +26,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL for the whole test session (started on first use), stopped by pid.
+
+    In a temp dir of its own rather than pytest's: pytest's are private to
+    root, and the server runs as the ``postgres`` user.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="tether-test-pg-"))
+    try:
+        server = start_pg_server(directory)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The test PostgreSQL's URL, its archive table dropped first."""
+    empty(pg_server.url)
+    return pg_server.url

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from browser_kit import ADMIN_TOKEN, LiveServer, open_demo, wait_until
+from browser_kit import ADMIN, ADMIN_TOKEN, LiveServer, open_demo, wait_until
 from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
+
+from tether.archive.pg_archive import PgArchive
 
 
 def open_dashboard(context: BrowserContext, server: LiveServer) -> Page:
@@ -186,3 +188,39 @@ def test_dashboard_asks_for_an_admin_token_and_keeps_it_for_the_tab(
     page.goto(f"{server.url}/dashboard#token={ADMIN_TOKEN}")
     expect(page.locator("#feed-status")).to_have_text("live")
     assert "#token" not in page.url  # taken out of the address bar (and history)
+
+
+def test_dashboard_shows_a_users_archives_kept_in_postgresql(
+    server: LiveServer, context: BrowserContext, pg_url: str
+) -> None:
+    """The Archives card lists a user's archived dialogs from PostgreSQL and shows one's YAML."""
+    archive = PgArchive(pg_url)
+    server.manager.archiver = archive
+    try:
+        session = server.start_session("ivy", "interview")
+        server.append(session["id"], "user", "a line kept in postgres")
+        end_as_owner(server, session)
+        wait_until(lambda: server.run(archive.list("ivy")), "ivy's archive row")
+        page = open_dashboard(context, server)
+        page.fill("#archives-user", "ivy")
+        page.get_by_role("button", name="Show archives").click()
+        rows = page.locator("#archives tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("client_ended")
+        [summary] = server.run(archive.list("ivy"))
+        page.get_by_role("button", name=summary.archive_id).click()
+        shown = page.locator("#archive-yaml")
+        expect(shown).to_contain_text("a line kept in postgres")
+        exported = server.http.get(
+            f"/api/v1/users/ivy/archives/{summary.archive_id}",
+            params={"format": "yaml"},
+            headers=ADMIN,
+        )
+        assert shown.text_content() == exported.text
+        page.fill("#archives-user", "nobody")
+        page.get_by_role("button", name="Show archives").click()
+        expect(page.locator("#archives-status")).to_have_text("No archived dialogs for nobody.")
+        expect(rows).to_have_count(0)
+    finally:
+        server.manager.archiver = None
+        server.run(archive.aclose())

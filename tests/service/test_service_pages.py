@@ -94,6 +94,7 @@ async def test_only_the_listed_files_are_served(tmp_path: Path) -> None:
             assert (await client.get(path)).status_code == 404, path
         assert (await client.get("/static/dashboard.js")).status_code == 200
         assert (await client.get("/static/dashboard/charts.js")).status_code == 200
+        assert (await client.get("/static/dashboard/archives.js")).status_code == 200
 
 
 async def test_the_dashboard_page_is_served_in_every_mode_with_a_strict_policy(
@@ -124,7 +125,7 @@ def test_pages_need_nothing_the_policy_forbids(name: str) -> None:
 
 def test_page_scripts_set_no_inline_styles_the_policy_would_block() -> None:
     """Page scripts set no style attribute (CSSOM is allowed) and inject no <style>."""
-    for name in ("demo.js", "dashboard.js", "dashboard/charts.js"):
+    for name in ("demo.js", "dashboard.js", "dashboard/charts.js", "dashboard/archives.js"):
         source = (STATIC / name).read_text()
         assert 'setAttribute("style"' not in source, name
         assert 'createElement("style")' not in source, name

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, FastAPI, WebSocket
 
 import tether
+from tether.archive.base import Archiver
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.caps import TranscriptCap
@@ -168,6 +169,7 @@ async def open_manager(
     manager = build_manager(settings, metrics)
     if svc is not None:
         svc.bind(manager)
+    await open_archive(settings, manager)
     try:
         await manager.open()
     except StoreUnavailable as exc:
@@ -182,7 +184,9 @@ async def open_manager(
             "(sessions are not shared with other nodes and end when this process stops)",
             unreachable_message(settings, exc, hint=False),
         )
+        archiver = manager.archiver
         manager = build_manager(settings, metrics, store=memory_store(settings))
+        manager.archiver = archiver  # already open: the archive does not depend on the store
         if svc is not None:
             svc.store_fallback = True
             svc.bind(manager)
@@ -190,13 +194,36 @@ async def open_manager(
     return manager
 
 
+async def open_archive(settings: Settings, manager: SessionManager) -> None:
+    """Connect the PostgreSQL archive (``TETHER_ARCHIVE_URL``) before serving.
+
+    Creates its table if missing. Raises :class:`ConfigError` naming the
+    variable, password hidden, if PostgreSQL does not answer: a node that
+    could not archive would hold every ended session's journal until it can.
+    """
+    archiver = manager.archiver
+    opener = getattr(archiver, "open", None)
+    if settings.archive_url is None or opener is None:
+        return
+    try:
+        await opener()
+    except TetherError as exc:
+        with contextlib.suppress(TetherError, OSError):
+            await manager.store.aclose()
+        if archiver is not None:
+            with contextlib.suppress(TetherError, OSError):
+                await archiver.aclose()
+        raise ConfigError(_archive_message(settings, exc)) from None
+
+
 async def check_store(settings: Settings) -> None:
-    """Fail fast, in one line, when ``TETHER_REDIS_URL`` does not answer.
+    """Fail fast, in one line, when ``TETHER_REDIS_URL`` or ``TETHER_ARCHIVE_URL`` does not answer.
 
     ``tether serve`` calls this before it starts serving. Raises
     :class:`ConfigError` naming the variable, unless
     ``TETHER_REDIS_FALLBACK=memory`` (the app then falls back as it starts).
     """
+    await _check_archive(settings)
     if settings.redis_url is None or settings.redis_fallback == "memory":
         return
     store = _build_store(settings)
@@ -207,6 +234,26 @@ async def check_store(settings: Settings) -> None:
     finally:
         with contextlib.suppress(TetherError, OSError):
             await store.aclose()
+
+
+async def _check_archive(settings: Settings) -> None:
+    if settings.archive_url is None:
+        return
+    archiver = pg_archiver(settings.archive_url)
+    opener = getattr(archiver, "open", None)
+    try:
+        if opener is not None:
+            await opener()
+    except TetherError as exc:
+        raise ConfigError(_archive_message(settings, exc)) from None
+    finally:
+        with contextlib.suppress(TetherError, OSError):
+            await archiver.aclose()
+
+
+def _archive_message(settings: Settings, exc: BaseException) -> str:
+    url = redacted_url(settings.archive_url)
+    return f"TETHER_ARCHIVE_URL: cannot use PostgreSQL at {url} ({exc})"
 
 
 def unreachable_message(settings: Settings, exc: BaseException, *, hint: bool = True) -> str:
@@ -254,13 +301,38 @@ def build_manager(
         # On a shared store the transcript is kept durable by the store
         # itself (Redis, with AOF), so no node keeps a local journal.
         journal=None if store.shared else FileJournal(settings.data_dir, fsync=settings.fsync),
-        archiver=held_archive(YamlArchive(settings.data_dir), settings.test_archive_hold),
+        archiver=held_archive(build_archiver(settings), settings.test_archive_hold),
         poll_interval=settings.cluster_poll,
         # A store that came back empty is noticed within one heartbeat period:
         # no later than a client's next sign of life would have noticed it.
         epoch_interval=settings.heartbeat_interval,
         barge_in=settings.barge_in,
     )
+
+
+def build_archiver(settings: Settings) -> Archiver:
+    """The archiver the settings name: PostgreSQL at ``TETHER_ARCHIVE_URL``, else YAML files."""
+    if settings.archive_url is None:
+        return YamlArchive(settings.data_dir)
+    return pg_archiver(settings.archive_url)
+
+
+def pg_archiver(url: str) -> Archiver:
+    """A :class:`~tether.archive.pg_archive.PgArchive` at ``url`` (not yet connected).
+
+    :class:`ConfigError` if the URL is not a PostgreSQL one or psycopg is missing.
+    """
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise ConfigError("TETHER_ARCHIVE_URL must be a postgresql:// URL")
+    try:
+        module = importlib.import_module("tether.archive.pg_archive")
+    except ImportError:
+        raise ConfigError(
+            "TETHER_ARCHIVE_URL is set, but psycopg is not installed: "
+            "pip install 'tether[postgres]'"
+        ) from None
+    archiver: Archiver = module.PgArchive(url)
+    return archiver
 
 
 def transcript_cap(settings: Settings) -> TranscriptCap:

@@ -1,5 +1,8 @@
 """``/api/v1/users/{user}/archives``: a user's archived dialogs.
 
+``?format=yaml`` on one archive answers its YAML document, the same bytes
+the file archiver writes, wherever the archive is kept (files or PostgreSQL).
+
 Read through the manager's :class:`~tether.archive.base.Archiver` (its
 ``archiver`` attribute). Without one, every archive is "not found". A
 caller sees only their own archives; another user's answer 404, like an
@@ -9,11 +12,13 @@ unknown session.
 # No "from __future__ import annotations" here: FastAPI must evaluate the
 # route signatures, which name dependencies local to build().
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from tether.archive.base import Archiver
+from tether.archive.yaml_archive import dialog_to_yaml
 from tether.core.ids import validate_archive_id, validate_user_id
 from tether.errors import ArchiveNotFound, InvalidInput
 from tether.service.auth import Principal
@@ -21,6 +26,8 @@ from tether.service.deps import ArchiveIdPath, UserPath, api_router, caller_depe
 from tether.service.responses import answers
 from tether.service.schemas import ArchivedDialog, ArchiveList
 from tether.service.state import Service
+
+YAML_MEDIA_TYPE = "application/yaml"
 
 
 def _archiver(svc: Service, caller: Principal, user: str) -> tuple[Archiver, str]:
@@ -56,19 +63,30 @@ def build(svc: Service) -> APIRouter:
         found = await archiver.list(user_id, limit=limit, offset=offset)
         return {"archives": [a.to_dict() for a in found]}
 
+    read_answers = answers(ArchivedDialog, "The dialog with its messages", 404, 422)
+    read_answers["responses"][200]["content"] = {
+        "application/yaml": {"schema": {"type": "string", "description": "with ?format=yaml"}}
+    }
+
     @r.get(
         "/users/{user}/archives/{archive_id}",
-        summary="One archived dialog",
-        **answers(ArchivedDialog, "The dialog with its messages", 404),
+        summary="One archived dialog (as JSON, or with ?format=yaml its YAML document)",
+        **read_answers,
     )
     async def read_archive(
-        caller: Caller, user: UserPath, archive_id: ArchiveIdPath
-    ) -> dict[str, Any]:
+        caller: Caller,
+        user: UserPath,
+        archive_id: ArchiveIdPath,
+        format: Annotated[Literal["json", "yaml"], Query()] = "json",
+    ) -> Any:
         archiver, user_id = _archiver(svc, caller, user)
         try:
             checked = validate_archive_id(archive_id)
         except InvalidInput:
             raise ArchiveNotFound() from None
-        return (await archiver.read(user_id, checked)).to_dict()
+        dialog = await archiver.read(user_id, checked)
+        if format == "yaml":
+            return Response(dialog_to_yaml(dialog), media_type=YAML_MEDIA_TYPE)
+        return dialog.to_dict()
 
     return r

@@ -64,7 +64,7 @@ CLIENT_MODULES = tuple(
 CLIENT_ASSETS = ("tether.js", *CLIENT_MODULES, "tether.d.ts", "tether-dialog.css")
 """The browser client: served whatever the mode."""
 DEMO_ASSETS = ("demo.js",)
-DASHBOARD_ASSETS = ("dashboard.js", "dashboard/charts.js")
+DASHBOARD_ASSETS = ("dashboard.js", "dashboard/charts.js", "dashboard/archives.js")
 PAGE_ASSETS = ("pages.css",)
 
 PAGE_CSP = (

@@ -43,6 +43,12 @@ class HeldArchiver:
             return await self._inner.find(user, session_id)
         return None
 
+    async def open(self) -> None:
+        """The wrapped archiver's ``open`` (PostgreSQL connects), when it has one."""
+        opener = getattr(self._inner, "open", None)
+        if opener is not None:
+            await opener()
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Redis: the longest a node waits between looks at the deadlines"
     )
     data_dir: Path = Field(Path("./data"), description="journals and archives live here")
+    archive_url: str | None = Field(
+        None,
+        description="postgresql:// URL: archives as rows in PostgreSQL, readable from every "
+        "node; unset: YAML files under the data dir",
+    )
     fsync: Literal["always", "everysec", "no"] = Field(
         "always", description="when transcript journals reach the disk (like Redis's appendfsync)"
     )

@@ -5,10 +5,12 @@
 // snapshot, then every change, and a fresh snapshot every ~10 s. Nothing is
 // polled; the page only re-renders its clocks once a second. Ending sessions
 // goes through the REST cleanup endpoint (`specific` and `inactive`), after a
-// confirmation. docs/dashboard.md describes the page.
+// confirmation. The Archives card (dashboard/archives.js) reads a user's archived dialogs.
+// docs/dashboard.md describes the page.
 
 import { backoffDelay, formatCountdown } from "./tether.js";
 import { bucketStart, renderEnds, renderStates } from "./dashboard/charts.js";
+import { setupArchives } from "./dashboard/archives.js";
 
 const $ = (id) => document.getElementById(id);
 const base = new URL("..", import.meta.url).href; // the server's root, also under a prefix
@@ -536,6 +538,17 @@ $("select-all").addEventListener("change", (event) => {
 });
 $("end-selected").addEventListener("click", endSelected);
 $("end-idle").addEventListener("click", endIdle);
+setupArchives({
+  base,
+  token,
+  $,
+  onAuthLost: () => {
+    forgetToken();
+    controller?.abort();
+    setFeed("offline");
+    showLogin("The server no longer accepts this token.");
+  },
+});
 
 // Clocks tick here; data only changes when the server says so.
 setInterval(() => {
