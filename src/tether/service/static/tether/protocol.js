@@ -219,7 +219,7 @@ export class TetherProtocol {
       this._connect();
     } else if (name === "ping") {
       this._beat();
-    } else if (name === "connect" && this.transport === "websocket") {
+    } else if (name === "connect" && this.transport === "websocket" && this.status !== "awaiting") {
       if (this.state === State.CONNECTING || this.state === State.ATTACHING) this._abandon();
     }
   }
@@ -228,6 +228,7 @@ export class TetherProtocol {
 
   /** One frame from the server (WebSocket text or an SSE data line). */
   receive(text) {
+    if (this.state === State.CLOSED) return; // a late frame of a link already let go
     this.unanswered = 0; // any frame answers a ping
     let frame;
     try {
