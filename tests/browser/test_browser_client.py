@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from browser_kit import ADMIN, IDLE, LiveServer, wait_until
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page
 
 PAGE_PATH = "/health"
 """A document of the server's own origin with no script of its own (nor a CSP that forbids
@@ -29,7 +29,9 @@ HOLD = """async ({ token, transport }) => {
   const session = window.tether.connect({ token, kind: "chat", activity: false, transport });
   window.session = session;
   window.events = [];
-  for (const name of ["ended", "status", "error"]) session.on(name, (d) => window.events.push([name, d]));
+  for (const name of ["ended", "status", "error"]) {
+    session.on(name, (d) => window.events.push([name, d]));
+  }
   await session.ready;
   window.held = makeHeld(session);
   return session.id;
@@ -218,7 +220,8 @@ def test_observer_of_a_session_sees_its_messages_and_never_counts_as_activity(
     server.append(session["id"], "assistant", "Hello from the agent")
     before = server.session(session["id"])["last_activity"]
     page = client_page(context, server)
-    page.evaluate(OBSERVE, {"token": token_for(server, user), "observe": {"sessionId": session["id"]}})
+    observe = {"sessionId": session["id"]}
+    page.evaluate(OBSERVE, {"token": token_for(server, user), "observe": observe})
     wait_until(lambda: events(page, "started"), "the observer attached")
     assert events(page, "started")[0]["resumed"] is True
     wait_until(lambda: events(page, "message"), "the transcript tail")
@@ -230,7 +233,9 @@ def test_observer_of_a_session_sees_its_messages_and_never_counts_as_activity(
     page.keyboard.press("a")
     page.evaluate("window.session.activity()")
     sent_message = page.evaluate(
-        "() => { try { window.session.sendMessage('hi'); return 'sent'; } catch (e) { return e.message; } }"
+        """() => {
+          try { window.session.sendMessage('hi'); return 'sent'; } catch (e) { return e.message; }
+        }"""
     )
     assert "observer" in sent_message
     # a round trip after the input: a config change comes back to the page
@@ -288,7 +293,8 @@ def test_observer_sends_no_activity_frames_on_the_wire(
     page = client_page(context, server)
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
-    page.evaluate(OBSERVE, {"token": token_for(server, user), "observe": {"sessionId": session["id"]}})
+    observe = {"sessionId": session["id"]}
+    page.evaluate(OBSERVE, {"token": token_for(server, user), "observe": observe})
     wait_until(lambda: events(page, "started"), "attached")
     page.mouse.move(10, 10)
     page.keyboard.press("b")
