@@ -14,16 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_kit import ADMIN, IDLE, LiveServer, wait_until
+from browser_kit import (
+    ADMIN,
+    CLIENT_PAGE,
+    IDLE,
+    LiveServer,
+    client_page,
+    token_for,
+    wait_until,
+)
 from playwright.sync_api import BrowserContext, Page
-
-PAGE_PATH = "/health"
-"""A document of the server's own origin with no script of its own (nor a CSP that forbids
-ours): the tests import tether.js into it. (A page made up by the test, e.g. through
-Playwright's routing, would be a "public" document to Chromium, whose Local Network Access
-checks then block its WebSocket to loopback.)"""
-
-LOAD = """async () => { window.tether = await import("/static/tether.js"); }"""
 
 HOLD = """async ({ token, transport }) => {
   const session = window.tether.connect({ token, kind: "chat", activity: false, transport });
@@ -62,18 +62,11 @@ window.releasedState = (held) => ({
 RELEASED = {"video": ["ended"], "sound": ["ended"], "audio": "closed", "calls": 1}
 
 
-def client_page(context: BrowserContext, server: LiveServer) -> Page:
-    """A page of the server's origin with tether.js imported (window.tether)."""
-    page = context.new_page()
-    page.goto(server.url + PAGE_PATH)
-    page.evaluate(LOAD)
+def held_page(context: BrowserContext, server: LiveServer) -> Page:
+    """The client page, with makeHeld() and releasedState() defined in it."""
+    page = client_page(context, server)
     page.evaluate(MAKE_HELD)
     return page
-
-
-def token_for(server: LiveServer, user: str) -> str:
-    """A user token signed by the server under test."""
-    return server.service.tokens.mint(user)
 
 
 def released(page: Page, held: str = "window.held") -> dict[str, Any]:
@@ -125,7 +118,7 @@ def test_every_end_stops_the_held_tracks_and_closes_the_audio_context(
     server: LiveServer, context: BrowserContext, path: str, transport: str
 ) -> None:
     """A real MediaStream's tracks end and a real AudioContext closes on each way a session ends."""
-    page = client_page(context, server)
+    page = held_page(context, server)
     user = f"holder-{path.replace('_', '-')}-{transport}"
     session_id = page.evaluate(HOLD, {"token": token_for(server, user), "transport": transport})
     assert page.evaluate("window.session.transport") == transport
@@ -146,7 +139,7 @@ def test_every_end_stops_the_held_tracks_and_closes_the_audio_context(
 
 def test_pagehide_releases_what_the_page_holds(server: LiveServer, context: BrowserContext) -> None:
     """A real pagehide (the frame running the session navigates away) stops tracks, closes audio."""
-    page = client_page(context, server)
+    page = held_page(context, server)
     token = token_for(server, "holder-pagehide")
     session_id = page.evaluate(
         """async ({ token, path }) => {
@@ -162,7 +155,7 @@ def test_pagehide_releases_what_the_page_holds(server: LiveServer, context: Brow
           window.frame = frame;
           return session.id;
         }""",
-        {"token": token, "path": PAGE_PATH},
+        {"token": token, "path": CLIENT_PAGE},
     )
     assert released(page, "window.frameHeld")["video"] == ["live"]
     page.evaluate("window.frame.src = 'about:blank'")
@@ -177,7 +170,7 @@ def test_something_held_after_the_end_is_released_at_once(
     server: LiveServer, context: BrowserContext
 ) -> None:
     """A stream handed to an ended session (a late getUserMedia) is stopped at once, not leaked."""
-    page = client_page(context, server)
+    page = held_page(context, server)
     page.evaluate(HOLD, {"token": token_for(server, "holder-late"), "transport": "websocket"})
     page.evaluate("window.session.end()")
     wait_until(lambda: ended_reason(page) == "client_ended", "the end")
