@@ -88,7 +88,7 @@ def _table_rows(section: str) -> list[list[str]]:
 
 
 def test_client_defaults_are_the_server_defaults() -> None:
-    """tether.js's fallback heartbeat interval, presence timeout and observe wait are the server's."""
+    """tether.js's fallback heartbeat, presence timeout and observe wait are the server's."""
     defaults = _fixture("defaults.json")
     fields = Settings.model_fields
     assert defaults["heartbeat_interval_s"] == fields["heartbeat_interval"].default
