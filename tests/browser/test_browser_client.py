@@ -91,10 +91,10 @@ def _client_ends(server: LiveServer, page: Page, session_id: str) -> None:
 
 
 def _idle_times_out(server: LiveServer, page: Page, session_id: str) -> None:
-    for _ in range(int(IDLE) + 5):
+    for _ in range(int(IDLE) // 5 + 2):
         if server.session(session_id)["end_reason"] is not None:
             return
-        server.advance(1)
+        server.advance(5)
 
 
 def _replaced(server: LiveServer, page: Page, session_id: str) -> None:
