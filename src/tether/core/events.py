@@ -105,7 +105,7 @@ class TranscriptAppended:
     message: Message
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message.to_dict()}
+        return {"type": self.type, "message": self.message.to_wire()}
 
 
 @dataclass(frozen=True, slots=True)

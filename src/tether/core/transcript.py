@@ -20,6 +20,10 @@ class Role(StrEnum):
     TOOL = "tool"
 
 
+_REPLY_KEYS = ("reply_id", "partial")
+"""Metadata a streamed reply sets, repeated at the top of the message on the wire."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One transcript line: ``seq`` counts from 1 within its session."""
@@ -40,6 +44,16 @@ class Message:
         }
         if self.metadata:
             out["metadata"] = self.metadata
+        return out
+
+    def to_wire(self) -> dict[str, Any]:
+        """What clients get: :meth:`to_dict`, and a streamed reply's ``reply_id`` and
+        ``partial`` at the top as well (the protocol names them on the message)."""
+        out = self.to_dict()
+        if self.metadata:
+            for key in _REPLY_KEYS:
+                if key in self.metadata:
+                    out[key] = self.metadata[key]
         return out
 
 

@@ -65,7 +65,10 @@ def build(svc: Service) -> APIRouter:
 
     read_answers = answers(ArchivedDialog, "The dialog with its messages", 404, 422)
     read_answers["responses"][200]["content"] = {
-        "application/yaml": {"schema": {"type": "string", "description": "with ?format=yaml"}}
+        # A YAML document (the seed's dialog format), which parses to a mapping.
+        "application/yaml": {
+            "schema": {"type": "object", "description": "with ?format=yaml: the YAML document"}
+        }
     }
 
     @r.get(

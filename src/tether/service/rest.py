@@ -165,7 +165,7 @@ def build(svc: Service) -> APIRouter:
         if caller.user == info.user and body.role != "user":
             await svc.manager.heartbeat(info.id)  # a request from the client is presence
         message = await svc.append(caller, info.id, body.role, body.content, body.metadata)
-        return message.to_dict()
+        return message.to_wire()
 
     @r.get(
         "/sessions/{session_id}/messages",
@@ -181,9 +181,9 @@ def build(svc: Service) -> APIRouter:
         info, archived = await evicted.readable(svc, caller, session_id)
         if archived is not None:
             later = [m for m in archived.messages if m.seq > after]
-            return {"messages": [m.to_dict() for m in later[:limit]]}
+            return {"messages": [m.to_wire() for m in later[:limit]]}
         messages = await svc.manager.transcript(info.id, after=after, limit=limit)
-        return {"messages": [m.to_dict() for m in messages]}
+        return {"messages": [m.to_wire() for m in messages]}
 
     @r.put(
         "/sessions/{session_id}/config",

@@ -106,6 +106,10 @@ class Message(_View):
     content: str
     ts: float
     metadata: dict[str, Any] | None = None
+    reply_id: str | None = None
+    """A streamed reply's message: the id its ``reply.delta`` frames carried."""
+    partial: bool | None = None
+    """A streamed reply cut short: ``true``, and ``content`` is what was streamed."""
 
 
 class MessageList(_View):

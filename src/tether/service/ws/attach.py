@@ -83,7 +83,7 @@ async def join(conn: Peer, raw_id: str, after: int | None, *, observer: bool = F
                 {
                     "type": "session.resumed",
                     "session": session_view(info),
-                    "transcript_tail": [m.to_dict() for m in tail],
+                    "transcript_tail": [m.to_wire() for m in tail],
                 }
             )
             for event in conn.svc.calls.status(info.id):  # the session's phone call, if live
