@@ -231,9 +231,37 @@ def scan_log(path: Path, start: int = 0, end: int | None = None) -> LogScan:
     return LogScan(len(data), len(lines), errors, warnings, tracebacks, top, secrets, raw_ids)
 
 
+TRACEMALLOC_ENV = "BENCH_TRACEMALLOC"
+"""A directory: the server runs under :mod:`tracemalloc` and, at each ``SIGUSR1``, writes a
+snapshot there as ``snap-N.tm`` (after a full collection; N counts from 0). For finding leaks
+(``python -m bench.soak --tracemalloc DIR``); never on in a figure that counts."""
+
+
+def _tracemalloc_on_signal(directory: str) -> None:
+    import gc
+    import itertools
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "15")))
+    numbers = itertools.count()
+
+    def dump(_signum: int, _frame: object) -> None:
+        gc.collect()
+        n = next(numbers)
+        path = Path(directory) / f"snap-{n}.tm"
+        tracemalloc.take_snapshot().dump(str(path) + ".part")
+        os.replace(str(path) + ".part", path)  # whole, or not there
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
 def main() -> None:
     """The child: serve on the inherited listening socket, print ``ready`` once started."""
     from bench.ws_idle_server import raise_nofile
+
+    if directory := os.environ.get(TRACEMALLOC_ENV):
+        _tracemalloc_on_signal(directory)
     from tether.service import create_app, load_settings
     from tether.service.server import TetherServer, server_config
 

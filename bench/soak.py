@@ -29,6 +29,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 
 from bench import soak_client
 from bench.common import Row, Target, table, write_json
-from bench.fuzz_server import Server, metrics, scan_log, serve, wait_idle
+from bench.fuzz_server import TRACEMALLOC_ENV, Server, metrics, scan_log, serve, wait_idle
 
 RESULTS = Path(__file__).parent / "results" / "soak.json"
 RSS_GROWTH_PCT = 5.0
@@ -156,23 +157,91 @@ def _churn(server: Server, seconds: float, rate: float, workers: int, seed: int)
     }
 
 
+class Snapshots:
+    """Tracemalloc snapshots of the server (see :data:`bench.fuzz_server.TRACEMALLOC_ENV`).
+
+    ``take`` asks for one now and waits until it is written; after ``start``,
+    a thread asks for one every ``every`` seconds until ``stop``. Files:
+    ``snap-N.tm`` in ``directory``, compared with ``python -m bench.leaks DIRECTORY``.
+    """
+
+    def __init__(self, server: Server, directory: Path) -> None:
+        self.server = server
+        self.directory = directory
+        self.taken = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, every: float) -> None:
+        if every > 0:
+            self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+            self._thread.start()
+
+    def take(self, label: str) -> None:
+        with self._lock:
+            path = self.directory / f"snap-{self.taken}.tm"
+            self.server.proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 300
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _progress(f"tracemalloc snapshot {path.name}: {label}")
+            self.taken += 1
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.take("during churn")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(310)
+
+
 def soak(
-    seconds: float, rate: float, warmup: float, window: float, workers: int, seed: int
+    seconds: float,
+    rate: float,
+    warmup: float,
+    window: float,
+    workers: int,
+    seed: int,
+    *,
+    tracemalloc: Path | None = None,
+    snapshot_every: float = 0.0,
+    server_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Warm-up, rest, churn, rest; every figure as a dict."""
+    """Warm-up, rest, churn, rest; every figure as a dict.
+
+    With ``tracemalloc`` (a directory), the server runs under tracemalloc and
+    snapshots land there: at rest after the warm-up, every ``snapshot_every``
+    seconds of churn, and at rest after it. Its RSS is then no figure to keep.
+    ``server_env`` overrides :data:`SERVER_ENV` (for experiments only).
+    """
     window = min(window, seconds / 2)
-    with serve(SERVER_ENV) as server:
+    env = {**SERVER_ENV, **(server_env or {})}
+    if tracemalloc is not None:
+        tracemalloc.mkdir(parents=True, exist_ok=True)
+        env[TRACEMALLOC_ENV] = str(tracemalloc.resolve())
+    with serve(env) as server:
         sampler = Sampler(server)
         _progress(f"server pid {server.proc.pid}; warm-up {warmup:.0f} s at {rate:g}/s")
         warm = _churn(server, warmup, rate, workers, seed) if warmup > 0 else None
         baseline = _at_rest(server)
         _progress(f"baseline at rest: {baseline}; churn {seconds:.0f} s at {rate:g}/s")
+        snaps = None
+        if tracemalloc is not None:
+            snaps = Snapshots(server, tracemalloc)
+            snaps.take("at rest after the warm-up")
+            snaps.start(snapshot_every)
         mark = server.log_size()
         t_start = sampler.now()
         churn = _churn(server, seconds, rate, workers, seed + 1)
         t_end = sampler.now()
         final = _at_rest(server)
         _progress(f"at rest after churn: {final}")
+        if snaps is not None:
+            snaps.stop()
+            snaps.take("at rest after the churn")
         sampler.stop()
         first = sampler.between(t_start, t_start + window)
         last = sampler.between(t_end - window, t_end)
@@ -260,12 +329,41 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=float(env("SOAK_WINDOW", 300)))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS.name})"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        metavar="DIR",
+        help="run the server under tracemalloc, snapshots in DIR (compare: python -m bench.leaks)",
+    )
+    parser.add_argument(
+        "--snapshot-every", type=float, default=0.0, metavar="S", help="also every S s of churn"
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a TETHER_* setting over the soak's own (experiments; repeatable)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    result = soak(args.seconds, args.rate, args.warmup, args.window, args.workers, args.seed)
+    result = soak(
+        args.seconds,
+        args.rate,
+        args.warmup,
+        args.window,
+        args.workers,
+        args.seed,
+        tracemalloc=args.tracemalloc,
+        snapshot_every=args.snapshot_every,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
+    )
     table_rows = rows(result)
     meta = {**vars(args), "wall_s": round(time.perf_counter() - started, 1)}
-    path = write_json(table_rows, meta, RESULTS, result)
+    path = write_json(table_rows, meta, args.out, result)
     print(table(table_rows))
     churn = result["churn"]
     print(f"\nends by fate: {json.dumps(churn['ends'])}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.archive import durable, spares
+from tether.archive.folders import FolderCache
 
 MAX_BATCH = 256
 """Files per batch at most: two flushes per batch are cheap at this size, and a
@@ -64,8 +65,8 @@ class GroupWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._root_fd: int | None = None
-        self._folders: set[Path] = set()
-        """Folders known to exist (touched only by the writer thread)."""
+        self._folders = FolderCache()
+        """Recent folders known to exist (touched only by the writer thread)."""
 
     async def write(self, render: Render) -> bool:
         """Create the file ``render()`` describes unless it exists; ``True`` if this call did.
@@ -149,11 +150,12 @@ class GroupWriter:
 
     def _stage(self, path: Path, data: bytes) -> Path:
         """Write ``data`` to a temp file beside ``path``, over a spare if there is one."""
-        if path.parent not in self._folders:
+        folder = path.parent
+        if self._folders.get(folder) is None:
             # Not synced here: the batch's first syncfs makes new
             # folders durable along with the temp files, before any link.
-            durable.make_dirs(path.parent, self.root)
-            self._folders.add(path.parent)
+            durable.make_dirs(folder, self.root)
+            self._folders.put(folder, folder)
         temp = durable.temp_name(path)
         if self._spares is not None and self._spares.take(temp):
             try:

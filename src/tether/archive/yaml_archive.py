@@ -33,6 +33,7 @@ import yaml
 
 from tether.archive import durable
 from tether.archive.base import ArchivedDialog, ArchiveSummary
+from tether.archive.folders import FolderCache
 from tether.archive.group_writer import GroupWriter
 from tether.archive.paths import ARCHIVE_SUFFIX, DataDir
 from tether.core.ids import (
@@ -58,9 +59,10 @@ class YamlArchive:
         self.paths = DataDir(data_dir)
         self._writer = GroupWriter(self.paths.root, use_syncfs=use_syncfs)
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="tether-archive-read")
-        # Each user's archive folder, checked (symlinks resolved) once: the
-        # check walks the filesystem, and the file names are validated anyway.
-        self._folders: dict[UserId, Path] = {}
+        # Recent users' archive folders, checked (symlinks resolved) once
+        # while remembered: the check walks the filesystem, and the file names
+        # are validated anyway. Bounded: users come and go (tether.archive.folders).
+        self._folders = FolderCache()
 
     async def archive(self, dialog: ArchivedDialog) -> str:
         """Write ``dialog`` durably unless it is already archived; returns its id."""
@@ -115,7 +117,8 @@ class YamlArchive:
         """The archive's path and bytes (runs on the writer thread)."""
         folder = self._folders.get(dialog.user)
         if folder is None:
-            folder = self._folders[dialog.user] = self.paths.archived_dir(dialog.user)
+            folder = self.paths.archived_dir(dialog.user)
+            self._folders.put(dialog.user, folder)
         name = validate_archive_id(dialog.archive_id) + ARCHIVE_SUFFIX
         return folder / name, dialog_to_yaml(dialog)
 
