@@ -16,6 +16,8 @@ The pure rules live in :mod:`tether.core`; the FastAPI service in
 from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
+from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.errors import (
     ArchiveError,
     ArchiveNotFound,
@@ -29,6 +31,7 @@ from tether.errors import (
     MalformedMessage,
     MessageTooLarge,
     PolicyError,
+    ReplyClosed,
     SessionEnded,
     SessionError,
     SessionNotFound,
@@ -37,11 +40,14 @@ from tether.errors import (
     TetherError,
     Throttled,
     TooLarge,
+    TooManyTasks,
     TranscriptFull,
     Unauthorized,
 )
 from tether.runtime.channel import Channel
+from tether.runtime.cleanup import CleanupHandle
 from tether.runtime.manager import SessionManager
+from tether.runtime.replies import Reply
 from tether.store.memory import MemoryStore
 from tether.store.redis.store import RedisStore
 from tether.types import EndReason, SessionId, SessionState, UserId
@@ -51,6 +57,7 @@ __all__ = [
     "ArchiveNotFound",
     "BadJson",
     "Channel",
+    "CleanupHandle",
     "ConfigError",
     "DuplicateSession",
     "EndReason",
@@ -61,13 +68,17 @@ __all__ = [
     "JournalCorrupt",
     "MalformedMessage",
     "MemoryStore",
+    "Message",
     "MessageTooLarge",
     "Policy",
     "PolicyError",
     "RedisStore",
+    "Reply",
+    "ReplyClosed",
     "SessionEnded",
     "SessionError",
     "SessionId",
+    "SessionInfo",
     "SessionManager",
     "SessionNotFound",
     "SessionState",
@@ -76,6 +87,7 @@ __all__ = [
     "TetherError",
     "Throttled",
     "TooLarge",
+    "TooManyTasks",
     "TranscriptFull",
     "Unauthorized",
     "UserId",

@@ -12,13 +12,15 @@
     │   └── MalformedMessage        a payload on the cluster bus that is no message of ours
     ├── FrameError                  a WebSocket frame the service refuses; ``code`` says why
     ├── Unauthorized                no token, or an expired, forged or malformed one
-    ├── Forbidden                   a valid caller asked for what only an admin may do
+    ├── Forbidden                   a valid caller asked for what it may not do; ``code`` says why
     ├── Throttled                   too many requests or connections; ``retry_after_s``
     ├── SessionError                about one session
     │   ├── SessionNotFound         unknown id (or not the caller's: same answer)
     │   ├── SessionEnded            the session has ended; carries the reason
     │   ├── TranscriptFull          the transcript is at its cap; nothing was stored
-    │   └── DuplicateSession        a new session's id is taken; nothing was stored
+    │   ├── DuplicateSession        a new session's id is taken; nothing was stored
+    │   ├── TooManyTasks            a session holds its most session-owned tasks already
+    │   └── ReplyClosed             a streamed reply was cut short (an end, a barge-in)
     ├── StoreError                  the session store misbehaved
     │   └── StoreUnavailable        the store cannot be reached right now
     └── ArchiveError                journals and archives on disk
@@ -104,7 +106,16 @@ class Unauthorized(TetherError):
 
 
 class Forbidden(TetherError):
-    """A valid caller asked for something only an admin may do (403)."""
+    """A valid caller asked for something it may not do (403).
+
+    ``code`` is machine-readable: ``forbidden`` (admin only), ``forbidden_role``
+    (a client may append only ``role: user``), ``observe_only`` (the token can
+    only watch).
+    """
+
+    def __init__(self, message: str, *, code: str = "forbidden") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Throttled(TetherError):
@@ -161,6 +172,24 @@ class DuplicateSession(SessionError):
     """
 
     def __init__(self, message: str = "duplicate session id") -> None:
+        super().__init__(message)
+
+
+class TooManyTasks(SessionError):
+    """``manager.spawn``: the session already holds its limit of session-owned tasks.
+
+    Nothing was started (the coroutine is closed); ``limit`` is the bound.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the session already runs {limit} tasks")
+        self.limit = limit
+
+
+class ReplyClosed(SessionError):
+    """A streamed reply was cut short (its session ended, or a barge-in); it takes no more."""
+
+    def __init__(self, message: str = "the reply was cut short") -> None:
         super().__init__(message)
 
 

@@ -166,3 +166,22 @@ async def test_heartbeats_and_a_reconnect_on_another_node_keep_the_session(
         await c.advance(60)
         info = await a.manager.get(session.id)
         assert info.end_reason is EndReason.CLIENT_GONE
+
+
+async def test_a_reply_streamed_on_b_reaches_a_channel_on_a(cluster_of: ClusterFactory) -> None:
+    """reply.delta and app events from node B cross the bus to node A; one message stored."""
+    async with cluster_of() as c:
+        a, b = await two_nodes(c)
+        session = await b.manager.start("alice")
+        channel = await on_a(a, session)
+        await b.manager.send_app(session.id, "speaking", {"on": True})
+        async with b.manager.reply(session.id) as reply:
+            await reply.delta("Hello ")
+            await eventually(lambda: "reply.delta" in channel.types())
+            await reply.delta("there")
+        await eventually(lambda: channel.types()[-1:] == ["transcript.message"])
+        wire = channel.wire()
+        assert {"type": "app", "name": "speaking", "data": {"on": True}} in wire
+        pieces = [w["text"] for w in wire if w["type"] == "reply.delta"]
+        assert "".join(pieces) == "Hello there"
+        assert [m.content for m in await a.manager.transcript(session.id)] == ["Hello there"]

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from tether.core.events import (
+    AppEvent,
+    ReplyDelta,
     SessionActive,
     SessionConfig,
     SessionEndedEvent,
@@ -38,6 +40,8 @@ NOW = 1_700_000_000.0
         Publish(SID, SessionActive()),
         Publish(SID, TranscriptAppended(Message(3, Role.USER, "héllo", NOW, {"k": "v"}))),
         Publish(SID, TranscriptAppended(Message(4, Role.ASSISTANT, "hi", NOW, None))),
+        Publish(SID, ReplyDelta("r1", "assistant", "Hel lo")),
+        Publish(SID, AppEvent("speaking", {"on": True, "n": [1]})),
         Close(SID, EndReason.IDLE_TIMEOUT, "2024-01-01-00-00-00-abcdef", ("n1", "n2"), "a1"),
         Close(SID, EndReason.CLIENT_ENDED),
         Ack("a1", "n2"),

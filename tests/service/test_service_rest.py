@@ -214,7 +214,7 @@ async def test_messages_are_numbered_and_listed(tmp_path: Path) -> None:
         url = f"/api/v1/sessions/{sid}/messages"
         first = await client.post(url, headers=ALICE, json={"role": "user", "content": "hi"})
         second = await client.post(
-            url, headers=ALICE, json={"role": "assistant", "content": "hello", "metadata": {"m": 1}}
+            url, headers=ADMIN, json={"role": "assistant", "content": "hello", "metadata": {"m": 1}}
         )
         assert (first.status_code, first.json()["seq"]) == (201, 1)
         assert second.json()["metadata"] == {"m": 1}

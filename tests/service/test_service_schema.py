@@ -122,7 +122,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         client.post(
             f"/api/v1/sessions/{sid}/messages",
             headers=_auth("alice"),
-            json={"role": "assistant", "content": "bye"},
+            json={"role": "user", "content": "bye"},
         )
         client.post(f"/api/v1/sessions/{sid}/end", headers=_auth("alice"))
         archives = client.get("/api/v1/users/alice/archives", headers=_auth("alice")).json()

@@ -123,6 +123,7 @@ def test_auto_archive_on_disconnect_means_zero_presence(monkeypatch: pytest.Monk
         ("TETHER_MAX_MESSAGE_BYTES", "lots"),
         ("TETHER_PORT", "70000"),
         ("TETHER_FSYNC", "sometimes"),
+        ("TETHER_BARGE_IN", "maybe"),
         ("TETHER_ALLOWED_ORIGINS", "example.com"),
         ("SESSION_TIMEOUT", "x"),
     ],

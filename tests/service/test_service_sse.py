@@ -41,7 +41,7 @@ async def test_events_stream_with_transcript_ids_and_heartbeat_comments(tmp_path
             await client.post(
                 f"/api/v1/sessions/{sid}/messages",
                 headers=auth("alice"),
-                json={"role": "assistant", "content": "hi"},
+                json={"role": "user", "content": "hi"},
             )
             message = await reader.next_event("transcript.message")
             assert message.id == "1"

@@ -159,7 +159,7 @@ async def test_observe_waits_for_the_callers_next_session(tmp_path: Path) -> Non
         started = await recv_type(frontend, "session.started")
         assert started["session"]["id"] == sid
         assert (await recv(frontend))["config"] == {"job": "nurse"}
-        await send(call, type="message", role="assistant", content="Welcome")
+        await send(call, type="message", role="user", content="Welcome")
         heard = await recv_type(frontend, "transcript.message")
         assert heard["message"]["content"] == "Welcome"
         async with served.client() as client:

@@ -108,6 +108,31 @@ class TranscriptAppended:
         return {"type": self.type, "message": self.message.to_dict()}
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyDelta:
+    """A piece of a streamed reply (consecutive pieces may come merged in one event)."""
+
+    type: ClassVar[str] = "reply.delta"
+    reply_id: str
+    role: str
+    text: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "reply_id": self.reply_id, "role": self.role, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class AppEvent:
+    """Whatever the server-side application sends to a session's connections."""
+
+    type: ClassVar[str] = "app"
+    name: str
+    data: Any
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "data": self.data}
+
+
 Event = (
     SessionStarted
     | SessionConfig
@@ -115,4 +140,6 @@ Event = (
     | SessionActive
     | SessionEndedEvent
     | TranscriptAppended
+    | ReplyDelta
+    | AppEvent
 )

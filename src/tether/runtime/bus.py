@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tether.core.events import (
+    AppEvent,
     Event,
+    ReplyDelta,
     SessionActive,
     SessionConfig,
     SessionWarning,
@@ -203,6 +205,10 @@ def _encode_event(event: Event) -> dict[str, Any]:
             "t": "message",
             "m": [m.seq, m.role.value, m.content, m.ts, m.metadata],
         }
+    if isinstance(event, ReplyDelta):
+        return {"t": "delta", "r": [event.reply_id, event.role, event.text]}
+    if isinstance(event, AppEvent):
+        return {"t": "app", "name": event.name, "data": event.data}
     raise TypeError(f"{type(event).__name__} does not travel on the bus")
 
 
@@ -221,4 +227,9 @@ def _decode_event(data: dict[str, Any], now: float) -> Event:
     if kind == "message":
         seq, role, content, ts, metadata = data["m"]
         return TranscriptAppended(Message(int(seq), Role(role), str(content), float(ts), metadata))
+    if kind == "delta":
+        reply_id, role, text = data["r"]
+        return ReplyDelta(str(reply_id), str(role), str(text))
+    if kind == "app":
+        return AppEvent(str(data["name"]), data["data"])
     raise MalformedMessage(f"unknown event {kind!r}")

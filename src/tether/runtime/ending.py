@@ -1,7 +1,10 @@
 """End pipelines: what happens, once per ended session, on the node that won its end.
 
 The store decides an end exactly once and hands it, with a lease and a
-fence, to one node. That node runs the pipeline here: archive the transcript,
+fence, to one node. That node runs the pipeline here: stop the session's
+work (its session-owned tasks cancelled and awaited, bounded; its streaming
+replies cut, what they streamed stored ``partial`` through the late-write
+window of :mod:`tether.runtime.late_writes`), archive the transcript,
 tell every attached client (here and, through the cluster, on other nodes)
 and close them with the reason's close code, run cleanups, count, call the
 ``on_ended`` hooks, then complete the end in the store. If the node dies
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from tether.archive.base import ArchivedDialog, Archiver
@@ -31,6 +35,7 @@ from tether.runtime.cleanup import CleanupRegistry
 from tether.runtime.cluster import Held
 from tether.runtime.fanout import Fanout
 from tether.runtime.hooks import Hooks
+from tether.runtime.late_writes import LateWrites
 from tether.runtime.leases import EndLeases
 from tether.runtime.pipelines import PipelineQueue, Running
 from tether.runtime.tasks import TaskSet
@@ -47,6 +52,14 @@ LOST_NOTE = (
     "that held the session's connections"
 )
 """The note on the archive of a session the store lost (see ``tether.runtime.store_epoch``)."""
+
+
+StopWork = Callable[[SessionId, EndReason], Awaitable[object]]
+"""Cancel the session's tasks and cut its replies (before the archive)."""
+
+
+async def _no_work(session_id: SessionId, reason: EndReason) -> None:
+    return None
 
 
 class EndAnnouncer(Protocol):
@@ -82,6 +95,7 @@ class EndPipelines:
         limit: int,
         announcer: EndAnnouncer | None = None,
         running: Running | None = None,
+        stop_work: StopWork = _no_work,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -95,6 +109,9 @@ class EndPipelines:
         self.journal = journal
         self._queue = PipelineQueue(tasks, self._run_pipeline, limit=limit, running=running)
         self._announcer = announcer
+        self._stop_work = stop_work
+        self.late = LateWrites()
+        """Appends between an end and its archive (a cut reply's ``finally``)."""
         # Ends whose archive failed, waiting for a retry here (its timer, or None while it runs).
         self._archive_retries: dict[SessionId, TimerHandle | None] = {}
         # Sessions the store lost whose archive failed: only this node has their transcript.
@@ -185,12 +202,19 @@ class EndPipelines:
     async def _end_pipeline(self, info: SessionInfo) -> bool:
         """Archive, notify, close, clean up, count, call hooks: once per ended session.
 
-        The archive comes first so that ``session.ended`` can name it, and
-        the journal goes only once the archive is durable. Connections on
-        other nodes are told and closed at the same time as this node's.
-        Returns whether the archive was written (or there is no archiver).
+        The session's work stops first, so what it writes as it stops is
+        archived. The archive comes next so that ``session.ended`` can name
+        it, and the journal goes only once the archive is durable.
+        Connections on other nodes are told and closed at the same time as
+        this node's. Returns whether the archive was written (or there is no
+        archiver).
         """
         reason = info.end_reason or EndReason.ERROR
+        self.late.open(info.id, info.message_count)
+        try:
+            await self._stop_work(info.id, reason)
+        finally:
+            self.late.close(info.id)
         archive_id, archived = await self._archive(info, reason)
         self._fanout.send(info.id, SessionEndedEvent(reason, archive_id))
         closing = self._fanout.close_all(info.id, close_code(reason), reason.value)
@@ -225,6 +249,7 @@ class EndPipelines:
         reason = EndReason.ERROR
         now = self._clock.now()
         info = held.info._replace(state=SessionState.ENDED, ended_at=now, end_reason=reason)
+        await self._stop_work(info.id, reason)  # the store is gone: what they write is lost
         archive_id, archived = await self._archive(info, reason, held.messages)
         if not archived:
             self._archive_lost_later(info, held.messages, ARCHIVE_RETRY_FIRST)
@@ -280,6 +305,7 @@ class EndPipelines:
             return None, True
         try:
             messages = await self._store.transcript(info.id) if held is None else held
+            messages = [*messages, *self.late.kept(info.id)]
             archive_id = await self.archiver.archive(
                 ArchivedDialog(
                     session_id=info.id,
@@ -293,6 +319,7 @@ class EndPipelines:
                     notes=() if held is None else (LOST_NOTE,),
                 )
             )
+            self.late.archived(info.id)
             if self.journal is not None:
                 await self.journal.remove(info.id)
         except Exception as exc:

@@ -1,13 +1,20 @@
-"""Lifecycle hooks: application callbacks for started, warning, active, ended and changed."""
+"""Hooks: application callbacks for started, warning, active, ended, changed, message, config.
+
+:class:`Hooks` holds them; :class:`HookRegistration` is the part of
+:class:`~tether.runtime.manager.SessionManager` that registers them.
+``message`` and ``config`` hooks run as session-owned tasks (see
+:mod:`tether.runtime.session_tasks`): an end cancels them before the archive.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.types import SessionId
 
 log = logging.getLogger("tether.runtime")
@@ -16,6 +23,10 @@ Hook = Callable[[SessionInfo], Awaitable[object] | object]
 H = TypeVar("H", bound=Hook)
 ChangeHook = Callable[[SessionId], object]
 C = TypeVar("C", bound=ChangeHook)
+MessageHook = Callable[[SessionInfo, Message], Awaitable[object]]
+M = TypeVar("M", bound=MessageHook)
+ConfigHook = Callable[[SessionInfo, dict[str, Any]], Awaitable[object]]
+F = TypeVar("F", bound=ConfigHook)
 
 
 class Hooks:
@@ -36,6 +47,13 @@ class Hooks:
         self.active: list[Hook] = []
         self.ended: list[Hook] = []
         self.changed: list[ChangeHook] = []
+        self.message: list[MessageHook] = []
+        self.config: list[ConfigHook] = []
+
+    def failed(self, hook: object) -> None:
+        """Log and count a hook that raised."""
+        self._on_failure()
+        log.exception("hook %s failed", getattr(hook, "__qualname__", hook))
 
     def session_changed(self, session_id: SessionId) -> None:
         """Call every ``changed`` hook with ``session_id``, inline, in registration order."""
@@ -56,3 +74,67 @@ class Hooks:
             except Exception:
                 self._on_failure()
                 log.exception("hook %s failed", getattr(hook, "__qualname__", hook))
+
+
+class HookRegistration:
+    """The hook-registering methods of the session manager (each usable as a decorator)."""
+
+    _hooks: Hooks
+
+    def on_started(self, hook: H) -> H:
+        """Register ``hook(session)`` for every start; usable as a decorator."""
+        self._hooks.started.append(hook)
+        return hook
+
+    def on_warning(self, hook: H) -> H:
+        """Register ``hook(session)`` for every warning (``session.warning`` says which)."""
+        self._hooks.warning.append(hook)
+        return hook
+
+    def on_active(self, hook: H) -> H:
+        """Register ``hook(session)`` for every warning cleared by activity."""
+        self._hooks.active.append(hook)
+        return hook
+
+    def on_ended(self, hook: H) -> H:
+        """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why).
+
+        At least once, not exactly once: if the node running an end's pipeline
+        dies after its hooks ran but before the end was completed in the
+        store, the node that takes the end over (after the end lease) runs the
+        pipeline again, hooks included. Make ended hooks idempotent, keyed on
+        ``session.id``. (Retries of a failed archive do not run them again.)
+        """
+        self._hooks.ended.append(hook)
+        return hook
+
+    def on_changed(self, hook: C) -> C:
+        """Register ``hook(session_id)`` for what the other hooks do not report.
+
+        A message appended, user activity, a connection attached or released,
+        a new config. Called inline with the id only: keep it quick, and not a
+        coroutine function (see :class:`~tether.runtime.hooks.Hooks`).
+        """
+        self._hooks.changed.append(hook)
+        return hook
+
+    def on_message(self, hook: M) -> M:
+        """Register ``async hook(session, message)`` for every ``user`` message.
+
+        From every transport (WebSocket ``message``, REST, the Python API),
+        once the message is durable. Each call runs as a task the session
+        owns: an end cancels it (before the archive), and a barge-in cuts
+        the reply it streams. Coroutine functions only.
+        """
+        self._hooks.message.append(hook)
+        return hook
+
+    def on_config(self, hook: F) -> F:
+        """Register ``async hook(session, config)`` for every stored config change.
+
+        From REST ``PUT .../config``, WebSocket ``config`` and
+        :meth:`update_config`; runs as a session-owned task, like
+        :meth:`on_message`.
+        """
+        self._hooks.config.append(hook)
+        return hook

@@ -44,9 +44,10 @@ from tether.metrics.sink import MetricsSink
 from tether.runtime.bus import EventBus
 from tether.runtime.busy import busy_time
 from tether.runtime.channel import Channel
-from tether.runtime.cleanup import Cleanup
+from tether.runtime.cleanup import Cleanup, CleanupHandle
 from tether.runtime.cluster import Cluster
-from tether.runtime.hooks import C, H
+from tether.runtime.conversation import ConversationCommands
+from tether.runtime.hooks import HookRegistration
 from tether.runtime.keyed import KeyedLock
 from tether.runtime.manager_metrics import ManagerMetrics
 from tether.runtime.store_epoch import EpochWatch
@@ -61,7 +62,7 @@ END_BATCH = 64
 """``end_many`` yields to the loop after this many store calls."""
 
 
-class SessionManager:
+class SessionManager(HookRegistration, ConversationCommands):
     """Starts, watches, warns, ends and cleans up sessions.
 
     Use it as an async context manager (or call :meth:`open` and
@@ -85,6 +86,13 @@ class SessionManager:
     ``epoch_interval`` is how often a shared store's epoch is checked, so a
     store that came back without its data is noticed within it (see
     ``tether.runtime.store_epoch``; default 5 s).
+
+    ``barge_in``: what a user message does to a reply streaming in its
+    session, ``"cancel"`` (cut it, stored partial) or ``"keep"``.
+    ``max_session_tasks`` bounds :meth:`spawn` per session. The hooks are
+    registered by :class:`~tether.runtime.hooks.HookRegistration`'s methods,
+    the conversation (tasks, replies, app events) by
+    :class:`~tether.runtime.conversation.ConversationCommands`'.
     """
 
     def __init__(
@@ -106,6 +114,8 @@ class SessionManager:
         ack_timeout: float | None = None,
         poll_interval: float | None = None,
         epoch_interval: float | None = None,
+        barge_in: str = "cancel",
+        max_session_tasks: int = 64,
     ) -> None:
         parts = build(
             store,
@@ -124,8 +134,12 @@ class SessionManager:
                 ack_timeout=ack_timeout,
                 poll_interval=poll_interval,
                 epoch_interval=epoch_interval,
+                barge_in=barge_in,
+                max_session_tasks=max_session_tasks,
             ),
             on_drop=self._on_channel_dropped,
+            append=self.append,
+            lookup=self.get,
         )
         self.max_sessions_per_user = max_sessions_per_user
         self.journal = journal
@@ -156,6 +170,10 @@ class SessionManager:
         self._ending = parts.ends
         self._effects = parts.effects
         self._transcripts = parts.transcripts
+        self._session_tasks = parts.session_tasks
+        self._replies = parts.replies
+        self._broadcast = parts.effects.broadcast
+        self._observers: set[Channel] = set()  # attached channels that hold no presence
         # Bound once: the two hottest calls skip attribute lookups.
         self._touch_nowait = parts.gateway.touch_nowait
         self._now = self.clock.now
@@ -215,6 +233,7 @@ class SessionManager:
         self._ending.stop()
         await self._deployment.stop_watching()
         await self._deployment.leave(self._end_all)
+        await self._session_tasks.cancel_all()  # a shared node ended nothing: stop them here
         await self._tasks.join()
         await self._leases.aclose()
         await self._deployment.aclose()
@@ -249,49 +268,11 @@ class SessionManager:
         self._ending.stop()
         await self._deployment.halt()
         await self._leases.aclose()
+        await self._session_tasks.cancel_all()
         await self._tasks.cancel_all()
         await self.store.aclose()
         if self.archiver is not None:
             await self.archiver.aclose()
-
-    # -- hooks ----------------------------------------------------------------------
-
-    def on_started(self, hook: H) -> H:
-        """Register ``hook(session)`` for every start; usable as a decorator."""
-        self._hooks.started.append(hook)
-        return hook
-
-    def on_warning(self, hook: H) -> H:
-        """Register ``hook(session)`` for every warning (``session.warning`` says which)."""
-        self._hooks.warning.append(hook)
-        return hook
-
-    def on_active(self, hook: H) -> H:
-        """Register ``hook(session)`` for every warning cleared by activity."""
-        self._hooks.active.append(hook)
-        return hook
-
-    def on_ended(self, hook: H) -> H:
-        """Register ``hook(session)`` after each end pipeline (``session.end_reason`` says why).
-
-        At least once, not exactly once: if the node running an end's pipeline
-        dies after its hooks ran but before the end was completed in the
-        store, the node that takes the end over (after the end lease) runs the
-        pipeline again, hooks included. Make ended hooks idempotent, keyed on
-        ``session.id``. (Retries of a failed archive do not run them again.)
-        """
-        self._hooks.ended.append(hook)
-        return hook
-
-    def on_changed(self, hook: C) -> C:
-        """Register ``hook(session_id)`` for what the other hooks do not report.
-
-        A message appended, user activity, a connection attached or released,
-        a new config. Called inline with the id only: keep it quick, and not a
-        coroutine function (see :class:`~tether.runtime.hooks.Hooks`).
-        """
-        self._hooks.changed.append(hook)
-        return hook
 
     # -- commands -------------------------------------------------------------------
 
@@ -428,19 +409,32 @@ class SessionManager:
         if claim.session.next_deadline is not None:
             self._store.arm(claim.session.next_deadline.at)
 
-    async def attach(self, session_id: SessionId, channel: Channel) -> SessionInfo:
+    async def attach(
+        self, session_id: SessionId, channel: Channel, *, observer: bool = False
+    ) -> SessionInfo:
         """Attach ``channel``: it holds presence and receives the session's events.
 
-        It gets ``session.config`` at once, and the warning in force, if any.
+        It gets ``session.config`` at once, the warning in force, if any, and
+        the text so far of each reply streaming here. An ``observer`` channel
+        only receives: it holds no presence, so a session nobody else is
+        attached to still ends ``client_gone`` while it watches.
         """
         self._check_open()
-        info = await self._store.attach(session_id)
+        if observer:
+            info = await self.get(session_id)
+            if info.end_reason is not None:
+                raise SessionEnded(info.end_reason)
+            self._observers.add(channel)
+        else:
+            info = await self._store.attach(session_id)
         self._fanout.add(session_id, channel)
         self._hooks.session_changed(session_id)
         self._fanout.send(session_id, SessionConfig(info.config), channel)
         if info.warning is not None:
             event = self._effects.warning_event(info.warning)
             self._fanout.send(session_id, event, channel)
+        for delta in self._replies.resume_events(session_id):
+            self._fanout.send(session_id, delta, channel)
         await self._deployment.attached(info, channel, self._store)
         return info
 
@@ -448,6 +442,9 @@ class SessionManager:
         """Detach ``channel``; when it was the last, the presence clock starts."""
         if self._fanout.remove(session_id, channel):
             self._deployment.detached(session_id)
+            if channel in self._observers:
+                self._observers.discard(channel)
+                return
             await self._release_connection(session_id)
 
     async def update_config(self, session_id: SessionId, config: dict[str, Any]) -> SessionInfo:
@@ -457,6 +454,7 @@ class SessionManager:
         self._transcripts.config(session_id, info.config)
         self._effects.broadcast(session_id, SessionConfig(info.config))
         self._hooks.session_changed(session_id)
+        self._reconfigured(info)
         return info
 
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
@@ -472,18 +470,31 @@ class SessionManager:
     ) -> Message:
         """Append a transcript message and send it to every attached channel.
 
-        A ``user`` message is also activity. Returns the stored message with
-        its sequence number once it is durable in the journal (if there is
-        one) under its fsync policy: the return is the acknowledgement.
+        Any role: this is the server side (clients are held to ``user`` at
+        the edge). A ``user`` message is also activity, cuts a reply
+        streaming in the session (``barge_in="cancel"``) and, once stored,
+        runs the ``on_message`` hooks. Returns the stored message with its
+        sequence number once it is durable in the journal (if there is one)
+        under its fsync policy: the return is the acknowledgement. While the
+        session's end stops its work (before the archive), a non-user
+        message is still taken, for the archive (``tether.runtime.late_writes``).
         """
         parsed = parse_role(role)
         check_content(content, metadata)
         if parsed is Role.USER:
             await self.activity(session_id)
-        message = await self._store.append(session_id, parsed, content, metadata)
+            await self._replies.user_spoke(session_id)
+        try:
+            message = await self._store.append(session_id, parsed, content, metadata)
+        except SessionEnded:
+            if parsed is Role.USER or not self._ending.late.accepts(session_id):
+                raise
+            message = self._ending.late.append(session_id, parsed, content, metadata, self._now())
         await self._transcripts.append(message, session_id)
         self._effects.broadcast(session_id, TranscriptAppended(message))
         self._hooks.session_changed(session_id)
+        if parsed is Role.USER:
+            self._heard(session_id, message)
         return message
 
     async def transcript(
@@ -534,16 +545,18 @@ class SessionManager:
             await asyncio.shield(asyncio.gather(*waiting))
         return ended
 
-    async def add_cleanup(self, session_id: SessionId, callback: Cleanup) -> None:
+    async def add_cleanup(self, session_id: SessionId, callback: Cleanup) -> CleanupHandle:
         """Run ``await callback()`` when the session ends (newest first, time-bounded).
 
+        Returns a handle: ``handle.remove()`` (or :meth:`remove_cleanup`)
+        unregisters it once the resource was released some other way.
         Raises :class:`~tether.errors.SessionEnded` if the session has already
         ended: the caller must then release the resource itself.
         """
         info = await self.get(session_id)
         if info.state is SessionState.ENDED:
             raise SessionEnded(info.end_reason or EndReason.ERROR)
-        self._cleanups.add(session_id, callback)
+        return self._cleanups.add(session_id, callback)
 
     # -- queries ----------------------------------------------------------------------
 
@@ -579,6 +592,9 @@ class SessionManager:
 
     def _on_channel_dropped(self, session_id: SessionId, channel: Channel) -> None:
         self._deployment.detached(session_id)
+        if channel in self._observers:
+            self._observers.discard(channel)
+            return
         self._tasks.spawn(self._release_connection(session_id))
 
     async def _release_connection(self, session_id: SessionId) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tether.archive.base import Archiver
 from tether.archive.journal import FileJournal
@@ -39,13 +40,15 @@ from tether.runtime.hooks import Hooks
 from tether.runtime.leases import EndLeases
 from tether.runtime.outage import OutageGuard
 from tether.runtime.pipelines import Running
+from tether.runtime.replies import BARGE_IN_POLICIES, Append, Lookup, Replies
 from tether.runtime.scheduler import DeadlineScheduler
+from tether.runtime.session_tasks import SessionTasks
 from tether.runtime.store_bus import bus_for
 from tether.runtime.tasks import TaskSet
 from tether.runtime.transcripts import Journaled, Unjournaled
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
-from tether.types import SessionId
+from tether.types import EndReason, SessionId
 
 SHARED_POLL_INTERVAL = 5.0
 """On a shared store, the scheduler looks at the deadline index at least this often."""
@@ -71,6 +74,8 @@ class Options:
     ack_timeout: float | None = None
     poll_interval: float | None = None
     epoch_interval: float | None = None
+    barge_in: str = "cancel"
+    max_session_tasks: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,8 @@ class Parts:
     ends: EndPipelines
     effects: Effects
     transcripts: Unjournaled
+    session_tasks: SessionTasks
+    replies: Replies
 
 
 def check(store: SessionStore | None, options: Options) -> None:
@@ -100,6 +107,10 @@ def check(store: SessionStore | None, options: Options) -> None:
     limit = options.max_sessions_per_user
     if limit is not None and limit < 1:
         raise InvalidInput("max_sessions_per_user must be at least 1 (or None for no limit)")
+    if options.barge_in not in BARGE_IN_POLICIES:
+        raise ConfigError(f"barge_in must be one of {', '.join(BARGE_IN_POLICIES)}")
+    if options.max_session_tasks < 1:
+        raise InvalidInput("max_session_tasks must be at least 1")
     if options.journal is not None and options.archiver is None:
         # A journal is only ever removed once its archive is durable, so
         # without an archiver every journal would stay forever.
@@ -119,8 +130,14 @@ def build(
     options: Options,
     *,
     on_drop: Callable[[SessionId, Channel], object],
+    append: Append,
+    lookup: Lookup,
 ) -> Parts:
-    """Check the options and build every part (``on_drop``: a slow channel was dropped)."""
+    """Check the options and build every part.
+
+    ``on_drop``: a slow channel was dropped; ``append`` and ``lookup``: the
+    manager's, for the replies to store themselves and check their session.
+    """
     check(store, options)
     store = store if store is not None else MemoryStore()
     clock: Clock = options.clock if options.clock is not None else SystemClock()
@@ -128,8 +145,24 @@ def build(
     metrics: MetricsSink = counters if options.metrics is None else Tee(counters, options.metrics)
     tasks = TaskSet()
     fanout = Fanout(tasks, clock, on_drop=on_drop, close_timeout=options.close_timeout)
+    session_tasks = SessionTasks(
+        clock, limit=options.max_session_tasks, timeout=options.cleanup_timeout
+    )
+
+    def broadcast(session_id: SessionId, event: Any) -> None:
+        deployment.broadcast(session_id, event)  # bound below, before any reply can open
+
+    replies = Replies(append=append, broadcast=broadcast, lookup=lookup, barge_in=options.barge_in)
+
+    async def stop_work(session_id: SessionId, reason: EndReason = EndReason.ERROR) -> None:
+        await session_tasks.cancel(session_id, reason)
+        await replies.cut_all(session_id)
+
     cleanups = CleanupRegistry(
-        clock, timeout=options.cleanup_timeout, on_failure=metrics.cleanup_failed
+        clock,
+        timeout=options.cleanup_timeout,
+        on_failure=metrics.cleanup_failed,
+        before_run=stop_work,
     )
     hooks = Hooks(metrics.hook_failed)
     outage = OutageGuard(store, clock)
@@ -158,6 +191,7 @@ def build(
         limit=options.max_concurrent_ends,
         announcer=deployment.announcer,
         running=running,
+        stop_work=stop_work,
     )
     effects = Effects(
         clock=clock, tasks=tasks, hooks=hooks, metrics=metrics, ends=ends, deployment=deployment
@@ -170,7 +204,7 @@ def build(
     policy = options.policy if options.policy is not None else Policy()
     return Parts(
         store, policy, clock, counters, metrics, tasks, fanout, cleanups, hooks, gateway,
-        scheduler, leases, deployment, ends, effects, transcripts,
+        scheduler, leases, deployment, ends, effects, transcripts, session_tasks, replies,
     )  # fmt: skip
 
 

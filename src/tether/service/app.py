@@ -248,6 +248,7 @@ def build_manager(
         # A store that came back empty is noticed within one heartbeat period:
         # no later than a client's next sign of life would have noticed it.
         epoch_interval=settings.heartbeat_interval,
+        barge_in=settings.barge_in,
     )
 
 

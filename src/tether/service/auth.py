@@ -4,7 +4,9 @@ A bad token raises :class:`~tether.errors.Unauthorized`; a caller asking for
 what only an admin may do, :class:`~tether.errors.Forbidden`.
 
 A token's ``sub`` is the user id and ``exp`` its expiry; ``adm: true`` marks
-an admin token minted by ``tether token --admin``. Admin rights, by either
+an admin token minted by ``tether token --admin``; ``obs: true`` an
+observe-only token (``tether token --observe``): it can watch its user's
+sessions and read them, and nothing else. Admin rights, by either
 that claim or the static ``TETHER_ADMIN_TOKEN``, exist only while
 ``TETHER_ADMIN_TOKEN`` is set: an operator who never set it has no admin
 surface at all.
@@ -39,11 +41,23 @@ class Principal:
 
     user: UserId | None
     admin: bool = False
+    observe_only: bool = False
+    """An observe-only token: it watches its user's sessions and changes nothing."""
 
     def require_admin(self) -> None:
         """Raise :class:`Forbidden` unless this is an admin."""
         if not self.admin:
             raise Forbidden("admin only")
+
+    def require_participant(self) -> None:
+        """Raise :class:`Forbidden` (``observe_only``) for an observe-only token."""
+        if self.observe_only:
+            raise Forbidden("this token can only observe sessions", code="observe_only")
+
+    def check_role(self, role: object) -> None:
+        """Clients append only ``user`` messages; admins any role (``forbidden_role``)."""
+        if role != "user" and not self.admin:
+            raise Forbidden("clients may append only role: user messages", code="forbidden_role")
 
 
 class TokenAuthority:
@@ -63,14 +77,24 @@ class TokenAuthority:
         return self._admin_token is not None
 
     def mint(
-        self, user: str, *, ttl: float = 3600.0, admin: bool = False, now: float | None = None
+        self,
+        user: str,
+        *,
+        ttl: float = 3600.0,
+        admin: bool = False,
+        observe: bool = False,
+        now: float | None = None,
     ) -> str:
-        """A signed token for ``user`` valid for ``ttl`` seconds."""
+        """A signed token for ``user`` valid for ``ttl`` seconds (``observe``: watch only)."""
+        if admin and observe:
+            raise InvalidInput("a token is either admin or observe-only, not both")
         user_id = validate_user_id(user)
         issued = time.time() if now is None else now
         claims: dict[str, object] = {"sub": user_id, "iat": int(issued), "exp": int(issued + ttl)}
         if admin:
             claims["adm"] = True
+        if observe:
+            claims["obs"] = True
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str | None) -> Principal:
@@ -93,7 +117,8 @@ class TokenAuthority:
         except (jwt.PyJWTError, InvalidInput):
             raise Unauthorized("invalid or expired token") from None
         admin = claims.get("adm") is True and self.admin_enabled
-        return Principal(user, admin=admin)
+        observe_only = claims.get("obs") is True
+        return Principal(user, admin=admin and not observe_only, observe_only=observe_only)
 
 
 def bearer(header: str | None) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Security
+from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from tether.errors import Unauthorized
@@ -60,16 +60,25 @@ _TOKEN_QUERY = APIKeyQuery(
     description="The bearer token in the query, for EventSource (which cannot set headers).",
 )
 
+READ_METHODS = frozenset({"GET", "HEAD"})
 CallerDependency = Callable[..., Awaitable[Principal]]
 
 
 def caller_dependency(svc: Service) -> CallerDependency:
-    """A dependency that authenticates ``Authorization: Bearer ...`` (and counts the request)."""
+    """A dependency that authenticates ``Authorization: Bearer ...`` (and counts the request).
+
+    An observe-only token may only read: any other method answers 403
+    ``observe_only`` before the route runs.
+    """
 
     async def caller(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
     ) -> Principal:
-        return svc.authenticate(credentials.credentials if credentials else None)
+        principal = svc.authenticate(credentials.credentials if credentials else None)
+        if request.method not in READ_METHODS:
+            principal.require_participant()
+        return principal
 
     return caller
 

@@ -32,12 +32,14 @@ from tether.errors import (
     FrameError,
     InvalidInput,
     MessageTooLarge,
+    ReplyClosed,
     SessionEnded,
     SessionNotFound,
     StoreUnavailable,
     TetherError,
     Throttled,
     TooLarge,
+    TooManyTasks,
     TranscriptFull,
     Unauthorized,
 )
@@ -68,6 +70,8 @@ _TETHER_ERRORS: tuple[tuple[type[TetherError], int, str], ...] = (
     (SessionNotFound, 404, "not_found"),
     (ArchiveNotFound, 404, "not_found"),
     (SessionEnded, 410, "session_ended"),
+    (TooManyTasks, 429, "too_many_tasks"),
+    (ReplyClosed, 409, "reply_closed"),
     (TooLarge, 413, "too_large"),
     (MessageTooLarge, 413, "too_large"),
     (TranscriptFull, 413, "transcript_full"),
@@ -157,6 +161,8 @@ def _tether_problem(exc: TetherError, status: int, code: str) -> Problem:
         return Problem(status, code, message, headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, FrameError):
         return Problem(status, exc.code, exc.message)
+    if isinstance(exc, Forbidden):
+        return Problem(status, exc.code, message)
     return Problem(status, code, message)
 
 

@@ -78,7 +78,7 @@ def build(svc: Service) -> APIRouter:
         svc.connections.check(key)
         after = _position(last_event_id, last_event_id_query)
         return StreamingResponse(
-            _stream(svc, info.id, after, key),
+            _stream(svc, info.id, after, key, observer=caller.observe_only),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -86,8 +86,10 @@ def build(svc: Service) -> APIRouter:
     return r
 
 
-async def _stream(svc: Service, session_id: SessionId, after: int, key: str) -> AsyncIterator[str]:
-    """Attach, replay, stream; detach however it ends.
+async def _stream(
+    svc: Service, session_id: SessionId, after: int, key: str, *, observer: bool = False
+) -> AsyncIterator[str]:
+    """Attach, replay, stream; detach however it ends (``observer``: no presence).
 
     Attaching happens here, once the response is really being sent, so a
     client that vanishes before its first byte leaves nothing attached.
@@ -98,7 +100,7 @@ async def _stream(svc: Service, session_id: SessionId, after: int, key: str) -> 
     svc.sse_streams += 1
     try:
         try:
-            await svc.manager.attach(session_id, channel)
+            await svc.manager.attach(session_id, channel, observer=observer)
             replay: list[Event] = [
                 TranscriptAppended(m)
                 for m in await svc.manager.transcript(session_id, after=after, limit=REPLAY_LIMIT)

@@ -2,10 +2,10 @@
 
 Only in demo mode (``TETHER_DEMO=1``), and only for sessions that ask for it
 (kind ``interview`` with ``config.interviewer == "scripted"``, which the demo
-page sends with ``start``). After each ``user`` message the interviewer
-appends the next question as an ``assistant`` message through the manager,
-so it is in the transcript, reaches every attached client and is archived
-like anything else. The transcript starts empty: the candidate speaks first
+page sends with ``start``). An ``on_message`` hook of the manager: after each
+``user`` message the interviewer appends the next question as an
+``assistant`` message, so it is in the transcript, reaches every attached
+client and is archived like anything else. The transcript starts empty: the candidate speaks first
 ("Hello"), and the first question answers that.
 """
 
@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 from typing import Any
 
+from tether.core.session import SessionInfo
 from tether.core.transcript import Message, Role
 from tether.errors import TetherError
+from tether.runtime.manager import SessionManager
 from tether.service.state import Service
-from tether.types import SessionId
 
 KIND = "interview"
 MARKER = "scripted"
@@ -56,32 +57,31 @@ def reply_for(asked: int, config: dict[str, Any]) -> str | None:
 
 
 class ScriptedInterviewer:
-    """Listens to the service's messages and answers candidates' ones in demo interviews."""
+    """Answers candidates' messages in demo interviews (an ``on_message`` hook)."""
 
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         self._lock = asyncio.Lock()  # one reply at a time: no question asked twice
+        self._installed: set[int] = set()
 
     def install(self) -> None:
-        """Start listening (once)."""
-        if self.on_message not in self.svc.message_listeners:
-            self.svc.message_listeners.append(self.on_message)
+        """Register the hook on the service's manager (once per manager)."""
+        self.svc.when_bound(self._register)
 
-    def on_message(self, session_id: SessionId, message: Message) -> None:
-        """A message was appended; a candidate's answer gets a reply, in the background."""
-        if message.role is Role.USER:
-            self.svc.spawn(self.reply(session_id))
+    def _register(self, manager: SessionManager) -> None:
+        if id(manager) not in self._installed:
+            self._installed.add(id(manager))
+            manager.on_message(self.on_message)
 
-    async def reply(self, session_id: SessionId) -> None:
-        """Append the next question (or the closing words), if this is a scripted interview."""
+    async def on_message(self, session: SessionInfo, message: Message) -> None:
+        """A candidate's message: append the next question, if this is a scripted interview."""
+        if not is_scripted(session.kind, session.config):
+            return
         async with self._lock:
             manager = self.svc.manager
             with contextlib.suppress(TetherError):  # ended or gone meanwhile: nothing to say
-                info = await manager.get(session_id)
-                if info.end_reason is not None or not is_scripted(info.kind, info.config):
-                    return
-                messages = await manager.transcript(session_id)
+                messages = await manager.transcript(session.id)
                 asked = sum(1 for m in messages if m.role is Role.ASSISTANT)
-                text = reply_for(asked, info.config)
+                text = reply_for(asked, session.config)
                 if text is not None:
-                    await self.svc.append(session_id, Role.ASSISTANT.value, text)
+                    await manager.append(session.id, Role.ASSISTANT.value, text)

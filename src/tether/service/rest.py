@@ -135,7 +135,7 @@ def build(svc: Service) -> APIRouter:
     @r.post(
         "/sessions/{session_id}/heartbeat",
         summary="Presence (never activity)",
-        **answers(Presence, "Where the session stands", 404, 410),
+        **answers(Presence, "Where the session stands", 403, 404, 410),
     )
     async def heartbeat(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
@@ -145,7 +145,7 @@ def build(svc: Service) -> APIRouter:
     @r.post(
         "/sessions/{session_id}/activity",
         summary="User activity (clears a warning)",
-        **answers(Presence, "Where the session stands", 404, 410),
+        **answers(Presence, "Where the session stands", 403, 404, 410),
     )
     async def activity(caller: Caller, session_id: SessionIdPath) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
@@ -155,15 +155,16 @@ def build(svc: Service) -> APIRouter:
     @r.post(
         "/sessions/{session_id}/messages",
         summary="Append a message",
-        **answers(Message, "The message with its seq", 400, 404, 410, 413, 422, status=201),
+        **answers(Message, "The message with its seq", 400, 403, 404, 410, 413, 422, status=201),
     )
     async def append(
         caller: Caller, session_id: SessionIdPath, body: MessageBody
     ) -> dict[str, Any]:
         info = await svc.owned(caller, session_id)
+        caller.check_role(body.role)  # before anything changes: a refusal is a no-op
         if caller.user == info.user and body.role != "user":
             await svc.manager.heartbeat(info.id)  # a request from the client is presence
-        message = await svc.append(info.id, body.role, body.content, body.metadata)
+        message = await svc.append(caller, info.id, body.role, body.content, body.metadata)
         return message.to_dict()
 
     @r.get(
@@ -187,7 +188,7 @@ def build(svc: Service) -> APIRouter:
     @r.put(
         "/sessions/{session_id}/config",
         summary="Replace the config (broadcast)",
-        **answers(Session, "The session with its new config", 400, 404, 410, 413, 422),
+        **answers(Session, "The session with its new config", 400, 403, 404, 410, 413, 422),
     )
     async def put_config(
         caller: Caller, session_id: SessionIdPath, body: ConfigBody
@@ -201,10 +202,13 @@ def build(svc: Service) -> APIRouter:
         "/sessions/{session_id}/end",
         summary="End a session (also from navigator.sendBeacon)",
         openapi_extra=_BEACON_BODY,
-        **answers(EndResult, "Whether this call ended it, and the reason it ended with", 404, 413),
+        **answers(
+            EndResult, "Whether this call ended it, and the reason it ended with", 403, 404, 413
+        ),
     )
     async def end_session(session_id: SessionIdPath, request: Request) -> JSONResponse:
         caller = svc.authenticate(_beacon_token(request, await request.body()))
+        caller.require_participant()
         info = await svc.owned(caller, session_id)
         ended = await svc.manager.end(validate_session_id(info.id), svc.end_reason(caller, info))
         final = await svc.manager.get(info.id)

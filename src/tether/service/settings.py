@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     fsync: Literal["always", "everysec", "no"] = Field(
         "always", description="when transcript journals reach the disk (like Redis's appendfsync)"
     )
+    barge_in: Literal["cancel", "keep"] = Field(
+        "cancel",
+        description="a user message while a reply streams: cancel it (stored partial) or keep it",
+    )
     secret: SecretStr | None = Field(
         None, description="HS256 key for bearer tokens; unset: random per process (demo only)"
     )

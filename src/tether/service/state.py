@@ -34,8 +34,8 @@ log = logging.getLogger("tether.service")
 ADMIN_KEY = "\0admin"
 """Limit key for the static admin token, which has no user id."""
 
-MessageListener = Callable[[SessionId, Message], None]
-"""Told of every message appended through this service (the demo interviewer listens)."""
+OnBind = Callable[[SessionManager], object]
+"""Called with the manager once it is bound (the demo interviewer registers its hook)."""
 
 
 class Service:
@@ -64,7 +64,7 @@ class Service:
         self.store_fallback = False
         """Redis did not answer at start-up and ``TETHER_REDIS_FALLBACK=memory`` was set."""
         self.admin_feed = AdminFeed(self.spawn)
-        self.message_listeners: list[MessageListener] = []
+        self._on_bind: list[OnBind] = []
         self._manager: SessionManager | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         if manager is not None:
@@ -77,6 +77,14 @@ class Service:
         self._manager = manager
         self.watch.bind(manager)
         self.admin_feed.bind(manager)
+        for callback in self._on_bind:
+            callback(manager)
+
+    def when_bound(self, callback: OnBind) -> None:
+        """Call ``callback(manager)`` with the bound manager (now, and on every later bind)."""
+        self._on_bind.append(callback)
+        if self._manager is not None:
+            callback(self._manager)
 
     @property
     def manager(self) -> SessionManager:
@@ -151,19 +159,21 @@ class Service:
 
     async def append(
         self,
+        caller: Principal,
         session_id: SessionId,
         role: str,
         content: str,
         metadata: dict[str, Any] | None = None,
     ) -> Message:
-        """Append a message (REST or WebSocket) and tell whoever listens."""
-        message = await self.manager.append(session_id, role, content, metadata)
-        for listener in list(self.message_listeners):
-            try:
-                listener(session_id, message)
-            except Exception:
-                log.exception("message listener failed")
-        return message
+        """Append a client's message (REST or WebSocket).
+
+        A user's token appends only ``role: user`` (``forbidden_role``
+        otherwise, nothing stored): a transcript later fed to a model must
+        not be forgeable by its client. The admin token may append any role.
+        The manager's ``on_message`` hooks hear the user's messages.
+        """
+        caller.check_role(role)
+        return await self.manager.append(session_id, role, content, metadata)
 
     # -- background work and shutdown ----------------------------------------------------
 

@@ -4,6 +4,7 @@ A connection serves one session at a time. ``start`` makes a new one;
 ``resume`` and ``observe {session_id}`` attach to an existing one (the
 caller's, or anyone's for an admin) and send the transcript's tail;
 ``observe {user}`` waits in the background for the user's next session.
+An observer's channel holds no presence (see ``SessionManager.attach``).
 An unknown, ended or someone else's session closes the connection 4404.
 """
 
@@ -37,19 +38,23 @@ async def start(conn: Peer, kind: str, config: dict[str, Any] | None) -> None:
     await _attach_started(conn, info.id, session_view(info))
 
 
-async def _attach_started(conn: Peer, session_id: SessionId, view: dict[str, Any]) -> None:
+async def _attach_started(
+    conn: Peer, session_id: SessionId, view: dict[str, Any], *, observer: bool = False
+) -> None:
     # session.started goes out first; attaching then queues session.config.
     conn.session_id = session_id
+    conn.observer = observer
     try:
         await conn.channel.send_json({"type": "session.started", "session": view})
-        await conn.svc.manager.attach(session_id, conn.channel)
+        await conn.svc.manager.attach(session_id, conn.channel, observer=observer)
     except BaseException:
         conn.session_id = None
+        conn.observer = False
         raise
     log.debug("websocket attached session=%s", log_ref(session_id))
 
 
-async def join(conn: Peer, raw_id: str, after: int | None) -> None:
+async def join(conn: Peer, raw_id: str, after: int | None, *, observer: bool = False) -> None:
     """``resume`` and ``observe {session_id}``: attach to an existing session."""
     conn.ensure_free()
     manager = conn.svc.manager
@@ -60,8 +65,9 @@ async def join(conn: Peer, raw_id: str, after: int | None) -> None:
             raise SessionEnded(info.end_reason)
         channel.hold()
         try:
-            info = await manager.attach(info.id, channel)
+            info = await manager.attach(info.id, channel, observer=observer)
             conn.session_id = info.id
+            conn.observer = observer
             floor = max(0, info.message_count - TAIL)
             first = floor if after is None else max(after, floor)
             tail = await manager.transcript(info.id, after=first, limit=TAIL)
@@ -115,7 +121,8 @@ async def _wait_for(conn: Peer, user: str, wait_s: float) -> None:
         if info is None:
             await conn.error("observe_timeout", f"no session started within {wait_s:g}s")
             return
-        await _attach_started(conn, validate_session_id(info.id), session_view(info))
+        session_id = validate_session_id(info.id)
+        await _attach_started(conn, session_id, session_view(info), observer=True)
     except ConnectionError:
         pass
     except Exception as exc:

@@ -29,8 +29,15 @@ from tether.service.ws import attach
 from tether.service.ws.peer import Peer
 
 
+def _participant(conn: Peer) -> None:
+    """Refuse what only a participant may send (``error observer``), before anything changes."""
+    if conn.observer:
+        raise FrameError("observer", "an observer watches: it sends no activity or messages")
+
+
 async def _ping(conn: Peer, frame: Ping) -> None:
-    if conn.session_id is not None:
+    # An observer's pings keep its own socket alive, never the session's presence.
+    if conn.session_id is not None and not conn.observer:
         # An ended session's close is already on its way to this connection.
         with contextlib.suppress(SessionEnded):
             await conn.svc.manager.heartbeat(conn.session_id)
@@ -38,34 +45,43 @@ async def _ping(conn: Peer, frame: Ping) -> None:
 
 
 async def _activity(conn: Peer, frame: Activity) -> None:
-    await conn.svc.manager.activity(conn.attached())
+    session_id = conn.attached()
+    _participant(conn)
+    await conn.svc.manager.activity(session_id)
 
 
 async def _message(conn: Peer, frame: Message) -> None:
-    await conn.svc.append(conn.attached(), frame.role, frame.content, frame.metadata)
+    session_id = conn.attached()
+    _participant(conn)
+    await conn.svc.append(conn.principal, session_id, frame.role, frame.content, frame.metadata)
 
 
 async def _config(conn: Peer, frame: Config) -> None:
-    await conn.svc.manager.update_config(conn.attached(), frame.config)
+    session_id = conn.attached()
+    conn.principal.require_participant()  # the owner's observer may; an observe-only token not
+    await conn.svc.manager.update_config(session_id, frame.config)
 
 
 async def _end(conn: Peer, frame: End) -> None:
     session_id = conn.attached()
+    conn.principal.require_participant()
     info = await conn.svc.manager.get(session_id)
     await conn.svc.manager.end(session_id, conn.svc.end_reason(conn.principal, info))
 
 
 async def _start(conn: Peer, frame: Start) -> None:
+    conn.principal.require_participant()
     await attach.start(conn, frame.kind, frame.config)
 
 
 async def _resume(conn: Peer, frame: Resume) -> None:
+    conn.principal.require_participant()
     await attach.join(conn, frame.session_id, frame.after)
 
 
 async def _observe(conn: Peer, frame: Observe) -> None:
     if frame.session_id is not None:
-        await attach.join(conn, frame.session_id, None)
+        await attach.join(conn, frame.session_id, None, observer=True)
     else:
         attach.observe_next(conn, frame.user or "me", frame.wait_s)
 

@@ -26,6 +26,8 @@ class Peer:
         self.channel = channel
         self.caller: Principal | None = None
         self.session_id: SessionId | None = None
+        self.observer = False
+        """Attached by ``observe``: it watches, holds no presence, sends no activity."""
         self.waiter: asyncio.Task[None] | None = None
         self.bugs = 0
         """Unexpected exceptions on this connection: the first is logged, the rest counted."""

@@ -1,0 +1,219 @@
+"""Streamed replies: an answer sent piece by piece, stored once.
+
+``async with manager.reply(session_id) as reply: await reply.delta(text)``
+sends each piece to every attached connection as ``reply.delta {reply_id,
+role, text}``. Pieces given within one turn of the event loop go out as one
+event: the first piece of a turn schedules a flush with ``call_soon``, later
+ones only join the buffer, so a model streaming many small tokens costs one
+frame per loop turn, not one per token.
+
+A clean exit stores ONE transcript message (``content`` = every piece
+joined, ``metadata.reply_id``), which goes out as the usual
+``transcript.message``. A reply cut short (its session ends, a barge-in, the
+body raised or was cancelled) stores what it streamed with
+``metadata.partial: true``; on an end this happens before the archive is
+written. A connection that attaches while a reply streams first gets the
+text already sent as one ``reply.delta`` (:meth:`Replies.resume_events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from tether.core.events import Event, ReplyDelta
+from tether.core.ids import log_ref
+from tether.core.session import SessionInfo
+from tether.core.transcript import Message, Role, check_content, parse_role
+from tether.errors import ReplyClosed, SessionEnded, TetherError
+from tether.types import SessionId
+
+log = logging.getLogger("tether.runtime")
+
+Append = Callable[[SessionId, str, str, dict[str, Any] | None], Awaitable[Message]]
+Broadcast = Callable[[SessionId, Event], None]
+Lookup = Callable[[SessionId], Awaitable[SessionInfo]]
+
+BARGE_IN_POLICIES = ("cancel", "keep")
+"""``cancel``: a user message while a reply streams cuts it; ``keep``: it goes on."""
+
+
+class Reply:
+    """One streamed reply; use it as an async context manager (see the module docstring)."""
+
+    def __init__(self, replies: Replies, session_id: SessionId, role: Role) -> None:
+        self._replies = replies
+        self.session_id = session_id
+        self.role = role
+        self.reply_id = secrets.token_hex(8)
+        """The id every ``reply.delta`` and the stored message carry."""
+        self.message: Message | None = None
+        """The stored message, once the reply is over (complete or partial)."""
+        self._parts: list[str] = []
+        self._sent = 0  # parts[:_sent] went out already
+        self._flush_handle: asyncio.Handle | None = None
+        self._owner: asyncio.Task[Any] | None = None
+        self._open = False
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        """Everything given to :meth:`delta` so far."""
+        return "".join(self._parts)
+
+    @property
+    def sent_text(self) -> str:
+        """What already went out to the connections."""
+        return "".join(self._parts[: self._sent])
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reply is over (stored, or cut short)."""
+        return self._closed
+
+    async def delta(self, text: str) -> None:
+        """Stream ``text``; pieces within one loop turn go out together.
+
+        Raises :class:`~tether.errors.ReplyClosed` once the reply was cut
+        short, and :class:`~tether.errors.InvalidInput` for text that is no
+        valid string (nothing is sent then).
+        """
+        if self._closed or not self._open:
+            raise ReplyClosed("the reply is not open" if not self._closed else "the reply was cut")
+        check_content(text)
+        if not text:
+            return
+        self._parts.append(text)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send what the buffer holds as one ``reply.delta``."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._sent == len(self._parts):
+            return
+        piece = "".join(self._parts[self._sent :])
+        self._sent = len(self._parts)
+        self._replies.broadcast(self.session_id, ReplyDelta(self.reply_id, self.role.value, piece))
+
+    async def __aenter__(self) -> Reply:
+        if self._open or self._closed:
+            raise ReplyClosed("a reply is entered once")
+        info = await self._replies.lookup(self.session_id)
+        if info.end_reason is not None:
+            raise SessionEnded(info.end_reason)
+        self._owner = asyncio.current_task()
+        self._open = True
+        self._replies.track(self, opened=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._closed:
+            return  # cut short meanwhile: what it had is stored already
+        if exc_type is None:
+            self._finish()
+            metadata = {"reply_id": self.reply_id}
+            self.message = await self._replies.append(
+                self.session_id, self.role.value, self.text, metadata
+            )
+            return
+        await self.cut(cancel_owner=False)
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._flush()
+        self._replies.track(self, opened=False)
+
+    async def cut(self, *, cancel_owner: bool) -> None:
+        """End the reply now: store the text so far as ``partial``, optionally stop its task.
+
+        A no-op once the reply is over. Nothing is stored when nothing was
+        streamed. Failures to store (the session already archived) are
+        logged: the caller is ending things, not starting them.
+        """
+        if self._closed:
+            return
+        self._finish()
+        if cancel_owner:
+            owner = self._owner
+            if owner is not None and owner is not asyncio.current_task() and not owner.done():
+                owner.cancel()
+        if not self._parts:
+            return
+        metadata = {"reply_id": self.reply_id, "partial": True}
+        try:
+            self.message = await self._replies.append(
+                self.session_id, self.role.value, self.text, metadata
+            )
+        except TetherError as exc:
+            log.warning(
+                "a reply cut short could not be stored session=%s: %s",
+                log_ref(self.session_id),
+                exc,
+            )
+
+
+class Replies:
+    """The replies streaming on this node, by session."""
+
+    def __init__(
+        self, *, append: Append, broadcast: Broadcast, lookup: Lookup, barge_in: str
+    ) -> None:
+        if barge_in not in BARGE_IN_POLICIES:
+            raise ValueError(f"barge_in must be one of {BARGE_IN_POLICIES}, not {barge_in!r}")
+        self.append = append
+        self.broadcast = broadcast
+        self.lookup = lookup
+        self.barge_in = barge_in
+        self._open: dict[SessionId, dict[str, Reply]] = {}
+
+    def new(self, session_id: SessionId, role: str) -> Reply:
+        """A reply for ``session_id`` (it opens when entered)."""
+        return Reply(self, session_id, parse_role(role))
+
+    def track(self, reply: Reply, *, opened: bool) -> None:
+        """A reply opened or closed."""
+        if opened:
+            self._open.setdefault(reply.session_id, {})[reply.reply_id] = reply
+        else:
+            held = self._open.get(reply.session_id)
+            if held is not None:
+                held.pop(reply.reply_id, None)
+                if not held:
+                    del self._open[reply.session_id]
+        # busy: set_busy(True/False) wired at merge
+
+    def streaming(self, session_id: SessionId) -> list[Reply]:
+        """The session's open replies here."""
+        return list(self._open.get(session_id, {}).values())
+
+    def resume_events(self, session_id: SessionId) -> list[ReplyDelta]:
+        """For a connection attaching now: each open reply's text so far, as one delta."""
+        out = []
+        for reply in self.streaming(session_id):
+            text = reply.sent_text
+            if text:
+                out.append(ReplyDelta(reply.reply_id, reply.role.value, text))
+        return out
+
+    async def user_spoke(self, session_id: SessionId) -> None:
+        """A user message is on its way in: under ``cancel``, cut the replies streaming."""
+        if self.barge_in == "cancel":
+            for reply in self.streaming(session_id):
+                await reply.cut(cancel_owner=True)
+
+    async def cut_all(self, session_id: SessionId) -> None:
+        """The session ends: store every open reply's text so far as partial."""
+        for reply in self.streaming(session_id):
+            await reply.cut(cancel_owner=False)
