@@ -28,8 +28,9 @@ session.
      from its due time to the end of the run (so it can only raise p99);
    * server CPU (user + sys) over the window, per wall second (and the client
      workers', to show when they, not the server, were short of CPU);
-   * never delivered: pieces of the whole reply missing ``GRACE`` s after its
-     last one was due (plus sessions that failed to open, counted in pieces).
+   * undelivered at end: pieces of the whole replies still missing ``grace`` s
+     after the last one was due (plus sessions that failed to open, counted in
+     pieces): a server far behind has not lost them, but has not sent them.
 
 4. tether only: each session's transcript over REST must hold exactly one
    assistant message whose content is every piece in order, with a
@@ -50,7 +51,7 @@ Both read by the same ``websockets`` client code (see
 
 Targets (tether): every offered piece delivered (>= 99 % of the offered rate
 inside the window: pieces in flight at its edges), p99 added latency <= 20 ms,
-0 pieces never delivered, 0 transcripts without exactly one complete reply,
+0 pieces undelivered at the end, 0 transcripts without exactly one complete reply,
 and, where python-socketio falls behind (< 99 % delivered), >= 1.5x its
 delivered rate. Full run: 3 repeats, medians (the worst repeat for counts);
 about 4 minutes on two CPUs. On a shared two-CPU machine the server and the
@@ -115,7 +116,7 @@ class Sample:
     p99: float
     cpu: float  # server CPU, % of one CPU over the window
     client_cpu: float  # the client workers' CPU, % of one CPU over the window, in all
-    missing: int  # pieces never delivered (whole replies)
+    missing: int  # pieces undelivered at the end (whole replies)
     disorder: int
     errors: int  # failed opens, error frames, dropped connections
     bad_transcripts: int | None  # tether: sessions without exactly one complete reply
@@ -244,7 +245,7 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
     unreceived = sum(r["unreceived_in_window"] for r in reports)
     latencies += [(end - w1) * 1000] * unreceived  # a lower bound for each, see the docstring
     latencies.sort()
-    never = sum(r["missing"] for r in reports) + (n - opened) * timing.pieces
+    undelivered = sum(r["missing"] for r in reports) + (n - opened) * timing.pieces
     errors = sum(sum(h["errors"].values()) for h in held)
     errors += sum(sum(r["errors"].values()) + r["dropped"] for r in reports)
     sample = Sample(
@@ -255,7 +256,7 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
         p99=_percentile(latencies, 0.99),
         cpu=cpu,
         client_cpu=client_cpu,
-        missing=never,
+        missing=undelivered,
         disorder=sum(r["disorder"] for r in reports),
         errors=errors,
         bad_transcripts=None if checked is None else n - sum(c["ok"] for c in checked),
@@ -269,13 +270,13 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
         f"  {contender:8} n={n:,}: {sample.delivered:,.0f} of {offered:,.0f} pieces/s delivered "
         f"({sample.share:.1f} %), added latency p50 {sample.p50:.1f} ms p99 {sample.p99:.1f} ms, "
         f"server CPU {cpu:.0f} %, clients' {client_cpu:.0f} %, {sample.frames:,} frames for "
-        f"{sum(r['received'] for r in reports):,} pieces, never delivered {never:,}, "
+        f"{sum(r['received'] for r in reports):,} pieces, undelivered at end {undelivered:,}, "
         f"out of order {sample.disorder}, errors {errors}"
         + (f", transcripts bad {sample.bad_transcripts} {problems or ''}" if checked else ""),
         file=sys.stderr,
         flush=True,
     )
-    if (errors or never) and tail.strip():
+    if (errors or undelivered) and tail.strip():
         lines = tail.strip().splitlines()[-3:]
         print("  server log ends:\n    " + "\n    ".join(lines), file=sys.stderr, flush=True)
     return sample
@@ -329,7 +330,7 @@ def rows(n: int, results: dict[str, list[Sample]]) -> list[Row]:
     )
     out += rows_vs("replies", case, "server CPU %", samples("cpu"), BASELINE)
     out += rows_vs("replies", case, "client CPU %", samples("client_cpu"), BASELINE)
-    for name, unit in (("missing", "never delivered"), ("errors", "errors")):
+    for name, unit in (("missing", "undelivered at end"), ("errors", "errors")):
         counts = rows_vs(
             "replies", case, unit, samples(name), BASELINE, {"tether": Target("<=", 0)}
         )
