@@ -24,7 +24,7 @@ session.
    * delivered: pieces *received* inside the window, per second, and as a share
      of the pieces offered in it (a server that falls behind delivers less);
    * added latency p50/p99: receive time minus due time of every piece *due*
-     inside the window; a piece never received counts as at least the time
+     inside the window; a piece not received by the end counts as at least the time
      from its due time to the end of the run (so it can only raise p99);
    * server CPU (user + sys) over the window, per wall second (and the client
      workers', to show when they, not the server, were short of CPU);
