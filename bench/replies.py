@@ -27,7 +27,9 @@ session.
      inside the window; a piece not received by the end counts as at least the time
      from its due time to the end of the run (so it can only raise p99);
    * server CPU (user + sys) over the window, per wall second (and the client
-     workers', to show when they, not the server, were short of CPU);
+     workers', to show when they, not the server, were short of CPU), and
+     the time each spent runnable but waiting for a CPU (``/proc`` schedstat:
+     on a loaded machine, the part of the latency that is the scheduler's);
    * undelivered at end: pieces of the whole replies still missing ``grace`` s
      after the last one was due (plus sessions that failed to open, counted in
      pieces): a server far behind has not lost them, but has not sent them.
@@ -116,6 +118,8 @@ class Sample:
     p99: float
     cpu: float  # server CPU, % of one CPU over the window
     client_cpu: float  # the client workers' CPU, % of one CPU over the window, in all
+    wait: float  # ms per s the server was runnable but waiting for a CPU
+    client_wait: float  # the same for the client workers, in all
     missing: int  # pieces undelivered at the end (whole replies)
     disorder: int
     errors: int  # failed opens, error frames, dropped connections
@@ -126,6 +130,23 @@ class Sample:
 def _cpu(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return float(times.user + times.system)
+
+
+def _waited(pids: list[int]) -> float:
+    """Seconds the processes' threads spent runnable but waiting for a CPU (Linux schedstat).
+
+    On a loaded machine this says how much of a latency is the scheduler's:
+    a server that waits 500 ms a second for a CPU cannot answer in 20 ms.
+    0 where ``/proc/PID/task/*/schedstat`` is missing.
+    """
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def _client_cpu(children: list[Child]) -> float:
@@ -208,11 +229,15 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
             for child in children:
                 child.expect("streaming", timing.lead + 60)
             _sleep_until(w0)
+            pids = [child.proc.pid for child in children]
             cpu0, c0, client0 = _cpu(proc), time.time(), _client_cpu(children)
+            wait0, client_wait0 = _waited([proc.pid]), _waited(pids)
             _sleep_until(w1)
             elapsed = time.time() - c0
             cpu = (_cpu(proc) - cpu0) / elapsed * 100
             client_cpu = (_client_cpu(children) - client0) / elapsed * 100
+            wait = (_waited([proc.pid]) - wait0) / elapsed * 1000
+            client_wait = (_waited(pids) - client_wait0) / elapsed * 1000
             end = t0 + timing.pieces / RATE + timing.grace  # the last session's last piece, + grace
             _sleep_until(end)
             for child in children:
@@ -256,6 +281,8 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
         p99=_percentile(latencies, 0.99),
         cpu=cpu,
         client_cpu=client_cpu,
+        wait=wait,
+        client_wait=client_wait,
         missing=undelivered,
         disorder=sum(r["disorder"] for r in reports),
         errors=errors,
@@ -269,7 +296,8 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
     print(
         f"  {contender:8} n={n:,}: {sample.delivered:,.0f} of {offered:,.0f} pieces/s delivered "
         f"({sample.share:.1f} %), added latency p50 {sample.p50:.1f} ms p99 {sample.p99:.1f} ms, "
-        f"server CPU {cpu:.0f} %, clients' {client_cpu:.0f} %, {sample.frames:,} frames for "
+        f"server CPU {cpu:.0f} %, clients' {client_cpu:.0f} %, waits for a CPU: server "
+        f"{wait:.0f} ms/s, clients' {client_wait:.0f} ms/s, {sample.frames:,} frames for "
         f"{sum(r['received'] for r in reports):,} pieces, undelivered at end {undelivered:,}, "
         f"out of order {sample.disorder}, errors {errors}"
         + (f", transcripts bad {sample.bad_transcripts} {problems or ''}" if checked else ""),
@@ -330,6 +358,8 @@ def rows(n: int, results: dict[str, list[Sample]]) -> list[Row]:
     )
     out += rows_vs("replies", case, "server CPU %", samples("cpu"), BASELINE)
     out += rows_vs("replies", case, "client CPU %", samples("client_cpu"), BASELINE)
+    out += rows_vs("replies", case, "server CPU wait ms/s", samples("wait"), BASELINE)
+    out += rows_vs("replies", case, "client CPU wait ms/s", samples("client_wait"), BASELINE)
     for name, unit in (("missing", "undelivered at end"), ("errors", "errors")):
         counts = rows_vs(
             "replies", case, unit, samples(name), BASELINE, {"tether": Target("<=", 0)}
