@@ -26,6 +26,7 @@ import secrets
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -98,12 +99,15 @@ class _SocketIOServer(uvicorn.Server):
         _ready()
 
 
-def serve_tether(sock: socket.socket) -> None:
+def serve_tether(sock: socket.socket, prepare: Callable[[Any], None] | None = None) -> None:
+    """tether's service on ``sock``; ``prepare(app)`` may add to the app before it serves."""
     from tether.service import create_app, load_settings
     from tether.service.server import TetherServer, server_config
 
     settings = load_settings()
     app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
     config = server_config(app, settings)
     _same_options(config)
 
@@ -189,8 +193,9 @@ def socketio_app() -> Any:
     return socketio.ASGIApp(sio)
 
 
-def serve_socketio(sock: socket.socket) -> None:
-    config = uvicorn.Config(socketio_app(), **OPTIONS)
+def serve_socketio(sock: socket.socket, app: Any = None) -> None:
+    """A python-socketio ASGI app (``socketio_app()`` unless given) on ``sock``."""
+    config = uvicorn.Config(app if app is not None else socketio_app(), **OPTIONS)
     _SocketIOServer(config).run(sockets=[sock])
 
 
