@@ -13,17 +13,30 @@
 //       <>
 //         <button onClick={() => chat.endAndNavigate(() => navigate("/hub"))}>Back to hub</button>
 //         {chat.messages.map((m) => <p key={m.seq}>{m.content}</p>)}
+//         {chat.replies.map((r) => <p key={r.reply_id} aria-busy="true">{r.content}</p>)}
 //       </>
 //     );
 //   }
+//
+// Watching instead of taking part (an agent's console, a call being listened to):
+//
+//   const call = useTetherSession({ token, observe: { user: "me", waitS: 300 }, endOnUnmount: false });
+//   // call.status === "awaiting" until the user's next session starts; no activity is ever sent.
+//
+// Media the page opens for the session (a microphone, an AudioContext) goes to
+// `hold`: every end releases it, whichever way the session ends.
 
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import {
   connect,
   showWarningDialog,
+  type AppDetail,
   type EndedDetail,
+  type Holdable,
   type JsonObject,
+  type RawFrame,
+  type ReplyInProgress,
   type Role,
   type Status,
   type TetherOptions,
@@ -42,8 +55,12 @@ export interface UseTetherSessionOptions extends TetherOptions {
    * they are left to the presence timeout (or endOnHide: "end").
    */
   endOnUnmount?: boolean;
-  /** Show tether's ready-made warning dialog (default true); false to render your own. */
+  /** Show tether's ready-made warning dialog (default true; never for an observer). */
   warningDialog?: boolean;
+  /** Every `{"type": "app", name, data}` the server-side application sends. */
+  onApp?: (event: AppDetail) => void;
+  /** Every server frame as sent, types this client does not know included. */
+  onFrame?: (frame: RawFrame) => void;
 }
 
 export interface TetherSessionState {
@@ -55,6 +72,8 @@ export interface TetherSessionState {
   /** Live: updated every second while a warning is in force. */
   secondsLeft: number | null;
   messages: TranscriptMessage[];
+  /** The replies streaming now, in the order they began; each leaves when its message comes. */
+  replies: ReplyInProgress[];
   config: JsonObject | null;
   ended: EndedDetail | null;
   startSession: () => void;
@@ -62,8 +81,10 @@ export interface TetherSessionState {
   /** End the session first, then navigate (seed 003's navigateToHub). */
   endAndNavigate: (go: () => void) => Promise<void>;
   sendMessage: (content: string, role?: Role) => void;
-  /** "I'm still here": counts as activity at once. */
+  /** "I'm still here": counts as activity at once (an observer sends none). */
   activity: () => void;
+  /** Hand over media or a timer of this session: released at its end. Returns a release function. */
+  hold: (thing: Holdable) => () => void;
 }
 
 export function useTetherSession(options: UseTetherSessionOptions): TetherSessionState {
@@ -77,22 +98,27 @@ export function useTetherSession(options: UseTetherSessionOptions): TetherSessio
   const [warning, setWarning] = useState<WarningDetail | null>(null);
   const [secondsLeft, setSecondsLeft] = useState<number | null>(null);
   const [messages, setMessages] = useState<TranscriptMessage[]>([]);
+  const [replies, setReplies] = useState<ReplyInProgress[]>([]);
   const [config, setConfig] = useState<JsonObject | null>(null);
   const [ended, setEnded] = useState<EndedDetail | null>(null);
 
   const startSession = useCallback(() => {
     if (sessionRef.current !== null && sessionRef.current.status !== "closed") return;
-    const { autoStart, endOnUnmount, warningDialog, ...tetherOptions } = optionsRef.current;
+    const { autoStart, endOnUnmount, warningDialog, onApp, onFrame, ...tetherOptions } =
+      optionsRef.current;
     void autoStart;
     void endOnUnmount;
+    void onApp;
+    void onFrame;
     setMessages([]);
+    setReplies([]);
     setEnded(null);
     setWarning(null);
     const next = connect(tetherOptions);
     sessionRef.current = next;
     setSession(next);
     let dialog: TetherWarningDialog | null = null;
-    if (warningDialog !== false && typeof document !== "undefined") {
+    if (warningDialog !== false && !tetherOptions.observe && typeof document !== "undefined") {
       dialog = showWarningDialog(next);
     }
     next.on("started", ({ session: view }) => setSessionId(view.id));
@@ -100,10 +126,20 @@ export function useTetherSession(options: UseTetherSessionOptions): TetherSessio
     next.on("config", ({ config: value }) => setConfig(value));
     next.on("warning", (detail) => setWarning(detail));
     next.on("active", () => setWarning(null));
-    next.on("message", ({ message }) => setMessages((list) => [...list, message]));
+    // The live map is the client's; React gets a fresh array (copies) on every change.
+    const showReplies = () => setReplies([...next.replies.values()].map((r) => ({ ...r })));
+    next.on("reply.delta", showReplies);
+    next.on("message", ({ message }) => {
+      setMessages((list) => [...list, message]);
+      if (message.reply_id !== undefined) showReplies();
+    });
+    // The current callbacks, not the first render's.
+    next.on("app", (event) => optionsRef.current.onApp?.(event));
+    next.on("frame", (frame) => optionsRef.current.onFrame?.(frame));
     next.on("ended", (detail) => {
       setWarning(null);
       setEnded(detail);
+      setReplies([]);
     });
     void next.closed.then(() => dialog?.destroy());
   }, []);
@@ -131,6 +167,12 @@ export function useTetherSession(options: UseTetherSessionOptions): TetherSessio
 
   const activity = useCallback(() => {
     sessionRef.current?.activity();
+  }, []);
+
+  const hold = useCallback((thing: Holdable): (() => void) => {
+    const current = sessionRef.current;
+    if (current === null) throw new Error("tether: no session to hold anything for");
+    return current.hold(thing);
   }, []);
 
   // Start on mount, end on unmount. Under React's StrictMode the first mount is
@@ -170,6 +212,7 @@ export function useTetherSession(options: UseTetherSessionOptions): TetherSessio
     warning,
     secondsLeft,
     messages,
+    replies,
     config,
     ended,
     startSession,
@@ -177,5 +220,6 @@ export function useTetherSession(options: UseTetherSessionOptions): TetherSessio
     endAndNavigate,
     sendMessage,
     activity,
+    hold,
   };
 }

@@ -250,6 +250,26 @@ def open_demo(context: BrowserContext, url: str, *, fake_clock: bool = False) ->
     return page, session_id
 
 
+CLIENT_PAGE = "/health"
+"""A document of the server's own origin with no script of its own (nor a CSP that forbids
+ours): tests import tether.js into it. (A page made up by the test, e.g. through
+Playwright's routing, is a "public" document to Chromium, whose Local Network Access
+checks then block its WebSocket to loopback.)"""
+
+
+def client_page(context: BrowserContext, server: LiveServer) -> Page:
+    """A page of the server's origin with tether.js imported as ``window.tether``."""
+    page = context.new_page()
+    page.goto(server.url + CLIENT_PAGE)
+    page.evaluate('async () => { window.tether = await import("/static/tether.js"); }')
+    return page
+
+
+def token_for(server: LiveServer, user: str) -> str:
+    """A user token signed by the server under test."""
+    return server.service.tokens.mint(user)
+
+
 def say(page: Page, text: str, *, expect_messages: int) -> None:
     """Send an answer and wait until the transcript holds ``expect_messages`` messages."""
     page.fill("#answer", text)

@@ -44,6 +44,7 @@ describe("defaults", () => {
         connect_timeout_ms: DEFAULTS.connectTimeoutMs,
         missed_pongs: DEFAULTS.missedPongs,
         end_on_hide: DEFAULTS.endOnHide,
+        observe_wait_s: DEFAULTS.observeWaitS,
       },
       Object.fromEntries(Object.entries(defaults).filter(([key]) => !key.startsWith("_"))),
     );

@@ -16,6 +16,9 @@
 //
 // The interviewer is the server's (src/tether/service/interviewer.py): each
 // answer gets the next question as an `assistant` message in the transcript.
+// A reply streamed through the server's reply API shows as it builds up: each
+// `reply.delta` redraws it with the text so far, and the transcript message
+// with the same reply_id takes its place.
 
 import { connect, formatCountdown, showWarningDialog } from "./tether.js";
 
@@ -84,18 +87,54 @@ function resetView() {
   setComposer(false);
 }
 
-function showMessage(message) {
+function messageItem(role, content) {
   const item = document.createElement("li");
-  item.className = `msg msg-${message.role}`;
-  item.dataset.seq = String(message.seq);
-  item.dataset.role = message.role;
+  item.className = `msg msg-${role}`;
+  item.dataset.role = role;
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = message.role === "user" ? "You" : "Interviewer";
-  item.append(who, document.createTextNode(message.content));
+  who.textContent = role === "user" ? "You" : "Interviewer";
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = content;
+  item.append(who, text);
+  return item;
+}
+
+function append(item) {
   $("transcript").append(item);
   $("empty-hint").hidden = true;
   $("transcript").scrollTop = $("transcript").scrollHeight;
+}
+
+/** The reply `replyId` while it streams: one list item, redrawn with the text so far. */
+function buildingReply(replyId) {
+  return [...$("transcript").querySelectorAll("li.building")].find((li) => li.dataset.replyId === replyId);
+}
+
+function showDelta({ reply_id: replyId, role, content }) {
+  let item = buildingReply(replyId);
+  if (item === undefined) {
+    item = messageItem(role, "");
+    item.classList.add("building");
+    item.dataset.replyId = replyId;
+    item.setAttribute("aria-busy", "true");
+    append(item);
+  }
+  item.querySelector(".text").textContent = content;
+  $("transcript").scrollTop = $("transcript").scrollHeight;
+}
+
+function showMessage(message) {
+  const item = messageItem(message.role, message.content);
+  item.dataset.seq = String(message.seq);
+  const building = message.reply_id === undefined ? undefined : buildingReply(message.reply_id);
+  if (building !== undefined) {
+    item.dataset.replyId = message.reply_id;
+    building.replaceWith(item); // the finished reply takes the place it was built in
+  } else {
+    append(item);
+  }
 }
 
 function start() {
@@ -141,6 +180,7 @@ function start() {
     setState("active");
     log("active again");
   });
+  on("reply.delta", showDelta);
   on("message", ({ message }) => showMessage(message));
   on("ended", ({ reason }) => {
     setState("ended");

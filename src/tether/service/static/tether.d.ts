@@ -15,6 +15,7 @@ export declare const DEFAULTS: Readonly<{
   connectTimeoutMs: number;
   missedPongs: number;
   endOnHide: EndOnHide;
+  observeWaitS: number;
 }>;
 
 /** Why a session ended (docs/protocol.md); "unknown_session" when the server no longer knows it. */
@@ -31,7 +32,8 @@ export type EndReason =
 
 export type SessionState = "active" | "warning" | "ended";
 export type Role = "user" | "assistant" | "system" | "tool";
-export type Status = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+/** "awaiting": an observer connected and waiting for the user's next session to start. */
+export type Status = "idle" | "connecting" | "awaiting" | "open" | "reconnecting" | "closed";
 export type Transport = "websocket" | "sse";
 export type EndOnHide = "grace" | "end";
 export type JsonObject = { [key: string]: unknown };
@@ -69,7 +71,22 @@ export interface TranscriptMessage {
   content: string;
   ts: number;
   metadata?: JsonObject;
+  /** set on the message that completes a streamed reply */
+  reply_id?: string;
+  /** true when the reply was cut short (the session ended, or the user spoke over it) */
+  partial?: boolean;
 }
+
+/** A streamed reply still building: the text so far. */
+export interface ReplyInProgress {
+  reply_id: string;
+  role: Role | string;
+  /** every piece so far, joined */
+  content: string;
+}
+
+/** What an observer watches: one session, or a user's next session ("me": the caller's). */
+export type ObserveTarget = { sessionId: string } | { user: string; waitS: number };
 
 // -- pure helpers ----------------------------------------------------------------------
 
@@ -125,6 +142,8 @@ export type ServerFrame =
   | { type: "session.active" }
   | { type: "session.ended"; reason: string; archiveId: string | null }
   | { type: "transcript.message"; message: TranscriptMessage }
+  | { type: "reply.delta"; replyId: string; role: string; text: string }
+  | { type: "app"; name: string; data: unknown }
   | { type: "pong" }
   | {
       type: "error";
@@ -141,6 +160,8 @@ export type ClientFrame =
   | { type: "hello"; token: string; v: 1 }
   | { type: "start"; kind?: string; config?: JsonObject }
   | { type: "resume"; session_id: string; after?: number }
+  | { type: "observe"; session_id: string }
+  | { type: "observe"; user: string; wait_s?: number }
   | { type: "activity" }
   | { type: "ping" }
   | { type: "message"; role: Role; content: string; metadata?: JsonObject }
@@ -158,6 +179,9 @@ export declare const clientFrames: Readonly<{
     content: string,
     metadata?: JsonObject | null,
   ): Extract<ClientFrame, { type: "message" }>;
+  observe(
+    target: { sessionId: string } | { user?: string; waitS?: number },
+  ): Extract<ClientFrame, { type: "observe" }>;
   config(config: JsonObject): Extract<ClientFrame, { type: "config" }>;
   end(): Extract<ClientFrame, { type: "end" }>;
 }>;
@@ -228,6 +252,8 @@ export interface TetherEnv {
   sessionStorage?: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null;
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (id: unknown) => void;
+  /** used to clear timer ids handed to hold() */
+  clearInterval?: (id: unknown) => void;
   /** wall clock, ms (warning deadlines) */
   now?: () => number;
   /** monotonic clock, ms (activity throttling) */
@@ -246,8 +272,15 @@ export interface TetherOptions {
   kind?: string;
   /** For a new session: sent with `start` at once. */
   config?: JsonObject;
-  /** Resume this session instead of starting one. */
+  /** Resume this session instead of starting one (with `observe: true`: watch it). */
   sessionId?: string;
+  /**
+   * Watch instead of taking part: `{sessionId}` (or `true` with `sessionId`) watches that
+   * session; `{user: "me", waitS}` (or `true` alone) waits up to waitS seconds (default
+   * DEFAULTS.observeWaitS) for the user's next session. An observer sends no activity and
+   * no messages (sendMessage throws); it may change the config and end the session.
+   */
+  observe?: boolean | { sessionId: string } | { user?: string; waitS?: number };
   /** Keep the session id in sessionStorage under this key: a reload resumes it. */
   persistKey?: string | null;
   /** User activity tracking; false turns it off. */
@@ -299,6 +332,26 @@ export interface ErrorDetail {
   status?: number;
 }
 
+/** A piece of a streamed reply: `text` is this piece, `content` the reply so far. */
+export interface ReplyDeltaDetail {
+  reply_id: string;
+  role: Role | string;
+  text: string;
+  content: string;
+}
+
+/** Whatever the server-side application sent: `{"type": "app", name, data}`. */
+export interface AppDetail {
+  name: string;
+  data: unknown;
+}
+
+/** A server frame exactly as sent (wire names), including types this client does not know. */
+export interface RawFrame {
+  type?: unknown;
+  [field: string]: unknown;
+}
+
 export interface TetherEventMap {
   started: { session: SessionView; resumed: boolean };
   status: StatusDetail;
@@ -306,6 +359,9 @@ export interface TetherEventMap {
   warning: WarningDetail;
   active: Record<string, never>;
   message: { message: TranscriptMessage };
+  "reply.delta": ReplyDeltaDetail;
+  app: AppDetail;
+  frame: RawFrame;
   ended: EndedDetail;
   error: ErrorDetail;
 }
@@ -325,6 +381,10 @@ export interface SessionFields {
   readonly maxMessageBytes: number | null;
   readonly lastSeq: number;
   readonly endedDetail: EndedDetail | null;
+  /** The replies streaming now, by reply_id (live: read it, do not change it). */
+  readonly replies: ReadonlyMap<string, ReplyInProgress>;
+  /** What this client observes, or null when it takes part. */
+  readonly observing: ObserveTarget | null;
 }
 
 /** Where the client's link to the session stands (TetherProtocol.state). */
@@ -384,6 +444,7 @@ export interface ProtocolOptions
     | "wsFailuresBeforeSse"
     | "connectTimeoutMs"
     | "missedPongs"
+    | "observe"
   > {
   /** an id kept by a previous page; dropped (and a new session started) if the server no longer knows it */
   storedId?: string | null;
@@ -446,6 +507,12 @@ export declare class TetherSession extends EventTarget {
   open(): this;
   on<K extends TetherEventName>(name: K, fn: (detail: TetherEventMap[K]) => void): () => void;
   secondsLeft(): number | null;
+  /**
+   * Hand over something the page holds for this session: every end (server, client, idle
+   * timeout, replaced, disconnect) and the page's pagehide release it. Returns a function
+   * that releases it now; after the end it is released at once.
+   */
+  hold(thing: Holdable): () => void;
   activity(): void;
   sendMessage(content: string, options?: { role?: Role; metadata?: JsonObject }): void;
   setConfig(config: JsonObject): void;
@@ -455,6 +522,37 @@ export declare class TetherSession extends EventTarget {
 }
 
 export declare function connect(options: TetherOptions): TetherSession;
+
+/** The `observe` option as the protocol keeps it (throws TypeError for a bad one). */
+export declare function observeTarget(
+  observe: TetherOptions["observe"],
+  sessionId?: string | null,
+): ObserveTarget | null;
+
+/**
+ * What the page holds for a session: a MediaStream (its tracks are stopped), a track, a
+ * recorder or a source node (stopped), an AudioContext, a WebSocket or a peer connection
+ * (closed), a timer id (cleared) or a function (called once).
+ */
+export type Holdable =
+  | { getTracks(): { stop(): void }[] }
+  | { close(): unknown; state?: string }
+  | { stop(): void; state?: string }
+  | number
+  | (() => void);
+
+/** The things held for one session, each released once (TetherSession.hold uses one). */
+export declare class Holdings {
+  constructor(
+    env?: { clearTimeout?: (id: unknown) => void; clearInterval?: (id: unknown) => void },
+    onError?: (error: unknown, thing: Holdable) => void,
+  );
+  readonly size: number;
+  readonly done: boolean;
+  hold(thing: Holdable): () => void;
+  release(thing: Holdable): void;
+  releaseAll(options?: { final?: boolean }): void;
+}
 
 // -- the warning dialog ----------------------------------------------------------------
 

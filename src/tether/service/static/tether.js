@@ -4,7 +4,11 @@
 // entry module re-exports the client's public API from its parts under tether/:
 //
 //   protocol.js  the sans-I/O rulebook: a State enum, inputs in, actions out
+//                (its link rules in protocol-ws.js and protocol-sse.js, the
+//                conversation's: replies, app events, observing, in
+//                protocol-conversation.js)
 //   session.js   TetherSession: drives the protocol, owns timers, storage, the page
+//   holdings.js  what the page holds for a session (media, timers), released at its end
 //   drivers.js   the thin WebSocket, EventSource and REST edges
 //   wire.js      close codes, server frames checked, client frames built
 //   urls.js      every URL the client uses
@@ -35,5 +39,7 @@ export {
 export { apiBase, endpoints, eventsUrl, beaconRequest } from "./tether/urls.js";
 export { ActivityTracker } from "./tether/activity.js";
 export { State, Ending, TetherProtocol } from "./tether/protocol.js";
+export { observeTarget } from "./tether/protocol-conversation.js";
 export { TetherSession, connect } from "./tether/session.js";
+export { Holdings } from "./tether/holdings.js";
 export { DIALOG_CSS, TetherWarningDialog, showWarningDialog } from "./tether/dialog.js";

@@ -30,4 +30,6 @@ export const DEFAULTS = Object.freeze({
   missedPongs: 2,
   /** What hiding or leaving the page does: "grace" leaves it to the presence timeout. */
   endOnHide: "grace",
+  /** How long `observe: {user}` waits for the user's next session (the server's default too). */
+  observeWaitS: 30,
 });

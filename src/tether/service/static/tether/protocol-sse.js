@@ -31,6 +31,7 @@ export class SseRules {
   /** The event stream opened. */
   streamOpened() {
     if (this.state !== State.ATTACHING) return;
+    this._newLink();
     this.attempt = 0;
     this.state = State.OPEN;
     this._setStatus("open");

@@ -19,8 +19,11 @@ export class WebSocketRules {
   socketOpened() {
     if (this.state !== State.CONNECTING) return;
     this.state = State.ATTACHING;
+    this._newLink();
     this._send(clientFrames.hello(this.token));
-    if (this.id !== null) {
+    if (this.observing !== null) {
+      this._send(this._observeFrame());
+    } else if (this.id !== null) {
       this._send(clientFrames.resume(this.id, this.lastSeq));
     } else {
       this._send(clientFrames.start(this.kind, this.initialConfig));
@@ -121,6 +124,11 @@ export class WebSocketRules {
     this._stopPings();
     this.unanswered = 0;
     this._timer("ping", this.heartbeatIntervalS * 1000);
+    if (this._awaitingSession()) {
+      // Connected: the wait for the user's next session may be long, and is no failure.
+      this._cancel("connect");
+      this._setStatus("awaiting");
+    }
   }
 
   _beat() {

@@ -22,14 +22,16 @@
 //   {type: "finish", detail}              the client is done: `closed` resolves with `detail`
 //
 // The rules of each link live beside this module as methods mixed into the
-// class: protocol-ws.js (the WebSocket) and protocol-sse.js (SSE + REST); the
-// state enums in states.js.
+// class: protocol-ws.js (the WebSocket) and protocol-sse.js (SSE + REST); those
+// of the conversation (replies, app events, observing) in
+// protocol-conversation.js; the state enums in states.js.
 import { DEFAULTS } from "./defaults.js";
+import { ConversationRules, observeTarget } from "./protocol-conversation.js";
 import { SseRules } from "./protocol-sse.js";
 import { WebSocketRules } from "./protocol-ws.js";
 import { Ending, State } from "./states.js";
 import { backoffDelay } from "./timing.js";
-import { TetherFrameError, clientFrames, parseServerFrame } from "./wire.js";
+import { TetherFrameError, clientFrames, decodeServerFrame, parseFrameJson } from "./wire.js";
 
 export { Ending, State };
 
@@ -41,7 +43,8 @@ export class TetherProtocol {
    * function: an auth refusal is worth one retry), transport ("auto" |
    * "websocket" | "sse"), canWebSocket, canEventSource, backoff {base, cap},
    * maxReconnectAttempts, wsFailuresBeforeSse, connectTimeoutMs, missedPongs,
-   * and the injected now() (ms) and random().
+   * observe (watch a session instead of taking part: see observeTarget), and
+   * the injected now() (ms) and random().
    */
   constructor(options = {}) {
     this.kind = options.kind;
@@ -64,10 +67,15 @@ export class TetherProtocol {
 
     this.state = State.IDLE;
     this.ending = Ending.NO;
-    this.id = options.sessionId ?? null;
+    /** What this client watches ({sessionId} or {user, waitS}), or null: it takes part. */
+    this.observing = observeTarget(options.observe, options.sessionId);
+    /** When the wait for the next session runs out (now() ms), once it was first asked. */
+    this.observeDeadline = null;
+    this.id = options.sessionId ?? this.observing?.sessionId ?? null;
     /** The id came from storage and the server has not confirmed it yet. */
     this.idFromStorage = false;
-    if (this.id === null && options.storedId !== undefined && options.storedId !== null) {
+    const mayRestore = this.id === null && this.observing === null;
+    if (mayRestore && options.storedId !== undefined && options.storedId !== null) {
       this.id = options.storedId;
       this.idFromStorage = true;
     }
@@ -80,6 +88,8 @@ export class TetherProtocol {
     this.maxMessageBytes = null;
     this.lastSeq = 0;
     this.endedDetail = null;
+    /** The replies streaming now: reply_id -> {reply_id, role, content} (the text so far). */
+    this.replies = new Map();
 
     this.attempt = 0;
     this.wsFailures = 0;
@@ -115,6 +125,7 @@ export class TetherProtocol {
   /** The user is engaged: an activity frame now, or as soon as the link is back. */
   activity() {
     if (this.state === State.CLOSED) return;
+    if (this.observing !== null) return; // an observer never counts as activity
     if (this.transport === "sse" && this.id !== null) {
       this._do("rest", { call: "activity" });
       return;
@@ -124,6 +135,7 @@ export class TetherProtocol {
 
   /** Append a message (throws RangeError if larger than the server takes). */
   sendMessage(content, options = {}) {
+    if (this.observing !== null) throw new Error("tether: an observer cannot send messages");
     const frame = clientFrames.message(options.role ?? "user", content, options.metadata);
     const body = { role: frame.role, content: frame.content };
     if (frame.metadata) body.metadata = frame.metadata;
@@ -139,6 +151,10 @@ export class TetherProtocol {
   end() {
     if (this.endedDetail !== null || this.state === State.CLOSED) return;
     if (this.ending === Ending.SENT) return;
+    if (this._awaitingSession()) {
+      this._shutdown(null); // stop waiting; never end the session the user starts next
+      return;
+    }
     this.ending = Ending.ASKED;
     if (this.id !== null) {
       this._sendEnd();
@@ -173,6 +189,10 @@ export class TetherProtocol {
     if (this.state !== State.CONNECTING) return; // stopped or ending meanwhile
     this.token = token;
     if (this._useSse()) {
+      if (this._awaitingSession()) {
+        this._refuseObserveOverSse();
+        return;
+      }
       this._connectSse();
       return;
     }
@@ -199,7 +219,7 @@ export class TetherProtocol {
       this._connect();
     } else if (name === "ping") {
       this._beat();
-    } else if (name === "connect" && this.transport === "websocket") {
+    } else if (name === "connect" && this.transport === "websocket" && this.status !== "awaiting") {
       if (this.state === State.CONNECTING || this.state === State.ATTACHING) this._abandon();
     }
   }
@@ -208,10 +228,13 @@ export class TetherProtocol {
 
   /** One frame from the server (WebSocket text or an SSE data line). */
   receive(text) {
+    if (this.state === State.CLOSED) return; // a late frame of a link already let go
     this.unanswered = 0; // any frame answers a ping
     let frame;
     try {
-      frame = parseServerFrame(text);
+      const data = parseFrameJson(text);
+      this._emit("frame", data); // every frame as sent, a type this client does not know too
+      frame = decodeServerFrame(data);
     } catch (exc) {
       if (exc instanceof TetherFrameError && exc.code === "unknown_type") return; // newer server
       this._emit("error", { code: "bad_server_frame", message: String(exc?.message ?? exc) });
@@ -249,6 +272,7 @@ export class TetherProtocol {
   }
 
   _onMessage(message) {
+    this._finishReply(message);
     if (message.seq <= this.lastSeq) return; // already delivered (a replay overlap)
     this.lastSeq = message.seq;
     this._emit("message", { message });
@@ -283,7 +307,7 @@ export class TetherProtocol {
 
   /** A stored id the server no longer knows (a reload after the end): start afresh. */
   _restartStoredId() {
-    if (!(this.idFromStorage && this.info === null)) return false;
+    if (!(this.idFromStorage && this.info === null) || this.observing !== null) return false;
     this.idFromStorage = false;
     this.id = null;
     this._do("forget");
@@ -375,6 +399,7 @@ export class TetherProtocol {
     if (detail.code !== undefined) clean.code = detail.code;
     this.endedDetail = clean;
     this.warning = null;
+    this.replies.clear();
     this._do("forget");
     this._emit("ended", { ...clean });
     this._shutdown(clean);
@@ -430,15 +455,18 @@ const FRAME_HANDLERS = {
   },
   "session.ended": (p, f) => p._ended({ reason: f.reason, archiveId: f.archiveId }),
   "transcript.message": (p, f) => p._onMessage(f.message),
+  "reply.delta": (p, f) => p._onReplyDelta(f),
+  app: (p, f) => p._onApp(f),
   pong: () => {},
   error: (p, f) => {
     p.lastError = f;
     p._emit("error", { code: f.code, message: f.message, reason: f.reason, retryAfterS: f.retryAfterS });
+    if (f.code === "observe_timeout") p._onObserveTimeout();
   },
 };
 
 // The link rules are methods of TetherProtocol, kept in their own modules.
-for (const rules of [WebSocketRules, SseRules]) {
+for (const rules of [WebSocketRules, SseRules, ConversationRules]) {
   for (const name of Object.getOwnPropertyNames(rules.prototype)) {
     if (name === "constructor") continue;
     Object.defineProperty(TetherProtocol.prototype, name, Object.getOwnPropertyDescriptor(rules.prototype, name));

@@ -7,6 +7,7 @@
 import { ActivityTracker } from "./activity.js";
 import { DEFAULTS } from "./defaults.js";
 import { SseDriver, WebSocketDriver, restCall } from "./drivers.js";
+import { Holdings } from "./holdings.js";
 import { State, TetherProtocol } from "./protocol.js";
 import { monotonicNow } from "./timing.js";
 import { apiBase, beaconRequest, endpoints, eventsUrl } from "./urls.js";
@@ -30,6 +31,7 @@ function defaultEnv() {
     sessionStorage: storage,
     setTimeout: (fn, ms) => g.setTimeout(fn, ms),
     clearTimeout: (id) => g.clearTimeout(id),
+    clearInterval: (id) => g.clearInterval(id),
     now: () => Date.now(),
     monotonic: monotonicNow,
     random: Math.random,
@@ -48,12 +50,15 @@ const MIRRORED = [
   "maxMessageBytes",
   "lastSeq",
   "endedDetail",
+  "replies",
+  "observing",
 ];
 
 /**
  * One tether session seen from the browser. Extends EventTarget: listen with
  * `addEventListener(name, e => e.detail)` or `on(name, detail => ...)`.
- * Events: started, status, config, warning, active, message, ended, error.
+ * Events: started, status, config, warning, active, message, reply.delta,
+ * app, frame (every server frame as sent), ended, error.
  */
 export class TetherSession extends EventTarget {
   constructor(options = {}) {
@@ -91,8 +96,14 @@ export class TetherSession extends EventTarget {
     this._timers = new Map();
     this._listeners = [];
     this._beaconSent = false;
+    this._holdings = new Holdings(env, (exc) =>
+      this.dispatchEvent(
+        new CustomEvent("error", { detail: { code: "release_failed", message: String(exc?.message ?? exc) } }),
+      ),
+    );
     const activity = options.activity ?? {};
-    const activityOn = activity !== false && activity.enabled !== false;
+    // An observer never counts as activity: no tracker at all.
+    const activityOn = activity !== false && activity.enabled !== false && this.protocol.observing === null;
     this.activityTracker = activityOn
       ? new ActivityTracker(activity.target ?? env.window, () => this.activity({ fromUser: true }), {
           events: activity.events,
@@ -133,6 +144,17 @@ export class TetherSession extends EventTarget {
   /** The warning's seconds left right now (live), or null without a warning. */
   secondsLeft() {
     return this.protocol.secondsLeft();
+  }
+
+  /**
+   * Hand over something the page holds for this session (a MediaStream, a
+   * track, an AudioContext, a recorder, a timer id, a cleanup function): every
+   * end releases it (tracks stopped, context closed, timer cleared, function
+   * called once), and so does the page going away. Returns a function that
+   * releases it now. Once the client is closed, it is released at once.
+   */
+  hold(thing) {
+    return this._holdings.hold(thing);
   }
 
   /**
@@ -336,6 +358,7 @@ export class TetherSession extends EventTarget {
     });
     listen(win, "pagehide", () => {
       if (this.endOnHide === "end") this.endWithBeacon();
+      this._holdings.releaseAll(); // the page is going: no microphone stays open behind it
     });
     listen(win, "pageshow", (event) => {
       if (event && event.persisted) wake(); // back from the bfcache
@@ -352,6 +375,7 @@ export class TetherSession extends EventTarget {
     this._socket = null;
     this._stream?.close();
     this._stream = null;
+    this._holdings.releaseAll({ final: true });
   }
 
   _later(name, ms) {

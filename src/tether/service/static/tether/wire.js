@@ -132,6 +132,13 @@ const SERVER_FRAMES = {
         : field(f, "archive_id", ...nonEmptyString),
   }),
   "transcript.message": (f) => ({ type: f.type, message: checkMessage(f.type, f.message) }),
+  "reply.delta": (f) => ({
+    type: f.type,
+    replyId: field(f, "reply_id", ...nonEmptyString),
+    role: field(f, "role", ...nonEmptyString),
+    text: field(f, "text", ...anyString),
+  }),
+  app: (f) => ({ type: f.type, name: field(f, "name", ...nonEmptyString), data: f.data ?? null }),
   pong: (f) => ({ type: f.type }),
   error: (f) => ({
     type: f.type,
@@ -153,6 +160,11 @@ export const SERVER_FRAME_TYPES = Object.freeze(Object.keys(SERVER_FRAMES));
  * unknown_type (missing or unknown `type`), invalid_frame (a field is wrong).
  */
 export function parseServerFrame(text) {
+  return decodeServerFrame(parseFrameJson(text));
+}
+
+/** One server frame's text as its JSON object, before any check of its type (bad_json). */
+export function parseFrameJson(text) {
   if (typeof text !== "string") {
     throw new TetherFrameError("bad_json", "server frames are JSON text");
   }
@@ -165,6 +177,11 @@ export function parseServerFrame(text) {
   if (!isObject(data)) {
     throw new TetherFrameError("bad_json", "server frame is not a JSON object");
   }
+  return data;
+}
+
+/** Check one server frame already parsed from JSON (see parseServerFrame). */
+export function decodeServerFrame(data) {
   const type = data.type;
   if (typeof type !== "string" || !Object.hasOwn(SERVER_FRAMES, type)) {
     const shown = type === undefined ? "missing" : JSON.stringify(type);
@@ -192,6 +209,10 @@ export const clientFrames = Object.freeze({
     metadata === undefined || metadata === null
       ? { type: "message", role, content }
       : { type: "message", role, content, metadata },
+  observe: (target) =>
+    target.sessionId !== undefined && target.sessionId !== null
+      ? { type: "observe", session_id: target.sessionId }
+      : { type: "observe", user: target.user ?? "me", wait_s: target.waitS },
   config: (config) => ({ type: "config", config }),
   end: () => ({ type: "end" }),
 });
