@@ -2,8 +2,8 @@
 
 Run it (the fake LLM stands in for a real endpoint)::
 
+    export TETHER_SECRET=$(openssl rand -hex 32)
     python -m bench.fake_llm --port 8400 &
-    TETHER_SECRET=change-me-0123456789abcdef0123 \\
     TETHER_LLM_BASE_URL=http://127.0.0.1:8400/v1 TETHER_LLM_MODEL=echo:0.05 \\
     uvicorn --factory examples.practice_call.app:create --port 8000
 
