@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tether.core.ids import validate_session_id
@@ -90,8 +91,14 @@ def free_port() -> socket.socket:
 class LiveServer:
     """The tether app under uvicorn in a thread of its own, its manager on a fake clock."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.settings = settings_for(data_dir)
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        settings: Settings | None = None,
+        build: Callable[[Settings, SessionManager], FastAPI] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else settings_for(data_dir)
         self.clock = FakeClock(start=time.time())
         self.manager = SessionManager(
             MemoryStore(),
@@ -99,7 +106,10 @@ class LiveServer:
             clock=self.clock,
             max_sessions_per_user=self.settings.max_sessions_per_user,
         )
-        self.app = create_app(self.settings, manager=self.manager)
+        if build is None:
+            self.app = create_app(self.settings, manager=self.manager)
+        else:  # an app built on tether's, e.g. an example's
+            self.app = build(self.settings, self.manager)
         self._sock = free_port()
         self.port: int = self._sock.getsockname()[1]
         self.loop = asyncio.new_event_loop()
@@ -397,9 +407,9 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path) -> Iterator[LiveServer]:
-    """A started :class:`LiveServer`, stopped at the end of the block."""
-    server = LiveServer(data_dir)
+def running_server(data_dir: Path, **options: Any) -> Iterator[LiveServer]:
+    """A started :class:`LiveServer` (``options`` as its own), stopped at the end of the block."""
+    server = LiveServer(data_dir, **options)
     server.start()
     try:
         yield server
