@@ -54,6 +54,10 @@ class Lease(NamedTuple):
     """The key of the batch holding the leased sessions (``""``: none)."""
     ids: list[str]
     """The leased sessions, not yet read or decided."""
+    shard: int = 0
+    """The shard of the batch (a sharded store leases one batch per shard)."""
+    parts: tuple[Lease, ...] = ()
+    """A sharded store's lease: the lease of each shard (the fields above merge them)."""
 
 
 class Claims:
@@ -71,6 +75,11 @@ class Claims:
         reply = await self._link.scripts.next(keys=[k.due, k.ending, k.reaping, k.claims])
         return None if reply is None else codec.time_of(reply)
 
+    def next_call(self) -> Call:
+        """The ``next.lua`` call of :meth:`next_due` (a sharded store pipelines one per shard)."""
+        k = self._link.keys
+        return (self._link.scripts.next, [k.due, k.ending, k.reaping, k.claims], [])
+
     async def lease_due(self, now: float, limit: int) -> Lease:
         """Step one of a claim, after releasing dead nodes' connections (``reap.lua``).
 
@@ -78,15 +87,30 @@ class Claims:
         to ``limit`` due sessions to this caller as one batch (``claim.lua``),
         without reading them: :meth:`settle` decides and commits them.
         """
+        calls, batch = self.lease_calls(now, limit)
+        replies = await self._link.run(calls)
+        ends, count = await self.leased(replies)
+        if not count:
+            return Lease(ends, "", [])
+        ids: list[codec.Raw] = await self._link.client.lrange(batch, 0, -1)
+        return Lease(ends, batch, [text(i) for i in ids])
+
+    def lease_calls(self, now: float, limit: int) -> tuple[list[Call], str]:
+        """The ``reap.lua`` and ``claim.lua`` calls of :meth:`lease_due`, and the batch's key.
+
+        With ``limit`` 0 (a sharded store's shard with nothing due) only the reap.
+        """
         link, k = self._link, self._link.keys
         at, batch = num(now), k.batch(self._nodes.token, next(self._batch_numbers))
-        reap, claim = await link.run(
-            [
-                (
-                    link.scripts.reap,
-                    [k.nodes, k.alive, k.reaping, k.due],
-                    [k.prefix, at, limit, self._nodes.token],
-                ),
+        calls: list[Call] = [
+            (
+                link.scripts.reap,
+                [k.nodes, k.alive, k.reaping, k.due],
+                [k.prefix, at, max(limit, 1), self._nodes.token],
+            )
+        ]
+        if limit > 0:
+            calls.append(
                 (
                     link.scripts.claim,
                     [k.due, k.ending, k.claims, batch],
@@ -98,21 +122,24 @@ class Claims:
                         num(now + link.end_lease),
                         link.retention_ms,
                     ],
-                ),
-            ]
-        )
-        for result in (reap, claim):
+                )
+            )
+        return calls, batch
+
+    async def leased(self, replies: Sequence[Any]) -> tuple[list[Claim], int]:
+        """The ends handed out again and the batch's size, from :meth:`lease_calls`' replies."""
+        for result in replies:
             if isinstance(result, BaseException):
                 raise result
+        if len(replies) < 2:
+            return [], 0
+        claim = replies[1]
         ends = []
-        for loaded in await link.decoded(claim[0]):
+        for loaded in await self._link.decoded(claim[0]):
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
-            ends.append(link.end_claim(loaded, Ended(reason), loaded.fence))
-        if not int(claim[1]):
-            return Lease(ends, "", [])
-        ids: list[codec.Raw] = await link.client.lrange(batch, 0, -1)
-        return Lease(ends, batch, [text(i) for i in ids])
+            ends.append(self._link.end_claim(loaded, Ended(reason), loaded.fence))
+        return ends, int(claim[1])
 
     async def settle(self, lease: Lease, now: float) -> list[Claim]:
         """Step two of a claim: decide each leased session with the core and commit it.
