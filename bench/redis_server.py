@@ -116,6 +116,83 @@ def launch(
     raise RuntimeError("redis-server did not start:\n" + "".join(output[-20:]))
 
 
+@dataclass
+class BenchCluster:
+    """A running local Redis Cluster: one ``redis-server`` per master, no replicas."""
+
+    masters: list[BenchRedis]
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming its first node (any node would do)."""
+        return f"redis+cluster://127.0.0.1:{self.masters[0].port}"
+
+    def stop(self) -> None:
+        for master in self.masters:
+            master.stop()
+
+
+def launch_cluster(
+    directory: str, masters: int = 3, *, timeout: float = START_TIMEOUT_S
+) -> BenchCluster:
+    """Start ``masters`` cluster-enabled servers in ``directory``, join them, wait for ``ok``.
+
+    The slots are split evenly by ``redis-cli --cluster create``; raises
+    ``RuntimeError`` if the cluster does not come up within ``timeout``.
+    """
+    import os
+    import time
+
+    nodes: list[BenchRedis] = []
+    try:
+        for i in range(masters):
+            home = os.path.join(directory, f"node-{i}")
+            os.makedirs(home, exist_ok=True)
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            extra += ["--maxmemory-policy", "noeviction"]
+            nodes.append(BenchRedis(*launch(home, extra, timeout=timeout)))
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not on PATH (Debian: apt-get install redis-tools)")
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            while True:
+                info = subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cluster did not reach cluster_state:ok:\n{info}")
+                time.sleep(0.05)  # the cluster bus gossips the new slots
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return BenchCluster(nodes)
+
+
+@contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[BenchCluster]:
+    """A fresh local cluster in its own temp dir for the block, stopped by pid afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tether-bench-cluster-") as directory:
+        cluster = launch_cluster(directory, masters)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
 def _start(directory: str) -> BenchRedis:
     return BenchRedis(*launch(directory, ["--maxmemory-policy", "noeviction"]))
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from redis_kit import RedisServer, start_redis_server
+from bench.redis_server import BenchCluster
+from redis_kit import RedisServer, start_redis_cluster, start_redis_server
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchCluster]:
+    """One real 3-master Redis Cluster for the whole test session, stopped by pid at the end."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -477,6 +477,8 @@ class RedisStore:
     async def _lease(self, now: float, limit: int) -> Lease:
         if len(self._shards) == 1:
             return await self._shards[0].claims.lease_due(now, limit)
+        if self._due_at is None:
+            await self.next_due()  # which shards have anything due (the scheduler just asked)
         due_at, self._due_at = self._due_at, None
         hot = [
             number
