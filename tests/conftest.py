@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from bench.redis_server import BenchCluster
+
 from redis_kit import RedisServer, start_redis_cluster, start_redis_server
 
 

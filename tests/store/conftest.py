@@ -24,8 +24,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
-
 from bench.redis_server import BenchCluster
+
 from redis_kit import RedisServer, flush, flush_cluster
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore

@@ -146,8 +146,6 @@ class RedisStore:
             )
             for number, link in enumerate(links)
         ]
-        self._due_at: builtins.list[float | None] | None = None
-        """Per shard, the earliest time the last ``next_due`` saw there (None: unknown)."""
         self._turn = 0
         self.touches: Batcher[Touch] = writer.batcher
         """The touch writer; its counters show how many round trips touches took."""
@@ -254,13 +252,13 @@ class RedisStore:
             sharded=isinstance(self._link.client, RedisCluster),
         )
 
+    def keys_of(self, session_id: str) -> Keys:
+        """The key layout of session ``session_id``'s shard (tests and benches look at keys)."""
+        return self._of(session_id).link.keys
+
     def _of(self, session_id: str) -> Shard:
         """The shard of session ``session_id``."""
         return self._shards[shard_of(session_id, len(self._shards))]
-
-    def _moved(self) -> None:
-        """Forget which shards had something due: a write here may have armed one."""
-        self._due_at = None
 
     # -- lookups ------------------------------------------------------------------
 
@@ -305,6 +303,12 @@ class RedisStore:
     async def next_due(self) -> float | None:
         if len(self._shards) == 1:
             return await self._shards[0].claims.next_due()
+        times = await self._due_times()
+        armed = [t for t in times if t is not None]
+        return min(armed) if armed else None
+
+    async def _due_times(self) -> builtins.list[float | None]:
+        """Each shard's earliest time to look at (``next.lua``), one pipeline."""
         calls: builtins.list[Call] = [s.claims.next_call() for s in self._shards]
         replies = await self._link.run(calls)
         times: builtins.list[float | None] = []
@@ -312,10 +316,7 @@ class RedisStore:
             if isinstance(reply, BaseException):
                 raise reply
             times.append(None if reply is None else codec.time_of(reply))
-        armed = [t for t in times if t is not None]
-        earliest = min(armed) if armed else None
-        self._due_at = times
-        return earliest
+        return times
 
     @translated
     async def ping(self) -> None:
@@ -337,7 +338,6 @@ class RedisStore:
     async def create(
         self, record: SessionRecord, *, max_per_user: int | None, reuse: bool = False
     ) -> Created:
-        self._moved()
         shard = self._of(record.id)
         if len(self._shards) == 1 or (max_per_user is None and not reuse):
             return await shard.sessions.create(record, max_per_user=max_per_user, reuse=reuse)
@@ -406,10 +406,7 @@ class RedisStore:
     async def touch(
         self, session_id: SessionId, now: float, *, activity: bool
     ) -> Claim | Armed | None:
-        result = await self._of(session_id).touches.touch(session_id, now, activity=activity)
-        if result is not None:
-            self._moved()
-        return result
+        return await self._of(session_id).touches.touch(session_id, now, activity=activity)
 
     @translated
     async def attach(self, session_id: SessionId, now: float) -> SessionInfo:
@@ -417,12 +414,10 @@ class RedisStore:
 
     @translated
     async def detach(self, session_id: SessionId, now: float) -> float | None:
-        self._moved()
         return await self._of(session_id).sessions.detach(session_id, now)
 
     @translated
     async def end(self, session_id: SessionId, reason: EndReason, now: float) -> Claim | None:
-        self._moved()
         return await self._of(session_id).sessions.end(session_id, reason, now)
 
     @translated
@@ -433,7 +428,6 @@ class RedisStore:
     async def update_policy(
         self, session_id: SessionId, policy: Policy, now: float
     ) -> float | None:
-        self._moved()
         return await self._of(session_id).sessions.update_policy(session_id, policy, now)
 
     @translated
@@ -477,13 +471,12 @@ class RedisStore:
     async def _lease(self, now: float, limit: int) -> Lease:
         if len(self._shards) == 1:
             return await self._shards[0].claims.lease_due(now, limit)
-        if self._due_at is None:
-            await self.next_due()  # which shards have anything due (the scheduler just asked)
-        due_at, self._due_at = self._due_at, None
+        # Which shards have anything due: read fresh (another node may have armed
+        # one a moment ago), so the limit goes to them and not to empty shards.
         hot = [
             number
-            for number in range(len(self._shards))
-            if due_at is None or ((at := due_at[number]) is not None and at <= now)
+            for number, at in enumerate(await self._due_times())
+            if at is not None and at <= now
         ]
         shares = [0] * len(self._shards)
         if hot:
@@ -574,7 +567,6 @@ class RedisStore:
     @translated
     async def resume_presence(self, at: float) -> int:
         """Restart presence at ``at`` (see :meth:`~.nodes.Nodes.resume_presence`)."""
-        self._moved()
         return await self._nodes.resume_presence(at)
 
     @translated
@@ -588,7 +580,6 @@ class RedisStore:
 
     @translated
     async def leave(self, now: float) -> None:
-        self._moved()
         await self._nodes.leave(now)
 
 
