@@ -1,4 +1,4 @@
-"""The Redis store on a real 3-master Redis Cluster: keys spread over every master, one slot per script."""
+"""The Redis store on a real 3-master Redis Cluster: keys on every master, one slot per script."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ async def test_the_bus_carries_payloads_between_nodes_on_sharded_pubsub(
     ],
 )
 def test_the_url_scheme_names_the_topology(url: str, kind: str) -> None:
-    """redis://, redis+cluster:// and redis+sentinel:// name one Redis, a cluster, a Sentinel set."""
+    """redis://, redis+cluster://, redis+sentinel:// name one Redis, a cluster, Sentinels."""
     assert parse(url).kind == kind
 
 
