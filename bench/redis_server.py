@@ -275,3 +275,82 @@ async def load_sessions(
         n = min(chunk, count - first)
         await loader(keys=list(keys[2:]), args=[stem, first, n, user_at, *template])
     return [f"{stem}{n:016d}" for n in range(count)]
+
+
+_LOADER_IDS_BODY = """
+local function create_one(KEYS, ARGV)
+{create}
+end
+-- KEYS: due, live, ended, seq (of one shard).  ARGV[1] n   ARGV[2 .. n+1] the ids
+-- ARGV[n+2] index of the user in the template; ARGV[n+3...] the template, as above.
+local n = tonumber(ARGV[1])
+local user_at = tonumber(ARGV[n + 2])
+local template = {{}}
+for i = n + 3, #ARGV do
+  template[#template + 1] = ARGV[i]
+end
+local prefix = template[1]
+for i = 2, n + 1 do
+  local id = ARGV[i]
+  local args = {{}}
+  for j, v in ipairs(template) do
+    args[j] = v
+  end
+  args[2] = id
+  args[3] = 'u' .. id
+  args[user_at] = 'u' .. id
+  create_one({{prefix .. 's:' .. id, prefix .. 'm:' .. id, KEYS[1], KEYS[2], KEYS[3], KEYS[4]}},
+    args)
+end
+return n
+"""
+
+
+async def load_sessions_sharded(
+    store: RedisStore,
+    policy: Policy,
+    now: float,
+    count: int,
+    *,
+    chunk: int = 2000,
+) -> list[str]:
+    """``load_sessions`` for a sharded store (Redis Cluster): ids made here, loaded per shard.
+
+    Each shard's sessions go through ``create.lua`` in that shard's slot,
+    ``chunk`` per call; the calls of all shards are pipelined. Returns the ids.
+    """
+    from tether.store.redis.shards import shard_of
+
+    shards = store.shards
+    ids = [secrets.token_hex(16) for _ in range(count)]
+    groups: dict[int, list[str]] = {}
+    for sid in ids:
+        groups.setdefault(shard_of(sid, shards), []).append(sid)
+    source_text = source("prelude") + _LOADER_IDS_BODY.format(
+        create=source("create").replace("\n", "\n  ")
+    )
+    loader = store.client.register_script(source_text)
+    templates: dict[int, tuple[list[str], list[str], int]] = {}
+    while len(templates) < len(groups):
+        template_id = secrets.token_hex(16)
+        shard = shard_of(template_id, shards)
+        if shard in groups and shard not in templates:
+            record = SessionRecord(
+                SessionId(template_id), UserId(_TEMPLATE_USER), "chat", policy, now, None
+            )
+            keys, args = store._create_call(record, max_per_user=None)  # bench only
+            template = [str(a) for a in args]
+            templates[shard] = (list(keys[2:]), template, template.index(_TEMPLATE_USER, 3) + 1)
+    calls = []
+    for shard, members in groups.items():
+        keys, template, user_at = templates[shard]
+        for first in range(0, len(members), chunk):
+            part = members[first : first + chunk]
+            calls.append((keys, [len(part), *part, user_at, *template]))
+    await store.client.script_load(source_text)  # on every master of a cluster
+    for first in range(0, len(calls), 64):
+        async with store.client.pipeline(transaction=False) as pipe:
+            for keys, args in calls[first : first + 64]:
+                pipe.evalsha(loader.sha, len(keys), *keys, *args)
+            await pipe.execute()
+    return ids
