@@ -147,6 +147,8 @@ class RedisStore:
             for number, link in enumerate(links)
         ]
         self._turn = 0
+        self._settler = Claims(links[0], self._nodes, claim_lease=claim_lease, links=links)
+        """Settles a sharded lease: every shard's reads, commits and drops in one pipeline each."""
         self.touches: Batcher[Touch] = writer.batcher
         """The touch writer; its counters show how many round trips touches took."""
 
@@ -518,26 +520,7 @@ class RedisStore:
     async def _settle(self, lease: Lease, now: float) -> builtins.list[Claim]:
         if not lease.parts:
             return await self._shards[lease.shard].claims.settle(lease, now)
-        results = await asyncio.gather(
-            *(
-                self._shards[part.shard].claims.settle(part, now)
-                for part in lease.parts
-                if part.batch
-            ),
-            return_exceptions=True,
-        )
-        claims: builtins.list[Claim] = []
-        failed: BaseException | None = None
-        for result in results:
-            if isinstance(result, BaseException):
-                failed = result  # its batch stays leased, claimed again after the lease
-            else:
-                claims += result
-        if failed is not None:
-            if not claims:
-                raise failed
-            log.warning("a shard's claim failed; retried after the lease: %s", failed)
-        return claims
+        return await self._settler.settle(lease, now)
 
     @translated
     async def complete(self, session_id: SessionId, fence: int) -> bool:

@@ -28,6 +28,8 @@ from tether.errors import ConfigError
 from tether.store.redis.scripts import Client
 
 CLUSTER = ("redis+cluster", "rediss+cluster")
+CLUSTER_CONNECTIONS = 1024
+"""Connections per cluster node a store may open (Redis allows 10000 clients by default)."""
 SENTINEL = ("redis+sentinel", "rediss+sentinel")
 
 
@@ -103,7 +105,11 @@ def _sentinel(url: str, *, tls: bool) -> Target:
 def connect(target: Target, **options: Any) -> Client:
     """A client for ``target``; ``options`` go to redis-py (its pool, for one Redis)."""
     if target.kind == "cluster":
-        options.pop("max_connections", None)  # per node, redis-py's default: unbounded
+        # Per node. redis-py's cluster pool does not wait for a free connection
+        # (a burst past it fails, and answers 503), so it is far larger than
+        # one Redis's blocking pool: a burst of first heartbeats, each decided
+        # in Python, runs one command per session at once.
+        options.setdefault("max_connections", CLUSTER_CONNECTIONS)
         return RedisCluster.from_url(target.url, **options)
     if target.kind == "sentinel":
         sentinel_kwargs: dict[str, Any] = {}
