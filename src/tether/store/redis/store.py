@@ -46,6 +46,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from tether.core.caps import TranscriptCap
@@ -133,6 +134,8 @@ class RedisStore:
         self._prefix = prefix
         self._link = links[0]
         self._owns_client = owns_client
+        self._companions: builtins.list[redis.asyncio.Redis] = []
+        """Clients closed with this store's own (a Sentinel URL's Sentinel clients)."""
         self._closed = False
         self._nodes = Nodes(links, node_lease=node_lease)
         writer = TouchWriter(links)
@@ -177,8 +180,8 @@ class RedisStore:
         of failing, as redis-py's default pool would past 100.
         """
         target = urls.parse(url)
-        client = urls.connect(target, **options)
-        return cls(
+        client, companions = urls.connect(target, **options)
+        store = cls(
             client,
             prefix=prefix,
             shards=CLUSTER_SHARDS if target.cluster else 1,
@@ -189,6 +192,8 @@ class RedisStore:
             owns_client=True,
             transcript_cap=transcript_cap,
         )
+        store._companions = companions
+        return store
 
     @property
     def transcript_cap(self) -> TranscriptCap:
@@ -333,6 +338,8 @@ class RedisStore:
         await self.touches.aclose()
         if self._owns_client:
             await self._link.client.aclose()
+            for companion in self._companions:
+                await companion.aclose()
 
     # -- writes -------------------------------------------------------------------
 

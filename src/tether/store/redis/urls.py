@@ -102,15 +102,18 @@ def _sentinel(url: str, *, tls: bool) -> Target:
     )
 
 
-def connect(target: Target, **options: Any) -> Client:
-    """A client for ``target``; ``options`` go to redis-py (its pool, for one Redis)."""
+def connect(target: Target, **options: Any) -> tuple[Client, list[redis.asyncio.Redis]]:
+    """A client for ``target``, and the clients to close with it (the Sentinels').
+
+    ``options`` go to redis-py (its pool, for one Redis).
+    """
     if target.kind == "cluster":
         # Per node. redis-py's cluster pool does not wait for a free connection
         # (a burst past it fails, and answers 503), so it is far larger than
         # one Redis's blocking pool: a burst of first heartbeats, each decided
         # in Python, runs one command per session at once.
         options.setdefault("max_connections", CLUSTER_CONNECTIONS)
-        return RedisCluster.from_url(target.url, **options)
+        return RedisCluster.from_url(target.url, **options), []
     if target.kind == "sentinel":
         sentinel_kwargs: dict[str, Any] = {}
         if target.sentinel_password:
@@ -128,7 +131,7 @@ def connect(target: Target, **options: Any) -> Client:
             ssl=target.tls,
             **options,
         )
-        return master
+        return master, list(sentinel.sentinels)
     options.setdefault("max_connections", 64)
     pool = redis.asyncio.BlockingConnectionPool.from_url(target.url, **options)
-    return redis.asyncio.Redis.from_pool(pool)
+    return redis.asyncio.Redis.from_pool(pool), []
