@@ -166,7 +166,8 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
         lost = 0
         for sid in ids:
             info = await store.get(SessionId(sid))
-            assert info is not None and info.end_reason is None
+            assert info is not None
+            assert info.end_reason is None
             stored = [m.content for m in await store.transcript(SessionId(sid))]
             lost += len(set(acked[sid]) - set(stored))
         print(
