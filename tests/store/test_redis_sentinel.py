@@ -28,6 +28,7 @@ from tether.core.session import SessionRecord
 from tether.core.transcript import Role
 from tether.errors import StoreUnavailable
 from tether.store.redis import RedisStore
+from tether.testing import eventually
 from tether.types import SessionId, UserId
 
 SERVICE = "tether-test"
@@ -80,7 +81,7 @@ def sentinel_set(directory: Path) -> Iterator[tuple[BenchRedis, BenchRedis, list
         deadline = time.monotonic() + 20.0
         while not all(_ping(p) for p in ports):
             assert time.monotonic() < deadline, "the Sentinels did not start"
-            time.sleep(0.05)
+            time.sleep(0.005)
         yield primary, replica, ports
     finally:
         for process in processes:
@@ -88,15 +89,6 @@ def sentinel_set(directory: Path) -> Iterator[tuple[BenchRedis, BenchRedis, list
             process.wait()
         for server in servers:
             server.stop()
-
-
-async def _wait_until(check: object, within: float) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        if await check():  # type: ignore[operator]
-            return
-        assert time.monotonic() < deadline, f"still false after {within}s"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
@@ -112,7 +104,7 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
             known = await sentinel.execute_command("SENTINEL", "REPLICAS", SERVICE)
             return info.get("master_link_status") == "up" and bool(known)
 
-        await _wait_until(synced, 20.0)
+        await eventually(synced, within=20.0)
         url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in ports) + f"/{SERVICE}"
         store = RedisStore.from_url(url, socket_timeout=1.0)
         now = time.time()
@@ -142,7 +134,7 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
                     await store.touch(sid, time.time(), activity=False)
                 except StoreUnavailable:
                     refused += 1
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.005)
                     continue
                 acked[sid].append(content)
                 if switched.is_set():
@@ -150,16 +142,16 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
                 await asyncio.sleep(0.002)
 
         runner = asyncio.create_task(load())
-        await asyncio.sleep(0.5)
+        await eventually(lambda: sum(map(len, acked.values())) >= 50, within=30.0)
         primary.process.kill()  # the primary dies: the Sentinels agree and promote the replica
 
         async def promoted() -> bool:
             addr = await sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
             return int(addr[1]) == replica.port
 
-        await _wait_until(promoted, 30.0)
+        await eventually(promoted, within=30.0)
         switched.set()
-        await _wait_until(lambda: asyncio.sleep(0, after_switch >= 50), 30.0)
+        await eventually(lambda: after_switch >= 50, within=30.0)
         stop.set()
         await runner
         # Every session is still live, on the new primary, through the same store.
