@@ -151,7 +151,7 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
 
         await eventually(promoted, within=30.0)
         switched.set()
-        await eventually(lambda: after_switch >= 50, within=30.0)
+        await eventually(lambda: after_switch >= 20, within=30.0)
         stop.set()
         await runner
         # Every session is still live, on the new primary, through the same store.
@@ -166,7 +166,7 @@ async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
             f"\nsentinel failover: {sum(map(len, acked.values()))} appends acknowledged, "
             f"{refused} refused (503) during the switch, {lost} acknowledged and lost"
         )
-        assert after_switch >= 50
+        assert after_switch >= 20
         assert refused > 0  # the writes of the switch were refused, not hung or lost silently
         await store.aclose()
         await sentinel.aclose()
