@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bench import (
     archiving,
@@ -24,10 +25,12 @@ from bench import (
     lateness,
     memory,
     redis_claim,
+    redis_cluster,
     redis_end,
     redis_memory,
     redis_touch,
     replies,
+    shard_balance,
     soak,
     touch,
     ws_idle,
@@ -49,7 +52,12 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "redis_memory": redis_memory.run,
 }
 
-ON_DEMAND: dict[str, Callable[[bool], list[Row]]] = {"fuzz": fuzz.run, "soak": soak.run}
+ON_DEMAND: dict[str, Callable[[bool], list[Row]]] = {
+    "fuzz": fuzz.run,
+    "soak": soak.run,
+    "shard_balance": shard_balance.run,
+    "redis_cluster": redis_cluster.run,
+}
 """Long runs (``make fuzz``, ``make soak``, each with a result file of its own): only when named."""
 
 
@@ -58,6 +66,7 @@ def main() -> None:
     every = ", ".join([*BENCHES, *ON_DEMAND])
     parser.add_argument("benches", nargs="*", metavar="BENCH", help=every)
     parser.add_argument("--quick", action="store_true", help="smaller n, fewer repeats")
+    parser.add_argument("--out", type=Path, default=None, help="the results file to write")
     args = parser.parse_args()
     names = args.benches or list(BENCHES)
     runners = {**BENCHES, **ON_DEMAND}
@@ -86,7 +95,7 @@ def main() -> None:
     kind = "QUICK smoke run (small n: verdicts indicative only)" if args.quick else "full run"
     print(f"tether benchmarks, {kind}; ratio > 1 beats the baseline (costs and rates alike)")
     print(table(rows))
-    path = write_json(rows, meta)
+    path = write_json(rows, meta) if args.out is None else write_json(rows, meta, args.out)
     missed = sum(row.passed is False for row in rows)
     print(f"\n{missed} target(s) missed; wall time {wall:.0f} s; results in {path}")
 

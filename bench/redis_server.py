@@ -116,6 +116,83 @@ def launch(
     raise RuntimeError("redis-server did not start:\n" + "".join(output[-20:]))
 
 
+@dataclass
+class BenchCluster:
+    """A running local Redis Cluster: one ``redis-server`` per master, no replicas."""
+
+    masters: list[BenchRedis]
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming its first node (any node would do)."""
+        return f"redis+cluster://127.0.0.1:{self.masters[0].port}"
+
+    def stop(self) -> None:
+        for master in self.masters:
+            master.stop()
+
+
+def launch_cluster(
+    directory: str, masters: int = 3, *, timeout: float = START_TIMEOUT_S
+) -> BenchCluster:
+    """Start ``masters`` cluster-enabled servers in ``directory``, join them, wait for ``ok``.
+
+    The slots are split evenly by ``redis-cli --cluster create``; raises
+    ``RuntimeError`` if the cluster does not come up within ``timeout``.
+    """
+    import os
+    import time
+
+    nodes: list[BenchRedis] = []
+    try:
+        for i in range(masters):
+            home = os.path.join(directory, f"node-{i}")
+            os.makedirs(home, exist_ok=True)
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            extra += ["--maxmemory-policy", "noeviction"]
+            nodes.append(BenchRedis(*launch(home, extra, timeout=timeout)))
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not on PATH (Debian: apt-get install redis-tools)")
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        for node in nodes:
+            while True:
+                info = subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cluster did not reach cluster_state:ok:\n{info}")
+                time.sleep(0.05)  # the cluster bus gossips the new slots
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return BenchCluster(nodes)
+
+
+@contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[BenchCluster]:
+    """A fresh local cluster in its own temp dir for the block, stopped by pid afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tether-bench-cluster-") as directory:
+        cluster = launch_cluster(directory, masters)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
 def _start(directory: str) -> BenchRedis:
     return BenchRedis(*launch(directory, ["--maxmemory-policy", "noeviction"]))
 
@@ -198,3 +275,82 @@ async def load_sessions(
         n = min(chunk, count - first)
         await loader(keys=list(keys[2:]), args=[stem, first, n, user_at, *template])
     return [f"{stem}{n:016d}" for n in range(count)]
+
+
+_LOADER_IDS_BODY = """
+local function create_one(KEYS, ARGV)
+{create}
+end
+-- KEYS: due, live, ended, seq (of one shard).  ARGV[1] n   ARGV[2 .. n+1] the ids
+-- ARGV[n+2] index of the user in the template; ARGV[n+3...] the template, as above.
+local n = tonumber(ARGV[1])
+local user_at = tonumber(ARGV[n + 2])
+local template = {{}}
+for i = n + 3, #ARGV do
+  template[#template + 1] = ARGV[i]
+end
+local prefix = template[1]
+for i = 2, n + 1 do
+  local id = ARGV[i]
+  local args = {{}}
+  for j, v in ipairs(template) do
+    args[j] = v
+  end
+  args[2] = id
+  args[3] = 'u' .. id
+  args[user_at] = 'u' .. id
+  create_one({{prefix .. 's:' .. id, prefix .. 'm:' .. id, KEYS[1], KEYS[2], KEYS[3], KEYS[4]}},
+    args)
+end
+return n
+"""
+
+
+async def load_sessions_sharded(
+    store: RedisStore,
+    policy: Policy,
+    now: float,
+    count: int,
+    *,
+    chunk: int = 2000,
+) -> list[str]:
+    """``load_sessions`` for a sharded store (Redis Cluster): ids made here, loaded per shard.
+
+    Each shard's sessions go through ``create.lua`` in that shard's slot,
+    ``chunk`` per call; the calls of all shards are pipelined. Returns the ids.
+    """
+    from tether.store.redis.shards import shard_of
+
+    shards = store.shards
+    ids = [secrets.token_hex(16) for _ in range(count)]
+    groups: dict[int, list[str]] = {}
+    for sid in ids:
+        groups.setdefault(shard_of(sid, shards), []).append(sid)
+    source_text = source("prelude") + _LOADER_IDS_BODY.format(
+        create=source("create").replace("\n", "\n  ")
+    )
+    loader = store.client.register_script(source_text)
+    templates: dict[int, tuple[list[str], list[str], int]] = {}
+    while len(templates) < len(groups):
+        template_id = secrets.token_hex(16)
+        shard = shard_of(template_id, shards)
+        if shard in groups and shard not in templates:
+            record = SessionRecord(
+                SessionId(template_id), UserId(_TEMPLATE_USER), "chat", policy, now, None
+            )
+            keys, args = store._create_call(record, max_per_user=None)  # bench only
+            template = [str(a) for a in args]
+            templates[shard] = (list(keys[2:]), template, template.index(_TEMPLATE_USER, 3) + 1)
+    calls = []
+    for shard, members in groups.items():
+        keys, template, user_at = templates[shard]
+        for first in range(0, len(members), chunk):
+            part = members[first : first + chunk]
+            calls.append((keys, [len(part), *part, user_at, *template]))
+    await store.client.script_load(source_text)  # on every master of a cluster
+    for first in range(0, len(calls), 64):
+        async with store.client.pipeline(transaction=False) as pipe:
+            for keys, args in calls[first : first + 64]:
+                pipe.evalsha(loader.sha, len(keys), *keys, *args)
+            await pipe.execute()
+    return ids

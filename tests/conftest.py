@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from bench.pg_server import PgServer
+from bench.redis_server import BenchCluster
 
 from pg_kit import empty, start_pg_server
-from redis_kit import RedisServer, start_redis_server
+from redis_kit import RedisServer, start_redis_cluster, start_redis_server
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +52,13 @@ def pg_url(pg_server: PgServer) -> str:
     """The test PostgreSQL's URL, its archive table dropped first."""
     empty(pg_server.url)
     return pg_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchCluster]:
+    """One real 3-master Redis Cluster for the whole test session, stopped by pid at the end."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio
-from bench.redis_server import BenchRedis, launch
+from bench.redis_server import BenchCluster, BenchRedis, launch, launch_cluster
 
 START_TIMEOUT_S = 10.0
 
@@ -41,3 +41,17 @@ async def flush(url: str) -> None:
         await admin.flushdb()
     finally:
         await admin.aclose()
+
+
+def start_redis_cluster(directory: Path, masters: int = 3) -> BenchCluster:
+    """Start a real local Redis Cluster of ``masters`` masters and wait for ``cluster_state:ok``."""
+    try:
+        return launch_cluster(str(directory), masters, timeout=START_TIMEOUT_S)
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"{exc} (make test installs redis-server)", pytrace=False)
+
+
+async def flush_cluster(cluster: BenchCluster) -> None:
+    """Empty every master of ``cluster``."""
+    for master in cluster.masters:
+        await flush(master.url)

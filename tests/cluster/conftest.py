@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 
-from redis_kit import RedisServer, flush
+from redis_kit import flush
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.policy import Policy
 from tether.runtime.manager import SessionManager
@@ -52,7 +53,23 @@ class Cluster:
     data_dir: Path
     clock: FakeClock
     policy: Policy
+    servers: list[str] = field(default_factory=list)
+    """Plain ``redis://`` URLs of the data nodes: the server, or every master of the cluster."""
     nodes: list[Node] = field(default_factory=list)
+
+    async def flush(self) -> None:
+        """Empty every data node, as a Redis that came back without its data."""
+        for url in self.servers:
+            await flush(url)
+
+    async def kill_listeners(self) -> None:
+        """Drop every pub/sub connection on every data node, as a network cut would."""
+        for url in self.servers:
+            admin = redis.asyncio.from_url(url)
+            try:
+                await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            finally:
+                await admin.aclose()
 
     async def add(self, name: str, **options: Any) -> Node:
         """Start one more node (``options`` go to its SessionManager)."""
@@ -113,16 +130,23 @@ async def close_on_fake_time(clock: FakeClock, manager: SessionManager) -> None:
     closing.result()
 
 
-@pytest.fixture
-def cluster_of(redis_server: RedisServer, tmp_path: Path) -> ClusterFactory:
-    """``async with cluster_of("a", "b") as c``: named nodes, closed and flushed afterwards."""
+@pytest.fixture(params=["redis", "redis-cluster"])
+def cluster_of(request: pytest.FixtureRequest, tmp_path: Path) -> ClusterFactory:
+    """``async with cluster_of("a", "b") as c``: named nodes, closed and flushed afterwards.
+
+    Run twice: on one ``redis-server``, and on the real 3-master Redis Cluster
+    (``redis+cluster://``, 64 shards).
+    """
+    on_cluster = request.param == "redis-cluster"
+    server = request.getfixturevalue("redis_cluster" if on_cluster else "redis_server")
 
     @asynccontextmanager
     async def make(*names: str, policy: Policy = POLICY) -> AsyncIterator[Cluster]:
         data = tmp_path / "data"
         data.mkdir(exist_ok=True)
+        servers = [m.url for m in server.masters] if on_cluster else [server.url]
         cluster = Cluster(
-            redis_server.url, f"test-{uuid.uuid4().hex[:12]}:", data, FakeClock(), policy
+            server.url, f"test-{uuid.uuid4().hex[:12]}:", data, FakeClock(), policy, servers
         )
         try:
             for name in names:
@@ -133,6 +157,6 @@ def cluster_of(redis_server: RedisServer, tmp_path: Path) -> ClusterFactory:
                 if node.alive:
                     node.alive = False
                     await close_on_fake_time(cluster.clock, node.manager)
-            await flush(redis_server.url)
+            await cluster.flush()
 
     return make

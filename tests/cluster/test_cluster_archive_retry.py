@@ -22,7 +22,7 @@ async def test_a_failed_archive_is_retried_by_its_node_past_the_end_lease_and_wr
         await a.manager.append(session.id, "user", "keep me")
         await a.manager.end(session.id)
         ended_at = c.clock.now()
-        ending = c.prefix + "ending"
+        ending = a.store.keys_of(session.id).ending  # the session's shard's (one on one Redis)
         assert await a.store.client.zscore(ending, session.id) is not None  # still open
         for _ in range(6):
             await c.advance(5)

@@ -121,9 +121,7 @@ async def test_malformed_payloads_on_the_channel_are_dropped(
     assert two.dropped == 2
 
 
-async def test_a_node_catches_up_on_what_it_missed_while_deaf(
-    cluster_of: ClusterFactory, admin: redis.asyncio.Redis
-) -> None:
+async def test_a_node_catches_up_on_what_it_missed_while_deaf(cluster_of: ClusterFactory) -> None:
     """Config, messages and a warning nobody published reach A's channel once its bus reconnects."""
     async with cluster_of("a", "b") as c:
         a, b = c.nodes
@@ -139,7 +137,7 @@ async def test_a_node_catches_up_on_what_it_missed_while_deaf(
         await b.store.claim_due(warned_at, 100)  # the idle warning, applied silently
         await c.idle()
         assert channel.types() == ["session.config"]
-        await kill_listeners(admin)
+        await c.kill_listeners()
         await eventually(lambda: len(channel.events) == 5)
         config, one, two, warning = channel.events[1:]
         assert config == SessionConfig({"voice": "calm"})
@@ -154,7 +152,7 @@ async def test_a_node_catches_up_on_what_it_missed_while_deaf(
 
 
 async def test_a_node_that_missed_an_end_closes_its_channels_when_it_catches_up(
-    cluster_of: ClusterFactory, admin: redis.asyncio.Redis
+    cluster_of: ClusterFactory,
 ) -> None:
     """An end nobody announced (its Close lost) is found in the store: session.ended, close."""
     async with cluster_of("a", "b") as c:
@@ -169,7 +167,7 @@ async def test_a_node_that_missed_an_end_closes_its_channels_when_it_catches_up(
 
         await a.manager.add_cleanup(session.id, cleanup)
         await b.store.end(session.id, EndReason.ADMIN, c.clock.now())  # no pipeline, no Close
-        await kill_listeners(admin)
+        await c.kill_listeners()
         await eventually(lambda: channel.closed is not None)
         assert channel.closed == (4004, "admin")
         assert channel.types()[-1] == "session.ended"

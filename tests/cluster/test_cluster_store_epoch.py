@@ -10,7 +10,6 @@ from __future__ import annotations
 import yaml
 
 from archive_kit import FlakyArchive
-from redis_kit import flush
 from tether.core.epoch import EpochVerdict
 from tether.core.events import SessionEndedEvent
 from tether.runtime.manager import EPOCH_INTERVAL
@@ -33,7 +32,7 @@ async def test_a_node_learns_the_epoch_at_open_and_sees_a_flush_as_a_loss_once(
         assert watch_a.epoch == watch_b.epoch
         assert await watch_a.check() is EpochVerdict.OK
         old = watch_a.epoch
-        await flush(c.url)
+        await c.flush()
         assert await watch_a.check() is EpochVerdict.LOST
         assert (watch_a.losses, watch_a.lost_at) == (1, c.clock.now())
         assert watch_a.epoch != old
@@ -58,7 +57,7 @@ async def test_the_timer_ends_held_sessions_the_store_lost_and_spares_new_ones(
         await a.manager.append(lost.id, "assistant", "hi")
         await c.idle()
 
-        await flush(c.url)
+        await c.flush()
         # Started and attached after the loss, before any check: the store knows it.
         fresh = await a.manager.start("bob")
         kept = RecordingChannel()
@@ -95,7 +94,7 @@ async def test_a_lost_session_whose_archive_fails_is_archived_on_a_retry(
         await a.manager.attach(session.id, channel)
         await a.manager.append(session.id, "user", "keep me")
         await c.idle()
-        await flush(c.url)
+        await c.flush()
         assert a.manager.store_epoch is not None
         await a.manager.store_epoch.check()
         assert channel.closed == (1011, "error")

@@ -7,9 +7,12 @@ contract against another implementation, add its fixture there; nothing else
 changes. ``aclose`` may already have been called by the test when the factory
 closes the store, so it must be idempotent.
 
-The Redis factory runs against the real ``redis-server`` that tests/conftest.py
-starts once per session (see ``tests/redis_kit.py``); each store gets its own
-key prefix, and the database is flushed after each test.
+The Redis factories run against the real ``redis-server`` that tests/conftest.py
+starts once per session (see ``tests/redis_kit.py``): ``redis`` with one shard
+(the layout of one Redis), ``redis-sharded`` with the 64 shards of a cluster
+deployment on that one server; ``redis-cluster`` against the real 3-master
+Redis Cluster tests/conftest.py starts. Each store gets its own key prefix,
+and the data is flushed after each test.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
+from bench.redis_server import BenchCluster
 
-from redis_kit import RedisServer, flush
+from redis_kit import RedisServer, flush, flush_cluster
 from tether.store.base import SessionStore
 from tether.store.memory import MemoryStore
 from tether.store.redis import RedisStore
+from tether.store.redis.shards import CLUSTER_SHARDS
 
 StoreFactory = Callable[..., AbstractAsyncContextManager[SessionStore]]
 """Called with no arguments for a default store, or with constructor options
@@ -53,9 +58,39 @@ async def redis_store(url: str, **options: Any) -> AsyncIterator[SessionStore]:
         await flush(url)
 
 
+@asynccontextmanager
+async def sharded_store(url: str, **options: Any) -> AsyncIterator[SessionStore]:
+    """A fresh RedisStore with a cluster's shards, on one Redis; flushed afterwards."""
+    store = RedisStore(
+        RedisStore.from_url(url).client,
+        prefix=f"test-{uuid.uuid4().hex[:12]}:",
+        shards=CLUSTER_SHARDS,
+        owns_client=True,
+        **options,
+    )
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        await flush(url)
+
+
+@asynccontextmanager
+async def cluster_store(cluster: BenchCluster, **options: Any) -> AsyncIterator[SessionStore]:
+    """A fresh RedisStore on the real Redis Cluster (``redis+cluster://``); flushed afterwards."""
+    store = RedisStore.from_url(cluster.url, prefix=f"test-{uuid.uuid4().hex[:12]}:", **options)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        await flush_cluster(cluster)
+
+
 STORE_FACTORIES: list[object] = [
     pytest.param("memory_store_factory", id="memory"),
     pytest.param("redis_store_factory", id="redis"),
+    pytest.param("sharded_store_factory", id="redis-sharded"),
+    pytest.param("cluster_store_factory", id="redis-cluster"),
 ]
 
 
@@ -69,6 +104,18 @@ def memory_store_factory() -> StoreFactory:
 def redis_store_factory(redis_server: RedisServer) -> StoreFactory:
     """Fresh RedisStores on the session's ``redis-server``."""
     return functools.partial(redis_store, redis_server.url)
+
+
+@pytest.fixture
+def sharded_store_factory(redis_server: RedisServer) -> StoreFactory:
+    """Fresh 64-shard RedisStores on the session's ``redis-server``."""
+    return functools.partial(sharded_store, redis_server.url)
+
+
+@pytest.fixture
+def cluster_store_factory(redis_cluster: BenchCluster) -> StoreFactory:
+    """Fresh RedisStores on the session's 3-master Redis Cluster."""
+    return functools.partial(cluster_store, redis_cluster)
 
 
 @pytest.fixture(params=STORE_FACTORIES)

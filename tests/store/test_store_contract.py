@@ -800,9 +800,10 @@ class StoreContract:
 
     async def test_list_filters_by_state(self, store: SessionStore) -> None:
         """``list(state=)`` tells warning from active sessions; live lists exclude ended ones."""
-        active = await new_session(store, policy=QUIET)
-        warned = await new_session(store, policy=WARN_IDLE)
-        gone = await new_session(store, policy=QUIET)
+        # distinct creation times: a sharded store orders by time across shards
+        active = await new_session(store, policy=QUIET, now=T0 - 0.001)
+        warned = await new_session(store, policy=WARN_IDLE, now=T0)
+        gone = await new_session(store, policy=QUIET, now=T0)
         await store.claim_due(T0 + 80.0, BIG)
         await store.end(gone.id, EndReason.ADMIN, T0 + 81.0)
         assert [s.id for s in await store.list(state=ACTIVE)] == [active.id]

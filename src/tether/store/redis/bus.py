@@ -17,6 +17,10 @@ store the sessions it holds connections for (``tether.runtime.cluster``).
 A resubscription redis-py performs by itself is noticed the same way: every
 subscribe confirmation after the first one means the connection was renewed.
 
+On Redis Cluster the channel is a sharded one (``sharded=True``:
+``SPUBLISH``/``SSUBSCRIBE``, Redis 7+): it lives on the master that owns its
+slot, rather than every message being copied to every node of the cluster.
+
 Redis failures end here (the seam): a lost listener reconnects, a failed
 publish is logged and dropped (the other nodes' listeners broke too, and
 catch up from the store), so nothing from redis-py reaches the caller.
@@ -27,10 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-from redis.asyncio import Redis
+from typing import Any
 
 from tether.store.base import OnPayload, OnReconnect
+from tether.store.redis.scripts import Client
 from tether.store.redis.seam import FAILURES
 
 log = logging.getLogger("tether.store")
@@ -60,9 +64,12 @@ class RedisBroadcast:
     to listen on; it is not closed unless ``owns_client``.
     """
 
-    def __init__(self, client: Redis, channel: str, *, owns_client: bool = False) -> None:
+    def __init__(
+        self, client: Client, channel: str, *, owns_client: bool = False, sharded: bool = False
+    ) -> None:
         self._client = client
         self._channel = channel
+        self._sharded = sharded
         self._owns_client = owns_client
         self.reconnects = 0
         """How many times the listener subscribed again after losing its connection."""
@@ -100,19 +107,25 @@ class RedisBroadcast:
         delay = RECONNECT_DELAY
         first = True
         while True:
-            pubsub = self._client.pubsub()
+            pubsub: Any = self._client.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
+                if self._sharded:
+                    await pubsub.ssubscribe(self._channel)
+                else:
+                    await pubsub.subscribe(self._channel)
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    if self._sharded:
+                        message = await pubsub.get_sharded_message(timeout=1.0)
+                    else:
+                        message = await pubsub.get_message(timeout=None)
                     if _cancel_requested():
                         raise asyncio.CancelledError
                     if message is None:
                         continue
                     kind = message["type"]
-                    if kind == "message":
+                    if kind in ("message", "smessage"):
                         self._deliver(message["data"])
-                    elif kind == "subscribe":
+                    elif kind in ("subscribe", "ssubscribe"):
                         delay = RECONNECT_DELAY
                         self._subscribed.set()
                         if not first:
@@ -169,7 +182,10 @@ class RedisBroadcast:
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
                         for payload in batch:
-                            pipe.publish(self._channel, payload)
+                            if self._sharded:
+                                pipe.spublish(self._channel, payload)
+                            else:
+                                pipe.publish(self._channel, payload)
                         await pipe.execute()
                 except FAILURES as exc:
                     # The other nodes' listeners broke too (same Redis); they

@@ -37,6 +37,7 @@ from tether.store.redis.codec import Loaded, num, text
 from tether.store.redis.link import READ_CHUNK, Link
 from tether.store.redis.nodes import Nodes
 from tether.store.redis.scripts import Call
+from tether.store.redis.shards import shard_of
 from tether.types import SessionId
 
 log = logging.getLogger("tether.store")
@@ -54,13 +55,26 @@ class Lease(NamedTuple):
     """The key of the batch holding the leased sessions (``""``: none)."""
     ids: list[str]
     """The leased sessions, not yet read or decided."""
+    shard: int = 0
+    """The shard of the batch (a sharded store leases one batch per shard)."""
+    parts: tuple[Lease, ...] = ()
+    """A sharded store's lease: the lease of each shard (the fields above merge them)."""
 
 
 class Claims:
     """The two-step claim of due sessions, and the leases of ends."""
 
-    def __init__(self, link: Link, nodes: Nodes, *, claim_lease: float) -> None:
+    def __init__(
+        self,
+        link: Link,
+        nodes: Nodes,
+        *,
+        claim_lease: float,
+        links: Sequence[Link] = (),
+    ) -> None:
         self._link = link
+        self._links = list(links) or [link]
+        """Every shard's link: a sharded store settles the leases of all shards at once."""
         self._nodes = nodes
         self._claim_lease = claim_lease
         self._batch_numbers = itertools.count()
@@ -71,6 +85,11 @@ class Claims:
         reply = await self._link.scripts.next(keys=[k.due, k.ending, k.reaping, k.claims])
         return None if reply is None else codec.time_of(reply)
 
+    def next_call(self) -> Call:
+        """The ``next.lua`` call of :meth:`next_due` (a sharded store pipelines one per shard)."""
+        k = self._link.keys
+        return (self._link.scripts.next, [k.due, k.ending, k.reaping, k.claims], [])
+
     async def lease_due(self, now: float, limit: int) -> Lease:
         """Step one of a claim, after releasing dead nodes' connections (``reap.lua``).
 
@@ -78,15 +97,30 @@ class Claims:
         to ``limit`` due sessions to this caller as one batch (``claim.lua``),
         without reading them: :meth:`settle` decides and commits them.
         """
+        calls, batch = self.lease_calls(now, limit)
+        replies = await self._link.run(calls)
+        ends, count = await self.leased(replies)
+        if not count:
+            return Lease(ends, "", [])
+        ids: list[codec.Raw] = await self._link.client.lrange(batch, 0, -1)
+        return Lease(ends, batch, [text(i) for i in ids])
+
+    def lease_calls(self, now: float, limit: int) -> tuple[list[Call], str]:
+        """The ``reap.lua`` and ``claim.lua`` calls of :meth:`lease_due`, and the batch's key.
+
+        With ``limit`` 0 (a sharded store's shard with nothing due) only the reap.
+        """
         link, k = self._link, self._link.keys
         at, batch = num(now), k.batch(self._nodes.token, next(self._batch_numbers))
-        reap, claim = await link.run(
-            [
-                (
-                    link.scripts.reap,
-                    [k.nodes, k.alive, k.reaping, k.due],
-                    [k.prefix, at, limit, self._nodes.token],
-                ),
+        calls: list[Call] = [
+            (
+                link.scripts.reap,
+                [k.nodes, k.alive, k.reaping, k.due],
+                [k.prefix, at, max(limit, 1), self._nodes.token],
+            )
+        ]
+        if limit > 0:
+            calls.append(
                 (
                     link.scripts.claim,
                     [k.due, k.ending, k.claims, batch],
@@ -98,21 +132,24 @@ class Claims:
                         num(now + link.end_lease),
                         link.retention_ms,
                     ],
-                ),
-            ]
-        )
-        for result in (reap, claim):
+                )
+            )
+        return calls, batch
+
+    async def leased(self, replies: Sequence[Any]) -> tuple[list[Claim], int]:
+        """The ends handed out again and the batch's size, from :meth:`lease_calls`' replies."""
+        for result in replies:
             if isinstance(result, BaseException):
                 raise result
+        if len(replies) < 2:
+            return [], 0
+        claim = replies[1]
         ends = []
-        for loaded in await link.decoded(claim[0]):
+        for loaded in await self._link.decoded(claim[0]):
             reason = loaded.record.end_reason
             assert reason is not None  # claim.lua hands out ended sessions only
-            ends.append(link.end_claim(loaded, Ended(reason), loaded.fence))
-        if not int(claim[1]):
-            return Lease(ends, "", [])
-        ids: list[codec.Raw] = await link.client.lrange(batch, 0, -1)
-        return Lease(ends, batch, [text(i) for i in ids])
+            ends.append(self._link.end_claim(loaded, Ended(reason), loaded.fence))
+        return ends, int(claim[1])
 
     async def settle(self, lease: Lease, now: float) -> list[Claim]:
         """Step two of a claim: decide each leased session with the core and commit it.
@@ -137,23 +174,46 @@ class Claims:
                     raise failed
                 # Raising now would lose the transitions already committed.
                 log.warning("some claim commits failed; retried after the lease: %s", failed)
-        if settled and not pending and lease.batch:
-            await self._link.scripts.drop(keys=[self._link.keys.claims, lease.batch])
+        if settled and not pending:
+            batches = [(self._links[p.shard], p.batch) for p in lease.parts if p.batch]
+            if not lease.parts and lease.batch:
+                batches = [(self._link, lease.batch)]
+            drops: list[Call] = [
+                (link.scripts.drop, [link.keys.claims, batch], []) for link, batch in batches
+            ]
+            if len(drops) == 1:
+                script, keys, _ = drops[0]
+                await script(keys=keys)
+            elif drops:
+                for reply in await self._link.run(drops):
+                    if isinstance(reply, BaseException):
+                        raise reply
         return claims
+
+    def _by_link(self, ids: Sequence[str]) -> list[tuple[Link, list[str]]]:
+        """``ids`` grouped by their shard's link (in order within each)."""
+        if len(self._links) == 1:
+            return [(self._link, list(ids))]
+        groups: dict[int, list[str]] = {}
+        for session_id in ids:
+            groups.setdefault(shard_of(session_id, len(self._links)), []).append(session_id)
+        return [(self._links[shard], members) for shard, members in groups.items()]
 
     async def _read_batch(self, ids: Sequence[str]) -> list[Loaded]:
         """The live sessions among ``ids`` (``read.lua``, one pipeline of chunks)."""
-        link = self._link
-        calls: list[Call] = [
-            (link.scripts.read, [link.keys.session(i) for i in ids[at : at + READ_CHUNK]], [])
-            for at in range(0, len(ids), READ_CHUNK)
-        ]
-        replies = await link.run(calls)
+        calls: list[Call] = []
+        chunks: list[tuple[Link, list[str]]] = []
+        for link, members in self._by_link(ids):
+            for at in range(0, len(members), READ_CHUNK):
+                chunk = members[at : at + READ_CHUNK]
+                calls.append((link.scripts.read, [link.keys.session(i) for i in chunk], []))
+                chunks.append((link, chunk))
+        replies = await self._link.run(calls)
         out: list[Loaded] = []
-        for at, reply in zip(range(0, len(ids), READ_CHUNK), replies, strict=True):
+        for (link, chunk), reply in zip(chunks, replies, strict=True):
             if isinstance(reply, BaseException):
                 raise reply
-            for session_id, fields in zip(ids[at : at + READ_CHUNK], reply, strict=True):
+            for session_id, fields in zip(chunk, reply, strict=True):
                 if not fields:
                     continue  # gone: its keys expired
                 loaded = await link.configs.decode(session_id, fields)
@@ -169,19 +229,26 @@ class Claims:
         Appends the committed transitions to ``claims``; returns the sessions
         that moved meanwhile (to decide again) and the error of a failed commit.
         """
-        link = self._link
-        decided: list[tuple[Loaded, Transition | None]] = []
+        decided: list[tuple[Link, Loaded, Transition | None]] = []
         calls: list[Call] = []
         keys: list[str] = []
         args: list[str] = []
-        for loaded in pending:
-            if not keys:
+        by_id: dict[str, Loaded] = {loaded.record.id: loaded for loaded in pending}
+        ordered = [
+            (link, by_id[session_id])
+            for link, members in self._by_link(list(by_id))
+            for session_id in members
+        ]
+        current: Link | None = None
+        for link, loaded in ordered:
+            if not keys or link is not current:
+                current = link
                 keys, args = link.commit_head(now)
                 calls.append((link.scripts.apply, keys, args))
             before = codec.mutable_fields(loaded.record)
             transition = loaded.record.advance(now)
             arm = arming.arm_after(loaded, transition, popped=True)
-            decided.append((loaded, transition))
+            decided.append((link, loaded, transition))
             after = codec.mutable_fields(loaded.record)
             changed = [
                 item
@@ -192,14 +259,14 @@ class Claims:
             link.commit_one(keys, args, loaded, arm, changed)
             if len(keys) >= 4 + 2 * COMMIT_CHUNK:
                 keys = []
-        replies = await link.run(calls)
+        replies = await self._link.run(calls)
         results: list[Any] = []
         for (_, call_keys, _), reply in zip(calls, replies, strict=True):
             count = (len(call_keys) - 4) // 2
             results += [reply] * count if isinstance(reply, BaseException) else reply
         moved: list[Loaded] = []
         failed: BaseException | None = None
-        for (loaded, transition), result in zip(decided, results, strict=True):
+        for (link, loaded, transition), result in zip(decided, results, strict=True):
             if isinstance(result, BaseException):
                 failed = result  # not committed: the batch stays leased
             elif cas.ok(result):

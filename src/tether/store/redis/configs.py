@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from tether.store.redis import codec
 from tether.store.redis.codec import Loaded
+from tether.store.redis.scripts import Client
 
 CACHED = 4096
 """Interned configs one store keeps in memory."""
@@ -24,7 +23,7 @@ CACHED = 4096
 class ConfigCache:
     """Decodes session hashes, resolving interned configs from memory or from Redis."""
 
-    def __init__(self, client: Redis, prefix: str) -> None:
+    def __init__(self, client: Client, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
         self._configs: dict[str, str] = {}

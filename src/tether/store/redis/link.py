@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from tether.core.caps import TranscriptCap
 from tether.core.session import Ended
 from tether.errors import SessionEnded, SessionNotFound
@@ -20,7 +18,7 @@ from tether.store.redis import codec
 from tether.store.redis.codec import Loaded, num, text
 from tether.store.redis.configs import ConfigCache
 from tether.store.redis.keys import Keys
-from tether.store.redis.scripts import Call, Scripts, pipelined
+from tether.store.redis.scripts import Call, Client, Scripts, pipelined
 from tether.types import EndReason, SessionId
 
 READ_CHUNK = 500
@@ -32,16 +30,17 @@ class Link:
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         keys: Keys,
         *,
         retention: float,
         end_lease: float,
         transcript_cap: TranscriptCap,
+        scripts: Scripts | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
-        self.scripts = Scripts(client)
+        self.scripts = scripts if scripts is not None else Scripts(client)
         self.configs = ConfigCache(client, keys.prefix)
         self.retention_ms = str(max(1, round(retention * 1000)))
         self.end_lease = end_lease

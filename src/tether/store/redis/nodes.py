@@ -8,18 +8,25 @@ a killed node cannot hold its sessions' presence forever. A node found
 reaped registers again under a new token.
 
 After an outage, :meth:`Nodes.resume_presence` restarts every live session's
-presence clock; the store's epoch (``P epoch``) lets each node notice that
-Redis came back without its data (see ``tether.core.epoch``).
+presence clock; the store's epoch (``P epoch``, in the first shard) lets each
+node notice that Redis came back without its data (see ``tether.core.epoch``).
+
+A sharded store (:mod:`~tether.store.redis.shards`) keeps its node registry
+in every shard (a shard's scripts release its own sessions' connections), so
+the node registers, keeps alive and leaves in each, under one token, all
+shards in one pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 
 from tether.store.redis.cas import MAX_ATTEMPTS
 from tether.store.redis.codec import num, text
 from tether.store.redis.link import READ_CHUNK, Link
+from tether.store.redis.scripts import Call
 
 log = logging.getLogger("tether.store")
 
@@ -35,17 +42,30 @@ def new_node_token() -> str:
 class Nodes:
     """This node's membership of the deployment."""
 
-    def __init__(self, link: Link, *, node_lease: float) -> None:
-        self._link = link
+    def __init__(self, links: Sequence[Link], *, node_lease: float) -> None:
+        self._links = list(links)
         self.lease = node_lease
         self.token = new_node_token()
         """This node's identity token: connections it attaches count under it."""
         self._joined = False
         self._lost = False
 
-    def node_set(self) -> str:
-        """The set of sessions this node counts connections to."""
-        return self._link.keys.node_set(self.token)
+    def node_set(self, link: Link) -> str:
+        """The set of sessions of ``link``'s shard this node counts connections to."""
+        return link.keys.node_set(self.token)
+
+    async def _keepalive(self, now: float, first: str) -> bool:
+        """``keepalive.lua`` in every shard; whether the node was registered in all of them."""
+        args: list[str | int] = [self.token, num(now), num(now + self.lease), first]
+        calls: list[Call] = [
+            (link.scripts.keepalive, [link.keys.nodes, link.keys.alive], args)
+            for link in self._links
+        ]
+        replies = await self._links[0].run(calls)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return all(bool(reply) for reply in replies)
 
     async def register(self, now: float) -> None:
         """Register this node; if it was registered before, it was reaped: take a new identity."""
@@ -54,23 +74,14 @@ class Nodes:
             self.token = new_node_token()
             self._lost = True
         self._joined = True
-        keys = self._link.keys
-        await self._link.scripts.keepalive(
-            keys=[keys.nodes, keys.alive],
-            args=[self.token, num(now), num(now + self.lease), "1"],
-        )
+        await self._keepalive(now, "1")
 
     async def keepalive(self, now: float) -> bool:
         """Renew this node's lease (see ``NodeMembership.keepalive``)."""
         if not self._joined:
             await self.register(now)
             return True
-        keys = self._link.keys
-        held = await self._link.scripts.keepalive(
-            keys=[keys.nodes, keys.alive],
-            args=[self.token, num(now), num(now + self.lease), "0"],
-        )
-        if not held:
+        if not await self._keepalive(now, "0"):
             await self.register(now)
         lost, self._lost = self._lost, False
         return not lost
@@ -80,7 +91,11 @@ class Nodes:
         if not self._joined:
             return
         self._joined = False
-        keys, scripts = self._link.keys, self._link.scripts
+        for link in self._links:
+            await self._leave(link, now)
+
+    async def _leave(self, link: Link, now: float) -> None:
+        keys, scripts = link.keys, link.scripts
         more = await scripts.leave(
             keys=[keys.nodes, keys.alive, keys.reaping], args=[keys.prefix, self.token, num(now)]
         )
@@ -100,14 +115,18 @@ class Nodes:
         long, however many sessions there are; a caller that stops between
         chunks (Redis failed again) simply calls again: the walk is idempotent.
         """
-        keys = self._link.keys
+        moved = 0
+        for link in self._links:
+            moved += await self._resume(link, at)
+        return moved
+
+    async def _resume(self, link: Link, at: float) -> int:
+        keys = link.keys
         cursor, moved = "-inf", 0
         args = [keys.prefix, num(at), "", str(RESUME_CHUNK), num(at + self.lease)]
         while True:
             args[2] = cursor
-            reply = await self._link.scripts.resume(
-                keys=[keys.live, keys.nodes, keys.alive], args=args
-            )
+            reply = await link.scripts.resume(keys=[keys.live, keys.nodes, keys.alive], args=args)
             moved += int(reply[1])
             cursor = text(reply[0])
             if not cursor:
@@ -115,5 +134,6 @@ class Nodes:
 
     async def swap_epoch(self, candidate: str) -> str | None:
         """The epoch (``epoch.lua``); ``None`` if there was none (it now holds ``candidate``)."""
-        held = await self._link.scripts.epoch(keys=[self._link.keys.epoch], args=[candidate])
+        first = self._links[0]
+        held = await first.scripts.epoch(keys=[first.keys.epoch], args=[candidate])
         return None if held is None else text(held)

@@ -16,8 +16,12 @@ from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+Client = Redis | RedisCluster
+"""A client of one Redis (or of the primary Sentinel names), or of a Redis Cluster."""
 
 Call = tuple[AsyncScript, Sequence[str], Sequence[str | int]]
 """One script call: the script, its keys, its arguments."""
@@ -31,7 +35,7 @@ def source(name: str) -> str:
 class Scripts:
     """Every script of the store, registered on one client."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Client) -> None:
         prelude = source("prelude")
 
         def register(name: str) -> AsyncScript:
@@ -60,7 +64,7 @@ class Scripts:
         self.epoch = register("epoch")
 
 
-async def pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:
+async def pipelined(client: Client, calls: Sequence[Call]) -> list[Any]:
     """Run ``calls`` in one pipeline; each reply, or the error it raised, in order.
 
     Calls that met ``NOSCRIPT`` changed nothing; their scripts are loaded and
@@ -78,7 +82,7 @@ async def pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:
     return results
 
 
-async def _send(client: Redis, calls: Sequence[Call]) -> list[Any]:
+async def _send(client: Client, calls: Sequence[Call]) -> list[Any]:
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)

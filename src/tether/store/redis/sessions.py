@@ -101,7 +101,7 @@ class Sessions:
         async def attempt() -> SessionInfo | Again:
             nonlocal expected
             reply = await link.scripts.attach(
-                keys=[link.keys.session(session_id), link.keys.nodes, nodes.node_set()],
+                keys=[link.keys.session(session_id), link.keys.nodes, nodes.node_set(link)],
                 args=[at, expected, nodes.token, session_id],
             )
             if cas.ok(reply):
@@ -132,7 +132,7 @@ class Sessions:
             loaded.record.detach(now)
             earlier = arming.earlier(loaded)
             reply = await link.scripts.detach(
-                keys=[link.keys.session(session_id), link.keys.due, nodes.node_set()],
+                keys=[link.keys.session(session_id), link.keys.due, nodes.node_set(link)],
                 args=[
                     nodes.token,
                     num(now),

@@ -8,6 +8,10 @@ shared with every touch issued in the same loop iteration
 (:class:`~tether.store.redis.batch.Batcher`). Every other case comes back
 here and is decided with the core, then committed with a compare-and-set,
 exactly as :class:`~tether.store.memory.MemoryStore` decides it.
+
+A sharded store (:mod:`~tether.store.redis.shards`) shares one batcher over
+its shards (:class:`TouchWriter`): a batch becomes one ``touch.lua`` call per
+shard it touches (each runs in its shard's slot), all in one pipeline.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from tether.store.redis.batch import Batcher
 from tether.store.redis.cas import AGAIN, Again
 from tether.store.redis.codec import num
 from tether.store.redis.link import Link
+from tether.store.redis.scripts import Call
 from tether.types import SessionId
 
-Touch = tuple[str, str, str]
-"""A queued touch: the session's hash key, ``now``, and ``"1"`` for activity."""
+Touch = tuple[int, str, str, str]
+"""A queued touch: the session's shard, its hash key, ``now``, and ``"1"`` for activity."""
 
 _RECORDED = TouchEffect.RECORDED
 _PRESENCE = TouchEffect.PRESENCE
@@ -34,22 +39,28 @@ _PRESENCE = TouchEffect.PRESENCE
 class Touches:
     """Touches through a :class:`Batcher`, decided in Python when ``touch.lua`` hands one back."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link, shard: int, batcher: Batcher[Touch]) -> None:
         self._link = link
-        self.batcher: Batcher[Touch] = Batcher(self._send)
+        self._shard = shard
+        self.batcher = batcher
 
     async def touch(
         self, session_id: SessionId, now: float, *, activity: bool
     ) -> Claim | Armed | None:
         """See ``SessionStore.touch``."""
         key, at, flag = self._link.keys.session(session_id), num(now), "1" if activity else "0"
-        reply = await self.batcher.submit((key, at, flag))
+        reply = await self.batcher.submit((self._shard, key, at, flag))
         if reply == 0:
             return None  # the hot path: recorded in Redis, no closure made
         return await self._decide(session_id, now, activity, (key, at, flag), reply)
 
     async def _decide(
-        self, session_id: SessionId, now: float, activity: bool, touch: Touch, reply: Any
+        self,
+        session_id: SessionId,
+        now: float,
+        activity: bool,
+        touch: tuple[str, str, str],
+        reply: Any,
     ) -> Claim | Armed | None:
         """``touch.lua`` handed the touch back: decide it with the core, commit by CAS."""
         link = self._link
@@ -93,12 +104,32 @@ class Touches:
 
         return await cas.retry(attempt)
 
+
+class TouchWriter:
+    """The store's one touch batcher: a batch is one ``touch.lua`` call per shard it touches."""
+
+    def __init__(self, links: Sequence[Link]) -> None:
+        self._links = list(links)
+        self.batcher: Batcher[Touch] = Batcher(self._send)
+
     async def _send(self, touches: Sequence[Touch]) -> list[Any]:
-        """One ``touch.lua`` call for a whole batch of touches (see ``Batcher``)."""
-        args: list[str] = []
-        for _, at, flag in touches:
-            args += (at, flag, "")
-        replies: list[Any] = await self._link.scripts.touch(
-            keys=[key for key, _, _ in touches], args=args
-        )
-        return replies
+        """Every touch of a batch, one call per shard, the calls in one pipeline."""
+        groups: dict[int, list[int]] = {}
+        for i, touch in enumerate(touches):
+            groups.setdefault(touch[0], []).append(i)
+        calls: list[Call] = []
+        for shard, members in groups.items():
+            args: list[str] = []
+            for i in members:
+                args += (touches[i][2], touches[i][3], "")
+            script = self._links[shard].scripts.touch
+            calls.append((script, [touches[i][1] for i in members], args))
+        if len(calls) == 1:  # one shard (always, on one Redis): no pipeline around it
+            script, keys, arguments = calls[0]
+            replies: list[Any] = await script(keys=keys, args=arguments)
+            return replies
+        out: list[Any] = [None] * len(touches)
+        for members, reply in zip(groups.values(), await self._links[0].run(calls), strict=True):
+            for j, i in enumerate(members):
+                out[i] = reply if isinstance(reply, BaseException) else reply[j]
+        return out
