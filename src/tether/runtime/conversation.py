@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from tether.core.events import AppEvent, Event
+from tether.core.events import AppEvent, ErrorNotice, Event
 from tether.core.ids import log_ref
 from tether.core.jsonvalue import check_json_object
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message
 from tether.errors import InvalidInput, SessionEnded, TetherError
+from tether.runtime.busy import busy_time
 from tether.runtime.cleanup import CleanupHandle
 from tether.runtime.hooks import Hooks
 from tether.runtime.replies import Replies, Reply
@@ -33,13 +35,14 @@ MAX_APP_NAME = 64
 
 
 class ConversationCommands:
-    """Session-owned tasks, streamed replies and app events (mixed into the manager)."""
+    """Session-owned tasks, streamed replies, app events and errors (mixed into the manager)."""
 
     _hooks: Hooks
     _session_tasks: SessionTasks
     _replies: Replies
     _broadcast: Callable[[SessionId, Event], None]
     get: Callable[[SessionId], Awaitable[SessionInfo]]
+    set_busy: Callable[[SessionId, bool], Awaitable[None]]
 
     def spawn(
         self, session_id: SessionId, coro: Coroutine[Any, Any, Any], name: str | None = None
@@ -86,6 +89,30 @@ class ConversationCommands:
         if info.end_reason is not None:
             raise SessionEnded(info.end_reason)
         self._broadcast(session_id, AppEvent(name, data))
+
+    def busy(self, session_id: SessionId) -> AbstractAsyncContextManager[None]:
+        """``async with manager.busy(session_id):`` busy for the block, e.g. while speech plays.
+
+        See :meth:`~tether.runtime.manager.SessionManager.set_busy`; a streamed
+        reply is busy time of its own already.
+        """
+        return busy_time(self.set_busy, session_id)
+
+    async def send_event(self, session_id: SessionId, event: Event) -> None:
+        """Send ``event`` to every connection of the session, on this node and the others."""
+        self._broadcast(session_id, event)
+
+    async def send_error(self, session_id: SessionId, code: str, message: str) -> None:
+        """Send ``error {code, message}`` to every connection of the session (every node).
+
+        For failures of the server side's own work on the session (the
+        responder's ``reply_failed``); the session and its clocks are not
+        touched. Raises :class:`~tether.errors.SessionEnded` once it has ended.
+        """
+        info = await self.get(session_id)
+        if info.end_reason is not None:
+            raise SessionEnded(info.end_reason)
+        self._broadcast(session_id, ErrorNotice(code, message))
 
     def remove_cleanup(self, handle: CleanupHandle) -> bool:
         """Unregister a cleanup before its session ends; ``True`` if it was still registered."""

@@ -24,7 +24,6 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,7 +32,7 @@ from tether.archive.journal import FileJournal
 from tether.archive.recovery import RecoveryReport
 from tether.clock import Clock
 from tether.core.choices import parse_choice
-from tether.core.events import ErrorNotice, Event, SessionConfig, TranscriptAppended
+from tether.core.events import SessionConfig, TranscriptAppended
 from tether.core.ids import log_ref, new_session_id, validate_user_id
 from tether.core.jsonvalue import check_json_object
 from tether.core.policy import Policy
@@ -42,7 +41,6 @@ from tether.core.transcript import Message, Role, check_content, parse_role
 from tether.errors import InvalidInput, SessionEnded, SessionNotFound, TetherError
 from tether.metrics.sink import MetricsSink
 from tether.runtime.bus import EventBus
-from tether.runtime.busy import busy_time
 from tether.runtime.channel import Channel
 from tether.runtime.cleanup import Cleanup, CleanupHandle
 from tether.runtime.cluster import Cluster
@@ -395,10 +393,6 @@ class SessionManager(HookRegistration, ConversationCommands):
             self._touched(claim)
         self._hooks.session_changed(session_id)
 
-    def busy(self, session_id: SessionId) -> AbstractAsyncContextManager[None]:
-        """``async with manager.busy(session_id):`` busy for the block (see :meth:`set_busy`)."""
-        return busy_time(self.set_busy, session_id)
-
     def _touched(self, claim: Claim | Armed) -> None:
         """Apply a transition a touch decided; raise if it was the end."""
         if isinstance(claim, Armed):  # a first heartbeat, or a busy time's end
@@ -458,10 +452,6 @@ class SessionManager(HookRegistration, ConversationCommands):
         self._reconfigured(info)
         return info
 
-    async def send_event(self, session_id: SessionId, event: Event) -> None:
-        """Send ``event`` to every connection of the session, on this node and the others."""
-        self._effects.broadcast(session_id, event)
-
     async def update_policy(self, session_id: SessionId, policy: Policy) -> None:
         """Replace the session's timeouts; a shorter one takes effect at once."""
         await self._store.update_policy(session_id, policy)
@@ -501,18 +491,6 @@ class SessionManager(HookRegistration, ConversationCommands):
         if parsed is Role.USER:
             self._heard(session_id, message)
         return message
-
-    async def send_error(self, session_id: SessionId, code: str, message: str) -> None:
-        """Send ``error {code, message}`` to every connection of the session (every node).
-
-        For failures of the server side's own work on the session (the
-        responder's ``reply_failed``); the session and its clocks are not
-        touched. Raises :class:`~tether.errors.SessionEnded` once it has ended.
-        """
-        info = await self.get(session_id)
-        if info.state is SessionState.ENDED:
-            raise SessionEnded(info.end_reason or EndReason.ERROR)
-        self._effects.broadcast(session_id, ErrorNotice(code, message))
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None

@@ -126,6 +126,7 @@ def check(store: SessionStore | None, options: Options) -> None:
         )
 
 
+# Long: the one place the parts meet; each step is a constructor call, in dependency order.
 def build(
     store: SessionStore | None,
     options: Options,
