@@ -16,15 +16,16 @@ local function touch(hash, now, activity, expected)
   if expected == '' and activity ~= '1' and not head[5] then
     return {'S', redis.call('HGETALL', hash)}
   end
+  -- The version guard() read, plus one, set in the same HSET: one command per touch.
+  local version = tonumber(head[4]) + 1
   if activity == '1' then
     if expected == '' and state == 'warning' then
       return {'S', redis.call('HGETALL', hash)}
     end
-    redis.call('HSET', hash, F.last_seen, now, F.last_activity, now)
+    redis.call('HSET', hash, F.last_seen, now, F.last_activity, now, F.version, version)
   else
-    redis.call('HSET', hash, F.last_seen, now)
+    redis.call('HSET', hash, F.last_seen, now, F.version, version)
   end
-  redis.call('HINCRBY', hash, F.version, 1)
   return 0
 end
 

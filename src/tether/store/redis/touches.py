@@ -114,6 +114,14 @@ class TouchWriter:
 
     async def _send(self, touches: Sequence[Touch]) -> list[Any]:
         """Every touch of a batch, one call per shard, the calls in one pipeline."""
+        if len(self._links) == 1:  # one Redis, one shard: one call, nothing to group
+            flat: list[str] = []
+            for _, _, at, flag in touches:
+                flat += (at, flag, "")
+            single: list[Any] = await self._links[0].scripts.touch(
+                keys=[touch[1] for touch in touches], args=flat
+            )
+            return single
         groups: dict[int, list[int]] = {}
         for i, touch in enumerate(touches):
             groups.setdefault(touch[0], []).append(i)
