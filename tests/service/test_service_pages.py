@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from service_kit import ADMIN, asgi_client, auth, eventually, make_settings
 
-from tether.service import create_app
+from tether.service import create_app, interviewer
 from tether.service.interviewer import CLOSING, QUESTIONS
 from tether.service.pages import PAGE_CSP, STATIC
 from tether.service.state import Service
@@ -157,8 +157,11 @@ async def _say(client: httpx.AsyncClient, sid: str, user: str, text: str, total:
     await eventually(replied)
 
 
-async def test_the_scripted_interviewer_asks_its_questions_in_turn(tmp_path: Path) -> None:
+async def test_the_scripted_interviewer_asks_its_questions_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A scripted demo interview: a question after each answer, a closing line, then silence."""
+    monkeypatch.setattr(interviewer, "WORD_DELAY", 0.0)  # the words' pace is not under test
     settings = make_settings(tmp_path, demo=True, idle_timeout=600.0, warn_before=60.0)
     app = create_app(settings)
     async with asgi_client(app) as client:

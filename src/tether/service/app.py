@@ -144,16 +144,16 @@ async def serving(
         await active.open()
     for note in settings.notes():
         log.info(note)
-    responder = None
+    answering = None
     try:
-        responder = start_responder(settings, active)
+        answering = start_responder(settings, active)
         yield active
     finally:
         svc.draining = True
         if owned:
             await active.aclose()
-        if responder is not None:  # after the sessions ended: their replies are cancelled
-            await responder.client.aclose()
+        if answering is not None:  # after the sessions ended: their replies are cancelled
+            await answering.aclose()
 
 
 async def open_manager(

@@ -1,29 +1,33 @@
 """The demo's scripted interviewer: no model, a fixed list of questions.
 
-Only in demo mode (``TETHER_DEMO=1``), and only for sessions that ask for it
-(kind ``interview`` with ``config.interviewer == "scripted"``, which the demo
-page sends with ``start``). An ``on_message`` hook of the manager: after each
-``user`` message the interviewer appends the next question as an
-``assistant`` message, so it is in the transcript, reaches every attached
-client and is archived like anything else. The transcript starts empty: the candidate speaks first
-("Hello"), and the first question answers that.
+Only in demo mode (``TETHER_DEMO=1``) with no LLM configured
+(``TETHER_LLM_BASE_URL`` unset: then the LLM answers instead), and only for
+sessions that ask for it (kind ``interview`` with ``config.interviewer ==
+"scripted"``, which the demo page sends with ``start``). It is a
+:class:`~tether.integrations.openai.PieceSource`: the same
+:class:`~tether.integrations.openai.Responder` that streams an LLM's answer
+streams its next question, word by word with a short pause, so the page sees
+``reply.delta`` frames build the question up exactly as it would a model's,
+then one ``assistant`` message in the transcript (archived like anything
+else). The transcript starts empty: the candidate speaks first ("Hello"), and
+the first question answers that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from tether.core.session import SessionInfo
 from tether.core.transcript import Message, Role
-from tether.errors import TetherError
-from tether.runtime.manager import SessionManager
-from tether.service.state import Service
 
 KIND = "interview"
 MARKER = "scripted"
 DEFAULT_JOB = "this"
+WORD_DELAY = 0.04
+"""Seconds between the words of a question: the pace of a model's tokens, so the page
+shows the question building up (and barge-in has something to cut)."""
 
 QUESTIONS = (
     "Thanks for coming in. To start, tell me a little about yourself and why you "
@@ -57,31 +61,26 @@ def reply_for(asked: int, config: dict[str, Any]) -> str | None:
 
 
 class ScriptedInterviewer:
-    """Answers candidates' messages in demo interviews (an ``on_message`` hook)."""
+    """The next question of a scripted demo interview, as a stream of words."""
 
-    def __init__(self, svc: Service) -> None:
-        self.svc = svc
-        self._lock = asyncio.Lock()  # one reply at a time: no question asked twice
-        self._installed: set[int] = set()
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = WORD_DELAY if delay is None else delay
 
-    def install(self) -> None:
-        """Register the hook on the service's manager (once per manager)."""
-        self.svc.when_bound(self._register)
-
-    def _register(self, manager: SessionManager) -> None:
-        if id(manager) not in self._installed:
-            self._installed.add(id(manager))
-            manager.on_message(self.on_message)
-
-    async def on_message(self, session: SessionInfo, message: Message) -> None:
-        """A candidate's message: append the next question, if this is a scripted interview."""
+    def pieces(
+        self, session: SessionInfo, transcript: Sequence[Message]
+    ) -> AsyncIterator[str] | None:
+        """The question after the candidate's answer; ``None`` outside scripted
+        interviews and once the closing line is said."""
         if not is_scripted(session.kind, session.config):
-            return
-        async with self._lock:
-            manager = self.svc.manager
-            with contextlib.suppress(TetherError):  # ended or gone meanwhile: nothing to say
-                messages = await manager.transcript(session.id)
-                asked = sum(1 for m in messages if m.role is Role.ASSISTANT)
-                text = reply_for(asked, session.config)
-                if text is not None:
-                    await manager.append(session.id, Role.ASSISTANT.value, text)
+            return None
+        # A question cut short by a barge-in was still asked: it counts.
+        asked = sum(1 for m in transcript if m.role is Role.ASSISTANT)
+        text = reply_for(asked, session.config)
+        return None if text is None else self._words(text)
+
+    async def _words(self, text: str) -> AsyncIterator[str]:
+        words = text.split(" ")
+        for n, word in enumerate(words):
+            if n:
+                await asyncio.sleep(self.delay)
+            yield word if n == len(words) - 1 else word + " "

@@ -4,8 +4,8 @@
   ``tether.d.ts`` and ``tether-dialog.css``): the browser client, always
   served, so an app on another origin can load it from the server it talks to;
 * ``/`` and ``POST /api/v1/demo/token`` (``TETHER_DEMO=1`` only): the
-  interview-practice demo and the throwaway tokens it runs on, with the
-  scripted interviewer of :mod:`tether.service.interviewer`;
+  interview-practice demo and the throwaway tokens it runs on (who answers
+  is :mod:`tether.service.llm`'s choice: the LLM, or the scripted interviewer);
 * ``/dashboard``: the admin dashboard. The page itself holds nothing
   secret; every call it makes needs the admin token.
 
@@ -28,7 +28,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tether.service.deps import api_router
-from tether.service.interviewer import ScriptedInterviewer
 from tether.service.responses import answers
 from tether.service.schemas import DemoToken
 from tether.service.state import Service
@@ -137,7 +136,6 @@ def build(svc: Service, *, dashboard: bool) -> APIRouter:
     if svc.settings.demo:
         _serve(r, "/", Asset.load("demo.html"), page=True)
         r.include_router(_demo_api(svc))
-        ScriptedInterviewer(svc).install()
     return r
 
 

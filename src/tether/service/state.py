@@ -36,7 +36,7 @@ ADMIN_KEY = "\0admin"
 """Limit key for the static admin token, which has no user id."""
 
 OnBind = Callable[[SessionManager], object]
-"""Called with the manager once it is bound (the demo interviewer registers its hook)."""
+"""Called with the manager once it is bound."""
 
 
 class Service:

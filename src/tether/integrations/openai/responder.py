@@ -1,15 +1,17 @@
-"""The responder: each user message answered with a reply streamed from the endpoint.
+"""The responder: each user message answered with a streamed reply.
 
 This is the one module that drives the conversation API of
 :class:`~tether.runtime.manager.SessionManager` (``on_message``, ``reply``,
-``send_error``); everything about the endpoint lives in :mod:`.client`, and
-what the model is told in :mod:`.history`. The manager is typed by the
-:class:`ConversationManager` protocol, the part of its API used here.
+``send_error``). What answers is a :class:`~.sources.PieceSource`: the LLM
+endpoint (:class:`~.sources.ChatSource` over :mod:`.client`, the model told
+what :mod:`.history` builds) or the demo's scripted interviewer. The manager
+is typed by the :class:`ConversationManager` protocol, the part of its API
+used here.
 
 Per user message (the ``on_message`` hook runs as a task the session owns)::
 
     async with manager.reply(session_id) as reply:
-        async for piece in client.stream(messages):
+        async for piece in source.pieces(session, transcript):
             await reply.delta(piece)
 
 An end or a barge-in cancels that task: the ``async for`` is interrupted
@@ -33,7 +35,7 @@ from tether.core.session import SessionInfo
 from tether.core.transcript import Message, Role
 from tether.errors import ReplyFailed, SessionError
 from tether.integrations.openai.client import ChatClient
-from tether.integrations.openai.history import chat_messages, system_prompt_for
+from tether.integrations.openai.sources import ChatSource, PieceSource
 from tether.types import SessionId
 
 log = logging.getLogger("tether.integrations.openai")
@@ -64,23 +66,26 @@ class ConversationManager(Protocol):
 
 
 class Responder:
-    """Answers every user message of every session with a streamed LLM reply.
+    """Answers every user message of every session with a reply streamed from ``source``.
 
-    ``system_prompt`` is the default system message; a session's
-    ``config.system_prompt`` overrides it. Call :meth:`install` once; close
-    ``client`` after the manager (the responder does not own it).
+    ``source`` is a :class:`~.sources.PieceSource`, or a :class:`ChatClient`
+    (shorthand for ``ChatSource(client, system_prompt=system_prompt)``:
+    ``system_prompt`` is the default system message, a session's
+    ``config.system_prompt`` overrides it). Call :meth:`install` once; close
+    the client after the manager (the responder does not own it).
     """
 
     def __init__(
         self,
         manager: ConversationManager,
-        client: ChatClient,
+        source: PieceSource | ChatClient,
         *,
         system_prompt: str | None = None,
     ) -> None:
         self.manager = manager
-        self.client = client
-        self.system_prompt = system_prompt
+        if isinstance(source, ChatClient):
+            source = ChatSource(source, system_prompt=system_prompt)
+        self.source: PieceSource = source
         self._installed = False
 
     def install(self) -> None:
@@ -94,13 +99,14 @@ class Responder:
             await self.answer(session)
 
     async def answer(self, session: SessionInfo) -> None:
-        """Stream one reply to the session's transcript so far."""
-        transcript = await self.manager.transcript(session.id)
-        prompt = system_prompt_for(session.config, self.system_prompt)
-        messages = chat_messages(transcript, prompt)
+        """Stream one reply to the session's transcript so far (if the source has one)."""
         try:
+            transcript = await self.manager.transcript(session.id)
+            pieces = self.source.pieces(session, transcript)
+            if pieces is None:
+                return
             async with self.manager.reply(session.id) as reply:
-                async for piece in self.client.stream(messages):
+                async for piece in pieces:
                     await reply.delta(piece)
         except ReplyFailed as exc:
             log.warning("reply failed session=%s cause=%s: %s", log_ref(session.id), exc.cause, exc)
