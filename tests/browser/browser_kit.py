@@ -281,10 +281,13 @@ def token_for(server: LiveServer, user: str) -> str:
 
 
 def say(page: Page, text: str, *, expect_messages: int) -> None:
-    """Send an answer and wait until the transcript holds ``expect_messages`` messages."""
+    """Send an answer and wait until the transcript holds ``expect_messages`` whole messages.
+
+    A reply still streaming shows as a ``building`` item; it counts once complete.
+    """
     page.fill("#answer", text)
     page.press("#answer", "Enter")
-    expect(page.locator("#transcript li")).to_have_count(expect_messages)
+    expect(page.locator("#transcript li:not(.building)")).to_have_count(expect_messages)
 
 
 def countdown_seconds(text: str) -> int:

@@ -29,7 +29,14 @@ COUNTDOWN = ".tether-dialog-countdown"
 
 
 def until_warning(server: LiveServer, page: Page) -> None:
-    """Let idle time pass until the page shows the warning dialog."""
+    """Let idle time pass until the page shows the warning dialog.
+
+    Idle time starts once the interviewer's reply is over (a streaming reply
+    keeps the session busy), so wait for that first.
+    """
+    wait_until(
+        lambda: not any(s["busy"] for s in server.sessions()), "no session busy with a reply"
+    )
     dialog = page.locator(DIALOG)
     elapse(server, page, 60, until=dialog.is_visible)
     expect(dialog).to_be_visible()
