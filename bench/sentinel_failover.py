@@ -18,7 +18,9 @@ Sentinels promote the replica. Counted:
 * writes answered 503 during the switch, writes that succeeded after it (the
   same processes, no restart), any other answer;
 * messages and ends acknowledged before the failover and lost with the
-  replica's lag (read back from the archives).
+  replica's lag (read back from the archives), and that lag itself: how many
+  bytes of the replication stream the replica lacked just before the kill
+  (the replica's offset read first, then the primary's: an upper estimate).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -227,7 +230,7 @@ class Run:
 
 
 async def _scenario(
-    run: Run, promoted: Callable[[], Awaitable[bool]], kill: Callable[[], None], data: Path
+    run: Run, promoted: Callable[[], Awaitable[bool]], kill: Callable[[], int], data: Path
 ) -> dict[str, Any]:
     for client in run.clients:
         await _open(client)
@@ -244,7 +247,7 @@ async def _scenario(
             "the warm-up writes",
         )
         acked_before = run.writes()
-        kill()
+        lag = kill()
         run.killed_at = time.monotonic()
         run.second_half.set()
         await poll(promoted, WAIT, "the Sentinels to promote the replica")
@@ -314,6 +317,7 @@ async def _scenario(
         "other_answers": {str(k): v for k, v in run.statuses.items() if k not in (200, 201, 503)},
         "transport_errors": run.transport_errors,
         "writes_410_racing_an_end": run.raced_end,
+        "replica_behind_at_kill_bytes": lag,
         "unavailable_s": round(refused[-1] - run.killed_at, 3) if refused else 0.0,
         "promoted_after_s": round(run.promoted_at - run.killed_at, 3),
         "sessions_ended_by_run": len(run.ended_by_run),
@@ -353,7 +357,19 @@ async def failover(directory: Path, sessions: int = 40) -> dict[str, Any]:
         try:
             await asyncio.gather(*(node.ready() for node in nodes))
             run = Run(nodes, sessions)
-            result = await _scenario(run, sentinels.promoted, sentinels.primary.process.kill, data)
+
+            def kill() -> int:
+                """SIGKILL the primary; how far the replica was behind just before (bytes)."""
+                with (
+                    redis.Redis(port=sentinels.replica.port) as replica,
+                    redis.Redis(port=sentinels.primary.port) as primary,
+                ):
+                    behind = int(replica.info("replication")["slave_repl_offset"])
+                    ahead = int(primary.info("replication")["master_repl_offset"])
+                sentinels.primary.process.kill()
+                return max(0, ahead - behind)
+
+            result = await _scenario(run, sentinels.promoted, kill, data)
         finally:
             for node in nodes:
                 node.stop()
