@@ -5,9 +5,10 @@
 
 A primary, its replica and three Sentinels (:mod:`bench.sentinel_server`); nodes
 A and B on ``redis+sentinel://``, one shared data dir, short cluster timings
-(1 s node lease, 3 s presence timeout: an outage the nodes did not treat as
-such would end sessions ``client_gone``). Under load (every session's
-WebSocket pings; REST writers post user messages through both nodes; a
+(1 s node lease, 2 s presence timeout: an outage the nodes did not treat as
+such would end the REST-heartbeating sessions ``client_gone``). Under load
+(a third of the sessions heartbeat over REST, the others' WebSockets ping;
+REST writers post user messages through both nodes; a
 writer ends some sessions as their user) the primary is SIGKILLed and the
 Sentinels promote the replica. Counted:
 
@@ -53,7 +54,7 @@ SECRET = "sentinel-failover-secret-0123456789abcdef"
 ADMIN_TOKEN = "sentinel-failover-admin-token"
 TOKENS = TokenAuthority(SECRET, admin_token=ADMIN_TOKEN)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PRESENCE = 3.0
+PRESENCE = 2.0
 NODE_LEASE = 1.0
 WAIT = 30.0  # a bound for anything on a loaded machine, never a figure
 PING_EVERY = 0.3
@@ -94,6 +95,8 @@ class Client:
     refused: int = 0
     """``error`` frames with code ``store_unavailable`` (pings during the switch)."""
     reconnects: int = 0
+    rest: bool = False
+    """Heartbeats over REST (no socket): its presence is its heartbeats alone."""
 
 
 async def _hello(client: Client, first: dict[str, Any], expect: str) -> dict[str, Any]:
@@ -112,7 +115,14 @@ async def _hello(client: Client, first: dict[str, Any], expect: str) -> dict[str
             raise ConnectionError(frame.get("code"))
 
 
-async def _open(client: Client) -> None:
+async def _open(client: Client, http: httpx.AsyncClient) -> None:
+    if client.rest:
+        made = await http.post(
+            f"{client.node.http}/api/v1/sessions", json={"kind": "chat"}, headers=_auth(client.user)
+        )
+        made.raise_for_status()
+        client.sid = made.json()["id"]
+        return
     frame = await _hello(client, {"type": "start", "kind": "chat"}, "session.started")
     client.sid = frame["session"]["id"]
 
@@ -122,7 +132,10 @@ class Run:
 
     def __init__(self, nodes: tuple[Node, Node], sessions: int) -> None:
         self.nodes = nodes
-        self.clients = [Client(f"user{i:03d}", nodes[i % 2]) for i in range(sessions)]
+        # Every third session heartbeats over REST, the others hold a WebSocket.
+        self.clients = [
+            Client(f"user{i:03d}", nodes[i % 2], rest=i % 3 == 2) for i in range(sessions)
+        ]
         self.open: set[str] = set()
         self.by_sid: dict[str, Client] = {}
         self.acked: dict[str, list[str]] = {}
@@ -137,6 +150,24 @@ class Run:
         self.raced_end = 0
         self.stop = asyncio.Event()
         self.second_half = asyncio.Event()
+
+    async def beat(self, http: httpx.AsyncClient, client: Client) -> None:
+        """Heartbeat over REST every ``PING_EVERY`` s until the run ends the session."""
+        url = f"{client.node.http}/api/v1/sessions/{client.sid}/heartbeat"
+        while not self.stop.is_set() and client.sid in self.open:
+            try:
+                answer = await http.post(url, headers=_auth(client.user))
+            except httpx.TransportError:
+                self.transport_errors += 1
+                continue
+            if answer.status_code == 503:
+                client.refused += 1
+            elif answer.status_code == 410 and client.sid in self.open:
+                client.ended.append(str(answer.json()))  # ended, and not by the run
+                return
+            elif answer.status_code not in (200, 410):
+                self.statuses[answer.status_code] += 1
+            await asyncio.sleep(PING_EVERY)
 
     async def keep(self, client: Client) -> None:
         """Ping every ``PING_EVERY`` s, read frames; come back with ``resume`` if dropped."""
@@ -232,13 +263,15 @@ class Run:
 async def _scenario(
     run: Run, promoted: Callable[[], Awaitable[bool]], kill: Callable[[], int], data: Path
 ) -> dict[str, Any]:
-    for client in run.clients:
-        await _open(client)
-        run.open.add(client.sid)
-        run.by_sid[client.sid] = client
-        run.acked[client.sid] = []
     async with httpx.AsyncClient(timeout=WAIT, limits=httpx.Limits(max_connections=64)) as http:
-        tasks = [asyncio.create_task(run.keep(c)) for c in run.clients]
+        for client in run.clients:
+            await _open(client, http)
+            run.open.add(client.sid)
+            run.by_sid[client.sid] = client
+            run.acked[client.sid] = []
+        tasks = [
+            asyncio.create_task(run.beat(http, c) if c.rest else run.keep(c)) for c in run.clients
+        ]
         tasks += [asyncio.create_task(run.write(http, seed)) for seed in range(WRITERS)]
         ender = asyncio.create_task(run.end(http))
         await poll(
@@ -311,7 +344,8 @@ async def _scenario(
         "writes_acknowledged_before_kill": acked_before,
         "writes_503": run.statuses[503],
         "ends_503": run.end_refused,
-        "ws_pings_refused": sum(c.refused for c in run.clients),
+        "ws_pings_refused": sum(c.refused for c in run.clients if not c.rest),
+        "rest_heartbeats_503": sum(c.refused for c in run.clients if c.rest),
         "ws_reconnects": sum(c.reconnects for c in run.clients),
         "writes_after_switch": run.after,
         "other_answers": {str(k): v for k, v in run.statuses.items() if k not in (200, 201, 503)},
