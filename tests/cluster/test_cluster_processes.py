@@ -1,4 +1,7 @@
-"""Three real ``tether serve`` processes on one ``redis-server``, started and stopped by pid.
+"""Three real ``tether serve`` processes on one Redis, started and stopped by pid.
+
+Each test runs twice: on one ``redis-server``, and on the real 3-master
+Redis Cluster (``redis+cluster://``, 64 shards) shared by the test session.
 
 Every node has the same secret and admin token, the same data directory and
 short cluster timings (``TETHER_NODE_LEASE``, ``TETHER_END_LEASE``,
@@ -21,19 +24,24 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import redis
 import yaml
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tether.archive.yaml_archive import dialog_from_doc
 from tether.service.auth import TokenAuthority
+from tether.store.redis.shards import CLUSTER_SHARDS, prefixes
 
 from .process_kit import (
     TetherProcess,
@@ -62,45 +70,90 @@ def _auth(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {_token(user)}"}
 
 
+@dataclass
+class Target:
+    """The Redis the nodes share: its ``TETHER_REDIS_URL`` and where its keys live."""
+
+    url: str
+    masters: list[str]
+    """Plain ``redis://`` URLs of the data nodes (one, or every master of the cluster)."""
+    cluster: bool
+
+    def client(self) -> Redis | RedisCluster:
+        """A client of the data (closed by the caller)."""
+        if self.cluster:
+            return RedisCluster.from_url(self.url.replace("redis+cluster://", "redis://"))
+        return Redis.from_url(self.url)
+
+    def keys(self, name: str) -> list[str]:
+        """Key ``name`` of the default prefix in every shard (one on one Redis)."""
+        return [p + name for p in prefixes("tether:", CLUSTER_SHARDS if self.cluster else 1)]
+
+    def flush(self) -> None:
+        """Empty every data node."""
+        for url in self.masters:
+            with redis.Redis.from_url(url) as admin:
+                admin.flushdb()
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """A fresh redis-server (killed after), or the session's Redis Cluster (flushed around)."""
+    if request.param == "redis":
+        with restartable_redis(tmp_path / "redis") as server:
+            yield Target(server.url, [server.url], cluster=False)
+        return
+    cluster = request.getfixturevalue("redis_cluster")
+    shared = Target(cluster.url, [m.url for m in cluster.masters], cluster=True)
+    shared.flush()
+    try:
+        yield shared
+    finally:
+        shared.flush()
+
+
 @asynccontextmanager
 async def three_nodes(
-    tmp_path: Path, *, presence: float = PRESENCE, only_a: dict[str, str] | None = None
-) -> AsyncIterator[tuple[list[TetherProcess], Path, str]]:
-    """Nodes a, b, c on one fresh redis-server and one data dir; all stopped by pid after.
+    tmp_path: Path,
+    target: Target,
+    *,
+    presence: float = PRESENCE,
+    only_a: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[list[TetherProcess], Path]]:
+    """Nodes a, b, c on ``target`` and one data dir; all stopped by pid after.
 
-    Yields the nodes, the data dir and the Redis URL. ``only_a`` adds
-    environment variables to node a alone.
+    Yields the nodes and the data dir. ``only_a`` adds environment variables
+    to node a alone.
     """
     data = tmp_path / "data"
     data.mkdir()
-    with restartable_redis(tmp_path / "redis") as redis_server:
-        env = {
-            "TETHER_REDIS_URL": redis_server.url,
-            "TETHER_SECRET": SECRET,
-            "TETHER_ADMIN_TOKEN": ADMIN_TOKEN,
-            "TETHER_DATA_DIR": str(data),
-            "TETHER_PRESENCE_TIMEOUT": f"{presence}s",
-            "TETHER_HEARTBEAT_INTERVAL": "500ms",
-            "TETHER_IDLE_TIMEOUT": "10m",
-            "TETHER_NODE_LEASE": f"{NODE_LEASE}s",
-            "TETHER_END_LEASE": f"{END_LEASE}s",
-            "TETHER_CLUSTER_POLL": "200ms",
-            "TETHER_SHUTDOWN_GRACE": "3s",
-            "TETHER_MAX_REQUESTS_PER_MINUTE": "100000",
-            "TETHER_REQUEST_BURST": "10000",
-            "TETHER_LOG_LEVEL": "warning",
-            "TETHER_FSYNC": "no",
-        }
-        nodes = [
-            spawn_tether(name, {**env, **(only_a or {})} if name == "a" else env, tmp_path)
-            for name in ("a", "b", "c")
-        ]
-        try:
-            await asyncio.gather(*(wait_ready(node) for node in nodes))
-            yield nodes, data, redis_server.url
-        finally:
-            for node in nodes:
-                node.terminate()
+    env = {
+        "TETHER_REDIS_URL": target.url,
+        "TETHER_SECRET": SECRET,
+        "TETHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "TETHER_DATA_DIR": str(data),
+        "TETHER_PRESENCE_TIMEOUT": f"{presence}s",
+        "TETHER_HEARTBEAT_INTERVAL": "500ms",
+        "TETHER_IDLE_TIMEOUT": "10m",
+        "TETHER_NODE_LEASE": f"{NODE_LEASE}s",
+        "TETHER_END_LEASE": f"{END_LEASE}s",
+        "TETHER_CLUSTER_POLL": "200ms",
+        "TETHER_SHUTDOWN_GRACE": "3s",
+        "TETHER_MAX_REQUESTS_PER_MINUTE": "100000",
+        "TETHER_REQUEST_BURST": "10000",
+        "TETHER_LOG_LEVEL": "warning",
+        "TETHER_FSYNC": "no",
+    }
+    nodes = [
+        spawn_tether(name, {**env, **(only_a or {})} if name == "a" else env, tmp_path)
+        for name in ("a", "b", "c")
+    ]
+    try:
+        await asyncio.gather(*(wait_ready(node) for node in nodes))
+        yield nodes, data
+    finally:
+        for node in nodes:
+            node.terminate()
 
 
 async def _hello_start(url: str, user: str) -> tuple[ClientConnection, str]:
@@ -123,10 +176,10 @@ def _archives(data: Path, user: str) -> list[Path]:
 
 
 async def test_three_processes_end_a_session_from_another_node_with_an_ack(
-    tmp_path: Path,
+    tmp_path: Path, target: Target
 ) -> None:
     """WS on A, heartbeats via B, admin end on C: A's client told + closed 4004, one archive."""
-    async with three_nodes(tmp_path) as (nodes, data, _):
+    async with three_nodes(tmp_path, target) as (nodes, data):
         a, b, c = nodes
         conn, sid = await _hello_start(a.ws, "alice")
         frames: list[dict[str, Any]] = []
@@ -170,21 +223,22 @@ def _exists(data: Path, user: str) -> Any:
 
 
 async def test_a_sigkilled_node_s_sessions_end_client_gone_on_the_survivors_once(
-    tmp_path: Path,
+    tmp_path: Path, target: Target
 ) -> None:
     """SIGKILL A with 100 live WebSockets: B and C end each client_gone after presence, once."""
-    async with three_nodes(tmp_path) as (nodes, data, redis_url):
+    async with three_nodes(tmp_path, target) as (nodes, data):
         a, b, _c = nodes
         users = [f"user{i:03d}" for i in range(DEAD_NODE_SESSIONS)]
         opened = await asyncio.gather(*(_hello_start(a.ws, user) for user in users))
         ids = {user: sid for user, (_conn, sid) in zip(users, opened, strict=True)}
         # A's last renewal is no earlier than the earliest lease now held, less a
         # lease (on a loaded machine A may have renewed late, long before the kill).
-        redis = Redis.from_url(redis_url)
-        try:
-            [(_node, expiry_us)] = await redis.zrange("tether:nodes", 0, 0, withscores=True)
+        client = target.client()
+        try:  # every shard holds the registry: the first one will do
+            nodes_key = target.keys("nodes")[0]
+            [(_node, expiry_us)] = await client.zrange(nodes_key, 0, 0, withscores=True)
         finally:
-            await redis.aclose()
+            await client.aclose()
         renewed_by = expiry_us / 1e6 - NODE_LEASE
         a.kill()
 
@@ -217,12 +271,12 @@ def _ended(metrics: str, reason: str) -> int:
 
 
 async def test_a_node_sigkilled_mid_end_pipelines_leaves_each_end_to_one_survivor(
-    tmp_path: Path,
+    tmp_path: Path, target: Target
 ) -> None:
     """SIGKILL A holding 100 archived, uncompleted ends: B+C finish each once; one archive each."""
     hold = {"TETHER_TEST_ARCHIVE_HOLD": "60s"}
     async with (
-        three_nodes(tmp_path, presence=60.0, only_a=hold) as (nodes, data, redis_url),
+        three_nodes(tmp_path, target, presence=60.0, only_a=hold) as (nodes, data),
         httpx.AsyncClient(timeout=WAIT) as http,
     ):
         a, b, c = nodes
@@ -264,6 +318,13 @@ async def test_a_node_sigkilled_mid_end_pipelines_leaves_each_end_to_one_survivo
         assert not cleanup.done()  # the pipelines are held: the admin call is still waiting
         assert _ended((await http.get(f"{a.http}/metrics")).text, "admin") == 0
         assert await ended_on_survivors() == 0
+        client = target.client()
+
+        async def leased_ends() -> int:
+            return sum([await client.zcard(key) for key in target.keys("ending")])
+
+        # (Read where the store keeps them: the count must go from all to none.)
+        assert await leased_ends() == DEAD_NODE_SESSIONS
         a.kill()
         killed_at = time.monotonic()
         with contextlib.suppress(httpx.HTTPError):
@@ -281,15 +342,14 @@ async def test_a_node_sigkilled_mid_end_pipelines_leaves_each_end_to_one_survivo
             assert (dialog.session_id, dialog.end_reason.value) == (ids[user], "admin")
             assert [m.content for m in dialog.messages] == [f"hello from {user}"]
         # Each end was completed with the survivor's fence: none is left to hand out again.
-        redis = Redis.from_url(redis_url)
         try:
 
             async def all_completed() -> bool:
-                return await redis.zcard("tether:ending") == 0
+                return await leased_ends() == 0
 
             await poll_until(all_completed, WAIT, "some ends were never completed")
         finally:
-            await redis.aclose()
+            await client.aclose()
         assert await ended_on_survivors() == DEAD_NODE_SESSIONS
         for user in users:
             assert len(_archives(data, user)) == 1

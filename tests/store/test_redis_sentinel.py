@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio
-from bench.redis_server import BenchRedis, _free_port, launch
+from bench.redis_server import BenchRedis
+from bench.sentinel_server import SERVICE
+from bench.sentinel_server import sentinel_set as _sentinel_set
 
 from tether.core.policy import Policy
 from tether.core.session import SessionRecord
@@ -31,64 +30,14 @@ from tether.store.redis import RedisStore
 from tether.testing import eventually
 from tether.types import SessionId, UserId
 
-SERVICE = "tether-test"
 SESSIONS = 20
-
-
-def _ping(port: int) -> bool:
-    cli = shutil.which("redis-cli")
-    assert cli is not None
-    out = subprocess.run([cli, "-p", str(port), "ping"], capture_output=True, text=True)
-    return out.stdout.strip() == "PONG"
 
 
 @contextlib.contextmanager
 def sentinel_set(directory: Path) -> Iterator[tuple[BenchRedis, BenchRedis, list[int]]]:
-    """A primary, its replica and three Sentinels monitoring it; all stopped by pid after."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server missing: make test installs it", pytrace=False)
-    processes: list[subprocess.Popen[str]] = []
-    servers: list[BenchRedis] = []
-    try:
-        (directory / "p").mkdir()
-        (directory / "r").mkdir()
-        primary = BenchRedis(*launch(str(directory / "p")))
-        servers.append(primary)
-        replica = BenchRedis(
-            *launch(str(directory / "r"), ["--replicaof", "127.0.0.1", str(primary.port)])
-        )
-        servers.append(replica)
-        ports = []
-        for i in range(3):
-            port = _free_port()
-            conf = directory / f"sentinel-{i}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
-                f"sentinel monitor {SERVICE} 127.0.0.1 {primary.port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-                f"sentinel failover-timeout {SERVICE} 5000\n"
-            )
-            processes.append(
-                subprocess.Popen(
-                    [exe, str(conf), "--sentinel"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
-            )
-            ports.append(port)
-        deadline = time.monotonic() + 20.0
-        while not all(_ping(p) for p in ports):
-            assert time.monotonic() < deadline, "the Sentinels did not start"
-            time.sleep(0.005)
-        yield primary, replica, ports
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait()
-        for server in servers:
-            server.stop()
+    """A primary, its replica and three Sentinels (see ``bench.sentinel_server``)."""
+    with _sentinel_set(directory) as sentinels:
+        yield sentinels.primary, sentinels.replica, sentinels.ports
 
 
 async def test_a_sentinel_failover_under_appends_is_followed_without_restart(
