@@ -27,6 +27,7 @@ from bench import (
     redis_end,
     redis_memory,
     redis_touch,
+    responder,
     soak,
     touch,
     ws_idle,
@@ -45,6 +46,7 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "redis_claim": redis_claim.run,
     "redis_end": redis_end.run,
     "redis_memory": redis_memory.run,
+    "responder": responder.run,
 }
 
 ON_DEMAND: dict[str, Callable[[bool], list[Row]]] = {"fuzz": fuzz.run, "soak": soak.run}
