@@ -64,6 +64,8 @@ THINK = float(os.environ.get("RESPONDER_THINK", "10"))
 SHAPES = {1: (20, 10, 0.0), 200: (1, 3, THINK)}
 """Concurrency: (conversations per worker, turns per conversation, mean pause in seconds)."""
 QUICK_SHAPES = {1: (5, 10, 0.0), 200: (1, 2, THINK / 2)}
+SERVER = ["-m", "bench.ws_idle_server", "tether"]
+"""The server's command line, but the listening socket's fd (a profiling run swaps it)."""
 TARGET_CONCURRENCY = 200
 TARGET_MS = 5.0
 
@@ -119,7 +121,7 @@ def measure(shapes: dict[int, tuple[int, int, float]], repeats: int) -> dict[str
             listener.listen(2048)
             port, fd = listener.getsockname()[1], listener.fileno()
             log = open(Path(data_dir) / "server.log", "w+")  # noqa: SIM115
-            argv = [sys.executable, "-m", "bench.ws_idle_server", "tether", str(fd)]
+            argv = [sys.executable, *SERVER, str(fd)]
             server = Child(argv, env, pass_fds=[fd], stderr=log)
             listener.close()
             client: Child | None = None
