@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench.responder import percentile, rows_from
 from bench.responder import measure as measure_responder
+from bench.responder import percentile, rows_from
 
 SHAPES = {1: (2, 3, 0.0), 20: (1, 2, 0.02)}
 
