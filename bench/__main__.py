@@ -30,6 +30,7 @@ from bench import (
     redis_memory,
     redis_touch,
     replies,
+    responder,
     shard_balance,
     soak,
     touch,
@@ -50,6 +51,7 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "redis_claim": redis_claim.run,
     "redis_end": redis_end.run,
     "redis_memory": redis_memory.run,
+    "responder": responder.run,
 }
 
 ON_DEMAND: dict[str, Callable[[bool], list[Row]]] = {

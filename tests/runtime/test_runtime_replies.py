@@ -40,7 +40,8 @@ async def _stream_until_cut(
 
 
 async def test_pieces_of_one_loop_turn_go_out_as_one_delta_and_one_message_is_stored() -> None:
-    """Three deltas in one turn: one reply.delta frame; the exit stores one message, reply_id."""
+    """The first piece goes out at once, the next two of its turn as one reply.delta frame;
+    the exit stores one message with the reply_id."""
     async with fake_manager(policy=POLICY) as kit:
         session = await kit.manager.start("alice")
         channel = RecordingChannel()
@@ -54,7 +55,7 @@ async def test_pieces_of_one_loop_turn_go_out_as_one_delta_and_one_message_is_st
             assert reply.text == "Hello, world"
         await settle()
         sent = deltas(channel)
-        assert [d.text for d in sent] == ["Hello, ", "world"]
+        assert [d.text for d in sent] == ["Hel", "lo, ", "world"]
         assert {d.reply_id for d in sent} == {reply.reply_id}
         assert channel.types()[-1] == "transcript.message"
         (stored,) = await kit.manager.transcript(session.id)

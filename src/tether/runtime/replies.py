@@ -2,10 +2,11 @@
 
 ``async with manager.reply(session_id) as reply: await reply.delta(text)``
 sends each piece to every attached connection as ``reply.delta {reply_id,
-role, text}``. Pieces given within one turn of the event loop go out as one
-event: the first piece of a turn schedules a flush with ``call_soon``, later
-ones only join the buffer, so a model streaming many small tokens costs one
-frame per loop turn, not one per token.
+role, text}``. The reply's first piece goes out at once (the time to the
+first word is what a user waits on); after it, pieces given within one turn
+of the event loop go out as one event: the first piece of a turn schedules a
+flush with ``call_soon``, later ones only join the buffer, so a model
+streaming many small tokens costs one frame per loop turn, not one per token.
 
 A clean exit stores ONE transcript message (``content`` = every piece
 joined, ``metadata.reply_id``), which goes out as the usual
@@ -77,7 +78,7 @@ class Reply:
         return self._closed
 
     async def delta(self, text: str) -> None:
-        """Stream ``text``; pieces within one loop turn go out together.
+        """Stream ``text``: the first piece at once, later pieces of one loop turn together.
 
         Raises :class:`~tether.errors.ReplyClosed` once the reply was cut
         short, and :class:`~tether.errors.InvalidInput` for text that is no
@@ -89,7 +90,12 @@ class Reply:
         if not text:
             return
         self._parts.append(text)
-        if self._flush_handle is None:
+        if len(self._parts) == 1:
+            # The first piece goes out at once: the wait for the first word is the
+            # latency a user feels, and a model that sends its opening chunks
+            # together would otherwise hold it back until the task yields.
+            self._flush()
+        elif self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
