@@ -19,10 +19,10 @@ order: a slot that moved (``MOVED``) or is moving (``ASK``, ``TRYAGAIN``),
 a master that failed over or cannot be reached, a script the master has not
 loaded (``NOSCRIPT``), a slot map not fetched yet. That path follows the
 redirections and refreshes the client's slot map, so the next batch goes
-straight to the slot's new master. Only calls that changed nothing are sent
-again: a redirection, ``NOSCRIPT`` and ``TRYAGAIN`` run nothing, and the
-rest are errors of the connection, after which the cluster pipeline would
-itself resend them (a touch sent twice records the same signs twice).
+straight to the slot's new master. A redirection, ``NOSCRIPT`` and
+``TRYAGAIN`` ran nothing; after an error of the connection a call may have
+run, and is sent again as redis-py's own retry would send it (a touch sent
+twice records the same signs twice).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ RESENT = (
     TimeoutError,
     OSError,
 )
-"""Replies after which a call changed nothing and goes through redis-py's cluster pipeline."""
+"""Replies after which a call goes again, through redis-py's cluster pipeline."""
 
 
 class Masters:
