@@ -57,11 +57,17 @@ class BenchRedis:
         self.process.wait()
 
 
+MAX_CLUSTER_PORT = 55535
+"""A cluster node also listens on its port + 10000, so its port must not be above this."""
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    while True:  # the kernel's ephemeral range runs past MAX_CLUSTER_PORT
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port <= MAX_CLUSTER_PORT:
+            return port
 
 
 def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:

@@ -65,6 +65,7 @@ from tether.store.redis.claims import COMMIT_CHUNK, Claims, Lease
 from tether.store.redis.codec import Loaded, text
 from tether.store.redis.keys import Keys, SessionKeys
 from tether.store.redis.link import Link
+from tether.store.redis.masters import Masters
 from tether.store.redis.nodes import Nodes
 from tether.store.redis.reads import Reads
 from tether.store.redis.scripts import Call, Client, Scripts
@@ -156,6 +157,8 @@ class RedisStore:
         """Settles a sharded lease: every shard's reads, commits and drops in one pipeline each."""
         self.touches: Batcher[Touch] = writer.batcher
         """The touch writer; its counters show how many round trips touches took."""
+        self.touch_masters: Masters | None = writer.masters
+        """On Redis Cluster, the per-master touch sender; ``resent`` counts redirected calls."""
 
     @classmethod
     def from_url(
