@@ -153,7 +153,7 @@ class TouchWriter:
                 args += (touches[i][2], touches[i][3], "")
             script = self._links[shard].scripts.touch
             calls.append((script, [touches[i][1] for i in members], args))
-        if len(calls) == 1:  # one shard (always, on one Redis): no pipeline around it
+        if len(calls) == 1:  # the batch touched one shard: no pipeline around it
             script, keys, arguments = calls[0]
             replies: list[Any] = await script(keys=keys, args=arguments)
             return replies
