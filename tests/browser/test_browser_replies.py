@@ -117,7 +117,11 @@ def test_app_events_reach_on_app_and_the_raw_frame_hook(
     user = f"app-events-{transport}"
     session_id = page.evaluate(CONNECT, {"token": token_for(server, user), "transport": transport})
     data = {"status": "ringing", "levels": [0.1, 0.4]}
-    server.run(server.manager.send_app(validate_session_id(session_id), "call.status", data))
+    sid = validate_session_id(session_id)
+    # App events are not replayed: send once the page's connection is attached
+    # (over SSE, `ready` can come before the event stream is).
+    wait_until(lambda: server.manager.connections(sid) >= 1, "the page's connection attached")
+    server.run(server.manager.send_app(sid, "call.status", data))
     wait_until(lambda: seen(page, "app"), "the app event")
     assert seen(page, "app") == [{"name": "call.status", "data": data}]
     frames = [f for f in seen(page, "frame") if f["type"] == "app"]
