@@ -13,6 +13,7 @@ import gc
 import json
 import operator
 import secrets
+import socket
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,6 +113,15 @@ def rows_vs(
         )
         for name, values in samples.items()
     ]
+
+
+def loopback_listener() -> socket.socket:
+    """A listening TCP socket on a free loopback port, to hand to a server process by its fd."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2048)
+    return listener
 
 
 @contextmanager

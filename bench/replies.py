@@ -70,7 +70,6 @@ import math
 import os
 import platform
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -80,7 +79,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import Row, Target, rows_vs, table, write_json
+from bench.common import Row, Target, loopback_listener, rows_vs, table, write_json
 from bench.ws_idle import WORKERS, Child, _env
 from bench.ws_idle_server import raise_nofile
 
@@ -200,10 +199,7 @@ def measure(contender: str, n: int, timing: Timing, workers: int = WORKERS) -> S
         prefix="tether-bench-", dir=os.environ.get("TETHER_BENCH_DIR")
     ) as data_dir:
         env = _env(contender, secret, data_dir)
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(2048)
+        listener = loopback_listener()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         fd = listener.fileno()
         log = open(Path(data_dir) / "server.log", "w+")  # noqa: SIM115

@@ -41,14 +41,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, Target, write_json
+from bench.common import Row, Target, loopback_listener, write_json
 from bench.fake_llm import launch
 from bench.ws_idle import Child
 
@@ -116,9 +115,7 @@ def measure(shapes: dict[int, tuple[int, int, float]], repeats: int) -> dict[str
     try:
         with tempfile.TemporaryDirectory(prefix="tether-bench-", dir=BENCH_DIR) as data_dir:
             env = _env(secret, data_dir, llm.base_url)
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(2048)
+            listener = loopback_listener()
             port, fd = listener.getsockname()[1], listener.fileno()
             log = open(Path(data_dir) / "server.log", "w+")  # noqa: SIM115
             argv = [sys.executable, *SERVER, str(fd)]

@@ -60,7 +60,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -72,7 +71,7 @@ from typing import IO, Any
 
 import psutil
 
-from bench.common import Row, Target, rows_vs
+from bench.common import Row, Target, loopback_listener, rows_vs
 from bench.ws_idle_server import raise_nofile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,10 +197,7 @@ def _measure(contender: str, n: int, window: float, settle: float) -> Sample:
     children: list[Child] = []
     with tempfile.TemporaryDirectory(prefix="tether-bench-", dir=BENCH_DIR) as data_dir:
         env = _env(contender, secret, data_dir)
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(2048)
+        listener = loopback_listener()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         fd = listener.fileno()
         log = open(Path(data_dir) / "server.log", "w+")  # noqa: SIM115
