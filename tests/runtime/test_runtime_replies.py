@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tether import ConfigError, InvalidInput, ReplyClosed, SessionNotFound
+from tether import ArchiveError, ConfigError, InvalidInput, ReplyClosed, SessionNotFound
+from tether.archive.journal import FileJournal
 from tether.archive.yaml_archive import YamlArchive
 from tether.core.events import ReplyDelta
 from tether.core.policy import Policy
+from tether.core.session import SessionInfo
+from tether.core.transcript import Message
 from tether.runtime.manager import SessionManager
 from tether.testing import RecordingChannel, fake_manager, settle
-from tether.types import SessionId
+from tether.types import EndReason, SessionId
 
 POLICY = Policy(idle_timeout=600, warn_before=120, max_duration=1800, presence_timeout=60)
 
@@ -220,3 +223,100 @@ async def test_send_app_reaches_every_connection_and_bad_input_changes_nothing()
         assert apps == [{"type": "app", "name": "speaking", "data": {"on": True}}]
         with pytest.raises(SessionNotFound):
             await kit.manager.send_app(SessionId("0" * 32), "speaking", None)
+
+
+class SlowDiskJournal(FileJournal):
+    """A real journal whose appends wait until the test lets the disk finish (or refuse)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.flushed = asyncio.Event()
+        self.refuse = False
+
+    async def append(self, session_id: SessionId, message: Message) -> None:
+        await self.flushed.wait()
+        if self.refuse:
+            raise ArchiveError("the disk refused the write (test)")
+        await super().append(session_id, message)
+
+
+def _early_answer(manager: SessionManager, heard: list[str]) -> asyncio.Event:
+    """Register an early hook answering "Hi there"; the event is set once its reply is over."""
+    answered = asyncio.Event()
+
+    async def answer(session: SessionInfo, message: Message) -> None:
+        heard.append(message.content)
+        try:
+            async with manager.reply(session.id) as reply:
+                await reply.delta("Hi")
+                await reply.delta(" there")
+        finally:
+            answered.set()
+
+    manager.on_message(answer, early=True)
+    return answered
+
+
+async def test_an_early_hook_runs_before_the_flush_and_its_reply_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """An early on_message hook runs while the user message is still being made durable; its
+    reply reaches no connection until then, and goes out after the message's own
+    transcript.message; a plain hook runs only once the message is durable."""
+    journal = SlowDiskJournal(tmp_path)
+    async with fake_manager(policy=POLICY, journal=journal, archiver=YamlArchive(tmp_path)) as kit:
+        early: list[str] = []
+        plain: list[str] = []
+        answered = _early_answer(kit.manager, early)
+
+        async def after(session: SessionInfo, message: Message) -> None:
+            plain.append(message.content)
+
+        kit.manager.on_message(after)
+        session = await kit.manager.start("alice")
+        channel = RecordingChannel()
+        await kit.manager.attach(session.id, channel)
+        appending = asyncio.ensure_future(kit.manager.append(session.id, "user", "hello"))
+        await settle()
+        assert early == ["hello"]
+        assert plain == []
+        assert not appending.done()
+        assert "reply.delta" not in channel.types()
+        journal.flushed.set()
+        await appending
+        await asyncio.wait_for(answered.wait(), 10)
+        await settle()
+        assert plain == ["hello"]
+        wire = [(e.to_wire()["type"], e.to_wire().get("text")) for e in channel.events]
+        assert wire[-3:] == [
+            ("transcript.message", None),
+            ("reply.delta", "Hi there"),
+            ("transcript.message", None),
+        ]
+        contents = [(m.role.value, m.content) for m in await kit.manager.transcript(session.id)]
+        assert contents == [("user", "hello"), ("assistant", "Hi there")]
+
+
+async def test_a_reply_to_a_message_the_disk_refuses_sends_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """The journal refuses the user message: the early hook's reply sends no delta, the
+    session ends with error, and its archive holds no answer."""
+    journal = SlowDiskJournal(tmp_path)
+    async with fake_manager(policy=POLICY, journal=journal, archiver=YamlArchive(tmp_path)) as kit:
+        early: list[str] = []
+        _early_answer(kit.manager, early)
+        session = await kit.manager.start("alice")
+        channel = RecordingChannel()
+        await kit.manager.attach(session.id, channel)
+        appending = asyncio.ensure_future(kit.manager.append(session.id, "user", "hello"))
+        await settle()
+        assert early == ["hello"]
+        journal.refuse = True
+        journal.flushed.set()
+        with pytest.raises(ArchiveError):
+            await appending
+        await kit.manager.wait_idle()
+        assert "reply.delta" not in channel.types()
+        assert (await kit.manager.get(session.id)).end_reason is EndReason.ERROR
+        assert yaml.safe_load(archived_text(tmp_path))["messages"] in (None, [])

@@ -118,9 +118,10 @@ class ConversationCommands:
         """Unregister a cleanup before its session ends; ``True`` if it was still registered."""
         return handle.remove()
 
-    def _heard(self, session_id: SessionId, message: Message) -> None:
-        """A user message is durable: run each ``on_message`` hook as a session task."""
-        for hook in self._hooks.message:
+    def _heard(self, session_id: SessionId, message: Message, *, early: bool = False) -> None:
+        """Run each ``on_message`` hook as a session task: the ``early`` ones once the
+        user message is stored, the others once it is durable."""
+        for hook in self._hooks.early_message if early else self._hooks.message:
             self._run_hook(session_id, hook, message)
 
     def _reconfigured(self, info: SessionInfo) -> None:

@@ -50,6 +50,7 @@ class Hooks:
         self.ended: list[Hook] = []
         self.changed: list[ChangeHook] = []
         self.message: list[MessageHook] = []
+        self.early_message: list[MessageHook] = []
         self.config: list[ConfigHook] = []
 
     def failed(self, hook: object) -> None:
@@ -132,15 +133,26 @@ class HookRegistration:
         self._hooks.changed.append(hook)
         return hook
 
-    def on_message(self, hook: M) -> M:
+    def on_message(self, hook: M, *, early: bool = False) -> M:
         """Register ``async hook(session, message)`` for every ``user`` message.
 
         From every transport (WebSocket ``message``, REST, the Python API),
         once the message is durable. Each call runs as a task the session
         owns: an end cancels it (before the archive), and a barge-in cuts
         the reply it streams. Coroutine functions only.
+
+        ``early=True`` runs the hook as soon as the message is in the
+        session's transcript, while the journal is still making it durable,
+        for a hook whose first step is slow and invisible (a request to a
+        model: its time to the first token then overlaps the disk flush).
+        A reply opened then holds its pieces until the message is durable,
+        so no answer reaches a client before the message it answers is
+        saved, and it says nothing at all if the disk refuses the message
+        (which ends the session, cancelling the hook). App events are not
+        held: send those from a plain hook. Register it with
+        ``manager.on_message(hook, early=True)``.
         """
-        self._hooks.message.append(hook)
+        (self._hooks.early_message if early else self._hooks.message).append(hook)
         return hook
 
     def on_config(self, hook: F) -> F:

@@ -467,8 +467,9 @@ class SessionManager(HookRegistration, ConversationCommands):
 
         Any role: this is the server side (clients are held to ``user`` at
         the edge). A ``user`` message is also activity, cuts a reply
-        streaming in the session (``barge_in="cancel"``) and, once stored,
-        runs the ``on_message`` hooks. Returns the stored message with its
+        streaming in the session (``barge_in="cancel"``) and, once durable,
+        runs the ``on_message`` hooks (the ``early`` ones as soon as it is
+        stored, overlapping the journal's flush). Returns the stored message with its
         sequence number once it is durable in the journal (if there is one)
         under its fsync policy: the return is the acknowledgement. While the
         session's end stops its work (before the archive), a non-user
@@ -485,11 +486,24 @@ class SessionManager(HookRegistration, ConversationCommands):
             if parsed is Role.USER or not self._ending.late.accepts(session_id):
                 raise
             message = self._ending.late.append(session_id, parsed, content, metadata, self._now())
-        await self._transcripts.append(message, session_id)
+        if parsed is not Role.USER:
+            await self._transcripts.append(message, session_id)
+            self._effects.broadcast(session_id, TranscriptAppended(message))
+            self._hooks.session_changed(session_id)
+            return message
+        # Replies opened from here on hold their pieces until the message is
+        # durable (released after its transcript.message, which goes first).
+        durable = self._replies.hold(session_id)
+        self._heard(session_id, message, early=True)
+        try:
+            await self._transcripts.append(message, session_id)
+        except BaseException:
+            self._replies.release(session_id, durable, saved=False)
+            raise
         self._effects.broadcast(session_id, TranscriptAppended(message))
+        self._replies.release(session_id, durable, saved=True)
         self._hooks.session_changed(session_id)
-        if parsed is Role.USER:
-            self._heard(session_id, message)
+        self._heard(session_id, message)
         return message
 
     async def transcript(

@@ -15,6 +15,12 @@ body raised or was cancelled) stores what it streamed with
 ``metadata.partial: true``; on an end this happens before the archive is
 written. A connection that attaches while a reply streams first gets the
 text already sent as one ``reply.delta`` (:meth:`Replies.resume_events`).
+
+A reply opened while a user message of its session is stored but not yet
+durable (by an ``early`` ``on_message`` hook) holds its pieces until the
+journal has flushed that message (:meth:`Replies.hold`): no answer reaches a
+client before the message it answers is saved. If the disk refuses the
+message, the reply sends and stores nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class Reply:
         self._parts: list[str] = []
         self._sent = 0  # parts[:_sent] went out already
         self._flush_handle: asyncio.Handle | None = None
+        self._gate: asyncio.Future[bool] | None = None  # the durability it waits for
+        self._held = False  # pieces wait for the gate
         self._owner: asyncio.Task[Any] | None = None
         self._open = False
         self._closed = False
@@ -95,23 +103,49 @@ class Reply:
             # latency a user feels, and a model that sends its opening chunks
             # together would otherwise hold it back until the task yields.
             self._flush()
-        elif self._flush_handle is None:
+        elif self._flush_handle is None and not self._held:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Send what the buffer holds as one ``reply.delta``."""
+        """Send what the buffer holds as one ``reply.delta`` (once its gate is open)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._sent == len(self._parts):
             return
+        gate = self._gate
+        if gate is not None:
+            if not gate.done():
+                # The message it answers is not durable yet: the buffer waits
+                # (later pieces only join it), and goes out once it is.
+                if not self._held:
+                    self._held = True
+                    gate.add_done_callback(self._gate_opened)
+                return
+            if not gate.result():
+                return  # the message it answers was refused: say nothing
+            self._gate = None
         piece = "".join(self._parts[self._sent :])
         self._sent = len(self._parts)
         self._replies.broadcast(self.session_id, ReplyDelta(self.reply_id, self.role.value, piece))
 
+    def _gate_opened(self, gate: asyncio.Future[bool]) -> None:
+        self._held = False
+        self._flush()
+
+    async def _answers_a_saved_message(self) -> bool:
+        """Wait for the gate; whether the message this reply answers was saved."""
+        gate = self._gate
+        if gate is None:
+            return True
+        if not gate.done():
+            await asyncio.shield(gate)
+        return gate.result()
+
     async def __aenter__(self) -> Reply:
         if self._open or self._closed:
             raise ReplyClosed("a reply is entered once")
+        self._gate = self._replies.gate(self.session_id)
         info = await self._replies.lookup(self.session_id)
         if info.end_reason is not None:
             raise SessionEnded(info.end_reason)
@@ -132,6 +166,9 @@ class Reply:
             if self._closed:
                 return  # cut short meanwhile: what it had is stored already
             if exc_type is None:
+                if not await self._answers_a_saved_message():
+                    self._finish()
+                    return
                 self._finish()
                 metadata = {"reply_id": self.reply_id}
                 self.message = await self._replies.append(
@@ -156,12 +193,14 @@ class Reply:
         """
         if self._closed:
             return
-        self._finish()
+        self._closed = True  # from here on, delta() refuses and a second cut returns
         if cancel_owner:
             owner = self._owner
             if owner is not None and owner is not asyncio.current_task() and not owner.done():
                 owner.cancel()
-        if not self._parts:
+        saved = await self._answers_a_saved_message()
+        self._finish()
+        if not saved or not self._parts:
             return
         metadata = {"reply_id": self.reply_id, "partial": True}
         try:
@@ -196,10 +235,30 @@ class Replies:
         self.set_busy = set_busy
         self.barge_in = barge_in
         self._open: dict[SessionId, dict[str, Reply]] = {}
+        self._gates: dict[SessionId, asyncio.Future[bool]] = {}
 
     def new(self, session_id: SessionId, role: str) -> Reply:
         """A reply for ``session_id`` (it opens when entered)."""
         return Reply(self, session_id, parse_role(role))
+
+    def hold(self, session_id: SessionId) -> asyncio.Future[bool]:
+        """A user message of the session is stored, not yet durable: replies opened
+        until :meth:`release` hold their pieces. Returns the gate to release."""
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._gates[session_id] = gate
+        return gate
+
+    def release(self, session_id: SessionId, gate: asyncio.Future[bool], *, saved: bool) -> None:
+        """The message behind ``gate`` is durable (``saved``) or was refused."""
+        if self._gates.get(session_id) is gate:
+            del self._gates[session_id]
+        if not gate.done():
+            gate.set_result(saved)
+
+    def gate(self, session_id: SessionId) -> asyncio.Future[bool] | None:
+        """What a reply opening now waits for: the pending durability of the
+        session's latest user message, or ``None``."""
+        return self._gates.get(session_id)
 
     def track(self, reply: Reply, *, opened: bool) -> None:
         """A reply opened or closed."""

@@ -8,7 +8,10 @@ what :mod:`.history` builds) or the demo's scripted interviewer. The manager
 is typed by the :class:`ConversationManager` protocol, the part of its API
 used here.
 
-Per user message (the ``on_message`` hook runs as a task the session owns)::
+Per user message (an ``early`` ``on_message`` hook, run as a task the session
+owns as soon as the message is stored: the model's time to its first token
+overlaps the journal's flush, and the reply holds its pieces until the
+message is durable)::
 
     async with manager.reply(session_id) as reply:
         async for piece in source.pieces(session, transcript):
@@ -56,7 +59,7 @@ class ReplyWriter(Protocol):
 class ConversationManager(Protocol):
     """What the responder needs of a session manager (the conversation API)."""
 
-    def on_message(self, hook: MessageHook) -> MessageHook: ...
+    def on_message(self, hook: MessageHook, *, early: bool = False) -> MessageHook: ...
 
     def reply(self, session_id: SessionId) -> AbstractAsyncContextManager[ReplyWriter]: ...
 
@@ -91,7 +94,9 @@ class Responder:
     def install(self) -> None:
         """Start answering user messages (once; later calls do nothing)."""
         if not self._installed:
-            self.manager.on_message(self._on_message)
+            # Early: the request to the model starts while the journal flushes
+            # the user's message; the reply holds its pieces until it is saved.
+            self.manager.on_message(self._on_message, early=True)
             self._installed = True
 
     async def _on_message(self, session: SessionInfo, message: Message) -> None:
