@@ -23,14 +23,15 @@ Three processes besides this one, each on a free loopback port:
 
 A measurement: ``c`` workers, each through ``sessions`` conversations of
 ``turns`` turns; a turn is a pause, a user message, then the whole reply. At
-200: 200 conversations open at once, 5 turns each after pauses of 2 s on
-average (uniform in 0-4 s: about 100 messages a second in all, people
-chatting rather than a flood; 200 messages sent at the same instant would
-measure how fast two shared CPUs drain a queue, not what tether adds to
-one message), 1,000 samples; at 1: 20 conversations of 10 turns, one after
-the other without pauses, 200 samples. Contenders interleave (tether, direct at 1, then at
-200; the order flips each repeat) after a discarded warm-up of both, and the
-figures are medians over ``REPEATS`` repeats of each repeat's percentile;
+200: 200 conversations open at once, 3 turns each after pauses of
+``RESPONDER_THINK`` (10 s) on average (uniform in 0-20 s: about 20 messages a
+second in all, people chatting rather than a flood; 200 messages sent at the
+same instant would measure how fast two shared CPUs drain a queue, not what
+tether adds to one message), 600 samples; at 1: 20 conversations of 10
+turns, one after the other without pauses, 200 samples. Contenders
+interleave (tether, direct at 1, then at 200; the order flips each repeat)
+after a discarded warm-up of both, and the figures are medians over
+``REPEATS`` repeats of each repeat's percentile;
 "added" is tether's percentile minus direct's in the same repeat (then the
 median of those). The machine is shared: run it niced (``nice -n -5``) and
 read the spread in ``bench/results/responder.json`` (every sample is there).

@@ -5,7 +5,9 @@ listening socket inherited as file descriptor ``FD`` and prints ``ready`` on
 stdout once uvicorn has started. Both run under the same uvicorn with the same
 options (checked at start-up): tether's own :func:`~tether.service.server.server_config`
 (h11, the ``websockets`` sans-I/O WebSocket protocol, no compression, 64 KiB
-frames, keepalive pings every 20 s, asyncio loop).
+frames, keepalive pings every 20 s, uvicorn's ``auto`` loop: uvloop, which
+tether installs). ``BENCH_LOOP=asyncio`` puts both on asyncio's own loop, to
+measure what uvloop saves.
 
 * ``tether``: the real service, ``create_app(load_settings())`` (``TETHER_*``
   from the environment) under :class:`~tether.service.server.TetherServer`.
@@ -32,7 +34,11 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+LOOP = os.environ.get("BENCH_LOOP", "auto")
+"""uvicorn's ``loop`` for both servers (``auto`` is what ``tether serve`` runs on)."""
+
 OPTIONS: dict[str, Any] = {
+    "loop": LOOP,
     "lifespan": "on",
     "log_level": "warning",
     "ws_max_size": 65536,
@@ -109,6 +115,7 @@ def serve_tether(sock: socket.socket, prepare: Callable[[Any], None] | None = No
     if prepare is not None:
         prepare(app)
     config = server_config(app, settings)
+    config.loop = LOOP
     _same_options(config)
 
     class Server(TetherServer):
