@@ -469,9 +469,9 @@ class SessionManager(HookRegistration, ConversationCommands):
         the edge). A ``user`` message is also activity, cuts a reply
         streaming in the session (``barge_in="cancel"``) and, once durable,
         runs the ``on_message`` hooks (the ``early`` ones as soon as it is
-        stored, overlapping the journal's flush). Returns the stored message with its
-        sequence number once it is durable in the journal (if there is one)
-        under its fsync policy: the return is the acknowledgement. While the
+        stored, overlapping the journal's flush). Returns the stored message
+        with its sequence number once it is durable in the journal (if there
+        is one) under its fsync policy: the return is the acknowledgement. While the
         session's end stops its work (before the archive), a non-user
         message is still taken, for the archive (``tether.runtime.late_writes``).
         """

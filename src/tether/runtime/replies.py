@@ -164,12 +164,12 @@ class Reply:
     ) -> None:
         try:
             if self._closed:
-                return  # cut short meanwhile: what it had is stored already
+                return  # cut short meanwhile: the cut stores what it had
             if exc_type is None:
-                if not await self._answers_a_saved_message():
-                    self._finish()
-                    return
+                saved = await self._answers_a_saved_message()
                 self._finish()
+                if not saved:
+                    return  # it answers a message the disk refused: nothing to store
                 metadata = {"reply_id": self.reply_id}
                 self.message = await self._replies.append(
                     self.session_id, self.role.value, self.text, metadata
