@@ -66,6 +66,19 @@ async def test_pieces_of_one_loop_turn_go_out_as_one_delta_and_one_message_is_st
         assert stored.metadata == {"reply_id": reply.reply_id}
 
 
+async def test_the_first_piece_reaches_the_connections_before_the_producer_goes_on() -> None:
+    """The first delta() returns only once the connections' writers ran: the first frame is
+    out before the producer parses whatever else its stream had buffered."""
+    async with fake_manager(policy=POLICY) as kit:
+        session = await kit.manager.start("alice")
+        channel = RecordingChannel()
+        await kit.manager.attach(session.id, channel)
+        async with kit.manager.reply(session.id) as reply:
+            await reply.delta("first")
+            assert [d.text for d in deltas(channel)] == ["first"]
+            await reply.delta("second")
+
+
 async def test_a_connection_attaching_mid_reply_first_gets_the_text_so_far() -> None:
     """Resume mid-reply: the newcomer gets one reply.delta with everything sent, then the rest."""
     async with fake_manager(policy=POLICY) as kit:

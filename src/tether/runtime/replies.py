@@ -101,8 +101,11 @@ class Reply:
         if len(self._parts) == 1:
             # The first piece goes out at once: the wait for the first word is the
             # latency a user feels, and a model that sends its opening chunks
-            # together would otherwise hold it back until the task yields.
+            # together would otherwise hold it back until the task yields. Then
+            # yield once, so that the connections' writers put it on the wire
+            # before the producer parses whatever else its stream has buffered.
             self._flush()
+            await asyncio.sleep(0)
         elif self._flush_handle is None and not self._held:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
