@@ -43,6 +43,7 @@ class ConversationCommands:
     _broadcast: Callable[[SessionId, Event], None]
     get: Callable[[SessionId], Awaitable[SessionInfo]]
     set_busy: Callable[[SessionId, bool], Awaitable[None]]
+    _publish: Callable[[SessionId, Message], Awaitable[None]]
 
     def spawn(
         self, session_id: SessionId, coro: Coroutine[Any, Any, Any], name: str | None = None
@@ -117,6 +118,24 @@ class ConversationCommands:
     def remove_cleanup(self, handle: CleanupHandle) -> bool:
         """Unregister a cleanup before its session ends; ``True`` if it was still registered."""
         return handle.remove()
+
+    async def _publish_heard(self, session_id: SessionId, message: Message) -> None:
+        """Publish a stored user message, running the ``on_message`` hooks around it.
+
+        The early hooks start now, while the journal makes it durable; a reply
+        they open holds its pieces until the message's own
+        ``transcript.message`` is out (or says nothing if the disk refused
+        it). The other hooks run once it is durable.
+        """
+        durable = self._replies.hold(session_id)
+        self._heard(session_id, message, early=True)
+        try:
+            await self._publish(session_id, message)
+        except BaseException:
+            self._replies.release(session_id, durable, saved=False)
+            raise
+        self._replies.release(session_id, durable, saved=True)
+        self._heard(session_id, message)
 
     def _heard(self, session_id: SessionId, message: Message, *, early: bool = False) -> None:
         """Run each ``on_message`` hook as a session task: the ``early`` ones once the

@@ -486,25 +486,17 @@ class SessionManager(HookRegistration, ConversationCommands):
             if parsed is Role.USER or not self._ending.late.accepts(session_id):
                 raise
             message = self._ending.late.append(session_id, parsed, content, metadata, self._now())
-        if parsed is not Role.USER:
-            await self._transcripts.append(message, session_id)
-            self._effects.broadcast(session_id, TranscriptAppended(message))
-            self._hooks.session_changed(session_id)
-            return message
-        # Replies opened from here on hold their pieces until the message is
-        # durable (released after its transcript.message, which goes first).
-        durable = self._replies.hold(session_id)
-        self._heard(session_id, message, early=True)
-        try:
-            await self._transcripts.append(message, session_id)
-        except BaseException:
-            self._replies.release(session_id, durable, saved=False)
-            raise
-        self._effects.broadcast(session_id, TranscriptAppended(message))
-        self._replies.release(session_id, durable, saved=True)
-        self._hooks.session_changed(session_id)
-        self._heard(session_id, message)
+        if parsed is Role.USER:
+            await self._publish_heard(session_id, message)
+        else:
+            await self._publish(session_id, message)
         return message
+
+    async def _publish(self, session_id: SessionId, message: Message) -> None:
+        """Make a stored message durable, then send it to the session's connections."""
+        await self._transcripts.append(message, session_id)
+        self._effects.broadcast(session_id, TranscriptAppended(message))
+        self._hooks.session_changed(session_id)
 
     async def transcript(
         self, session_id: SessionId, *, after: int = 0, limit: int | None = None
